@@ -1,0 +1,93 @@
+"""Actions: the typed requests agents submit, and the strict parser for their JSON envelope.
+
+An action's envelope is `{"type": <type>, "data": {...}}`; its routing label is
+`action.<type>`. Parsing never guesses: unknown types and fields are problems.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from attrs import Factory, frozen
+
+from agentworld.convert import structure, unstructure
+from agentworld.errors import InvalidInputError
+
+
+@frozen(kw_only=True)
+class RegisterAgent:
+    """Add an agent at `position` holding `resources`."""
+
+    type: ClassVar[str] = "register_agent"
+    agent_id: str
+    position: tuple[int, int]
+    resources: dict[str, int] = Factory(dict)
+
+
+@frozen(kw_only=True)
+class MoveAgent:
+    """Move an agent to the cell `to`."""
+
+    type: ClassVar[str] = "move_agent"
+    agent_id: str
+    to: tuple[int, int]
+
+
+@frozen(kw_only=True)
+class TransferResource:
+    """Move `amount` of resource `kind` from one agent to another."""
+
+    type: ClassVar[str] = "transfer_resource"
+    from_agent_id: str
+    to_agent_id: str
+    kind: str
+    amount: int
+
+
+@frozen(kw_only=True)
+class GrantCapability:
+    """The world's system actor grants capability `cap_ref` for the listed effect kinds."""
+
+    type: ClassVar[str] = "grant_capability"
+    cap_ref: str
+    allowed_effect_kinds: tuple[str, ...]
+    expires_at: int | None = None
+
+
+Action = RegisterAgent | MoveAgent | TransferResource | GrantCapability
+
+ACTION_TYPES: dict[str, type[Any]] = {
+    cls.type: cls for cls in (RegisterAgent, MoveAgent, TransferResource, GrantCapability)
+}
+
+
+def register_action_type(cls: type[Any]) -> None:
+    """Make `cls` (an attrs class with a `type` ClassVar) parseable from its envelope."""
+    ACTION_TYPES[cls.type] = cls
+
+
+def envelope_of(action: Any) -> dict[str, Any]:
+    """The JSON envelope of a typed action or an envelope given as a mapping (copied)."""
+    if isinstance(action, Mapping):
+        return dict(action)
+    action_type = getattr(type(action), "type", None)
+    if action_type not in ACTION_TYPES:
+        raise InvalidInputError("action", [f"not an action envelope: {type(action).__name__}"])
+    return {"type": action_type, "data": unstructure(action)}
+
+
+def parse_action(envelope: Mapping[str, Any]) -> Any:
+    """Parse an action envelope into its typed class, or raise `InvalidInputError`."""
+    extra = sorted(set(envelope) - {"type", "data"})
+    problems = [f"unknown envelope field {key!r}" for key in extra]
+    action_type = envelope.get("type")
+    cls = ACTION_TYPES.get(action_type) if isinstance(action_type, str) else None
+    if cls is None:
+        problems.append(f"unknown action type {action_type!r}")
+    data = envelope.get("data")
+    if not isinstance(data, Mapping):
+        problems.append("'data' must be an object")
+    if problems or cls is None:
+        raise InvalidInputError("action", problems)
+    return structure(dict(data), cls, f"{action_type} action")  # type: ignore[arg-type]

@@ -1,0 +1,175 @@
+"""`apply_event`: the only writer of world state.
+
+Applying is a deterministic function of (state, event): it reads nothing else (no clock, no
+environment, no module) and calls nothing, so replaying a journal always rebuilds the same state.
+Events whose kind records a fact without changing state (rejections, module emits) are no-ops.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from typing import Any
+
+from agentworld.errors import UnknownEventKindError
+from agentworld.manifest import parse_manifest
+from agentworld.model import (
+    Agent,
+    ArtifactRecord,
+    CapabilityGrant,
+    EffectIntent,
+    Event,
+    ModuleInstance,
+    WorldState,
+)
+
+Applier = Callable[[WorldState, Event], None]
+
+
+def _agent_registered(state: WorldState, event: Event) -> None:
+    data = event.data
+    x, y = data["position"]
+    state.agents[data["agent_id"]] = Agent(data["agent_id"], (x, y), dict(data["resources"]))
+
+
+def _agent_moved(state: WorldState, event: Event) -> None:
+    x, y = event.data["to"]
+    state.agents[event.data["agent_id"]].position = (x, y)
+
+
+def _resource_transferred(state: WorldState, event: Event) -> None:
+    data = event.data
+    kind, amount = data["kind"], data["amount"]
+    source = state.agents[data["from_agent_id"]].resources
+    source[kind] -= amount
+    if source[kind] == 0:
+        del source[kind]
+    target = state.agents[data["to_agent_id"]].resources
+    target[kind] = target.get(kind, 0) + amount
+    # Keep resource maps in sorted order so the snapshot never depends on transfer history.
+    state.agents[data["to_agent_id"]].resources = dict(sorted(target.items()))
+
+
+def _capability_granted(state: WorldState, event: Event) -> None:
+    data = event.data
+    state.grants[data["cap_ref"]] = CapabilityGrant(
+        data["cap_ref"], list(data["allowed_effect_kinds"]), data["expires_at"]
+    )
+
+
+def _artifact_deployed(state: WorldState, event: Event) -> None:
+    data = event.data
+    if data["wasm_hash"] not in state.artifacts:  # redeploying known bytes changes nothing
+        state.artifacts[data["wasm_hash"]] = ArtifactRecord(
+            data["wasm_hash"], data["publisher_agent_id"], data["size"], event.time
+        )
+
+
+def _module_registered(state: WorldState, event: Event) -> None:
+    manifest = parse_manifest(event.data["manifest"])
+    state.manifests[manifest.key] = manifest
+
+
+def _first_tick(state: WorldState, module_id: str, version: str, time: int) -> int | None:
+    every = state.manifests[f"{module_id}@{version}"].tick_every
+    return None if every is None else time + every
+
+
+def _module_installed(state: WorldState, event: Event) -> None:
+    data = event.data
+    module_id, version = data["module_id"], data["module_version"]
+    manifest = state.manifests[f"{module_id}@{version}"]
+    # Events written before instances existed carry no instance_id: number them in order.
+    instance_id = data.get("instance_id") or f"{module_id}#{state.instance_counter + 1}"
+    number = int(instance_id.rsplit("#", 1)[1])
+    state.instance_counter = max(state.instance_counter, number)
+    state.instances[instance_id] = ModuleInstance(
+        instance_id=instance_id,
+        module_id=module_id,
+        module_version=version,
+        wasm_hash=data.get("wasm_hash", manifest.wasm_hash),
+        owner_agent_id=data["installer_agent_id"],
+        install_target=dict(data.get("install_target", {"type": "self_agent"})),
+        active=data.get("active", True),
+        installed_at=event.time,
+        manifest_hash=data.get("manifest_hash", manifest.manifest_hash()),
+        tick_anchor=_first_tick(state, module_id, version, event.time),
+    )
+
+
+def _active_set(state: WorldState, event: Event) -> None:
+    instance = state.instances[event.data["instance_id"]]
+    instance.active = event.data["active"]
+    if instance.active and instance.tick_anchor is None:
+        instance.tick_anchor = _first_tick(
+            state, instance.module_id, instance.module_version, event.time
+        )
+
+
+def _state_updated(state: WorldState, event: Event) -> None:
+    state.module_states[event.data["instance_id"]] = base64.b64decode(event.data["state"])
+
+
+def _tick_scheduled(state: WorldState, event: Event) -> None:
+    state.instances[event.data["instance_id"]].tick_anchor = event.data["next_tick"]
+
+
+def _effect_queued(state: WorldState, event: Event) -> None:
+    data = event.data
+    state.effect_counter += 1
+    state.pending_effects[data["intent_id"]] = EffectIntent(
+        intent_id=data["intent_id"],
+        instance_id=data["instance_id"],
+        module_id=data["module_id"],
+        trace_id=data["trace_id"],
+        kind=data["kind"],
+        params=data["params"],
+        cap_ref=data["cap_ref"],
+        queued_at=event.time,
+    )
+
+
+def _receipt_recorded(state: WorldState, event: Event) -> None:
+    del state.pending_effects[event.data["intent_id"]]
+
+
+APPLIERS: dict[str, Applier] = {
+    "domain.agent_registered": _agent_registered,
+    "domain.agent_moved": _agent_moved,
+    "domain.resource_transferred": _resource_transferred,
+    "domain.capability_granted": _capability_granted,
+    "domain.module_artifact_deployed": _artifact_deployed,
+    "domain.module_registered": _module_registered,
+    "domain.module_installed": _module_installed,
+    "domain.module_active_set": _active_set,
+    "module.state_updated": _state_updated,
+    "module.tick_scheduled": _tick_scheduled,
+    "effect.queued": _effect_queued,
+    "effect.receipt_recorded": _receipt_recorded,
+}
+
+# Kinds that record a fact but change no state.
+FACT_KINDS: set[str] = {
+    "domain.action_rejected",
+    "module.emitted",
+    "module.call_failed",
+    "rule.decision_recorded",
+    "rule.action_overridden",
+}
+
+
+def register_applier(kind: str, applier: Applier | None) -> None:
+    """Teach `apply_event` a new event kind; `None` marks it as a fact that changes no state."""
+    if applier is None:
+        FACT_KINDS.add(kind)
+    else:
+        APPLIERS[kind] = applier
+
+
+def apply_event(state: WorldState, event: Event) -> None:
+    """Apply one event to `state` in place. Unknown kinds raise `UnknownEventKindError`."""
+    applier = APPLIERS.get(event.kind)
+    if applier is not None:
+        applier(state, event)
+    elif event.kind not in FACT_KINDS:
+        raise UnknownEventKindError(f"event {event.id} has unknown kind {event.kind!r}")

@@ -1,0 +1,53 @@
+"""Canonical JSON and hashing: the byte encoding that journals and state roots are built on.
+
+Canonical JSON is UTF-8, keys sorted, no insignificant whitespace, integers as integers, floats
+as their shortest round-trip text, NaN and Infinity refused, bytes as base64. Two equal values
+always encode to the same bytes, on every machine.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from typing import Any
+
+from agentworld.errors import CanonicalEncodingError
+
+_ENCODER = json.JSONEncoder(
+    ensure_ascii=False,
+    allow_nan=False,
+    sort_keys=True,
+    separators=(",", ":"),
+    default=lambda value: _encode_special(value),
+)
+
+
+def _encode_special(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, tuple | frozenset):
+        return list(value) if isinstance(value, tuple) else sorted(value)
+    raise CanonicalEncodingError(f"cannot encode {type(value).__name__} canonically")
+
+
+def canonical_json(value: Any) -> bytes:
+    """Encode `value` as canonical JSON bytes."""
+    try:
+        return _ENCODER.encode(value).encode("utf-8")
+    except ValueError as exc:  # json refuses NaN/Infinity with a ValueError
+        if isinstance(exc, CanonicalEncodingError):
+            raise
+        raise CanonicalEncodingError(str(exc)) from exc
+    except TypeError as exc:  # non-string dict keys and similar
+        raise CanonicalEncodingError(str(exc)) from exc
+
+
+def sha256_hex(data: bytes) -> str:
+    """Lowercase hex SHA-256 of `data`."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def canonical_hash(value: Any) -> str:
+    """Lowercase hex SHA-256 of the canonical JSON of `value`."""
+    return sha256_hex(canonical_json(value))

@@ -1,0 +1,148 @@
+"""Domain decisions: what events an action produces in a given state, or why it is refused.
+
+Deciding never changes state; the world appends the drafts as events and `apply_event` writes
+them. A refusal is data (`Rejected`), recorded as `domain.action_rejected`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from attrs import frozen
+
+from agentworld.actions import GrantCapability, MoveAgent, RegisterAgent, TransferResource
+from agentworld.model import WorldState
+
+
+@frozen
+class Draft:
+    """An event before the world gives it an id, a time and a cause."""
+
+    kind: str
+    data: dict[str, Any]
+
+
+@frozen
+class Rejected:
+    """An action's refusal: a stable machine-readable code and human-readable notes."""
+
+    code: str
+    notes: tuple[str, ...]
+
+
+Decision = list[Draft] | Rejected
+
+
+@frozen
+class DecisionContext:
+    """What a decision may read besides the state: the clock, the action's id, world services."""
+
+    time: int
+    action_id: int
+    services: Any = None
+
+
+def rejected(code: str, *notes: str) -> Rejected:
+    """Shorthand for a refusal with notes."""
+    return Rejected(code, tuple(notes))
+
+
+def decide_register_agent(
+    state: WorldState, action: RegisterAgent, ctx: DecisionContext
+) -> Decision:
+    """Register a new agent."""
+    if not action.agent_id.strip():
+        return rejected("invalid_agent_id", "agent_id must not be blank")
+    if action.agent_id in state.agents:
+        return rejected("agent_exists", f"agent {action.agent_id!r} is already registered")
+    negative = sorted(kind for kind, amount in action.resources.items() if amount < 0)
+    if negative:
+        return rejected("invalid_resources", f"negative amounts for: {', '.join(negative)}")
+    return [
+        Draft(
+            "domain.agent_registered",
+            {
+                "agent_id": action.agent_id,
+                "position": list(action.position),
+                "resources": dict(sorted(action.resources.items())),
+            },
+        )
+    ]
+
+
+def decide_move_agent(state: WorldState, action: MoveAgent, ctx: DecisionContext) -> Decision:
+    """Move an existing agent."""
+    agent = state.agents.get(action.agent_id)
+    if agent is None:
+        return rejected("agent_not_found", f"no agent {action.agent_id!r}")
+    return [
+        Draft(
+            "domain.agent_moved",
+            {"agent_id": agent.agent_id, "from": list(agent.position), "to": list(action.to)},
+        )
+    ]
+
+
+def decide_transfer_resource(
+    state: WorldState, action: TransferResource, ctx: DecisionContext
+) -> Decision:
+    """Transfer resources between two existing agents."""
+    if action.amount <= 0:
+        return rejected("invalid_amount", f"amount must be positive, got {action.amount}")
+    if action.from_agent_id == action.to_agent_id:
+        return rejected("same_agent", "an agent cannot transfer to itself")
+    missing = [a for a in (action.from_agent_id, action.to_agent_id) if a not in state.agents]
+    if missing:
+        return rejected("agent_not_found", *(f"no agent {a!r}" for a in missing))
+    held = state.agents[action.from_agent_id].resources.get(action.kind, 0)
+    if held < action.amount:
+        return rejected(
+            "insufficient_resources",
+            f"{action.from_agent_id!r} holds {held} {action.kind!r}, needs {action.amount}",
+        )
+    return [
+        Draft(
+            "domain.resource_transferred",
+            {
+                "from_agent_id": action.from_agent_id,
+                "to_agent_id": action.to_agent_id,
+                "kind": action.kind,
+                "amount": action.amount,
+            },
+        )
+    ]
+
+
+def decide_grant_capability(
+    state: WorldState, action: GrantCapability, ctx: DecisionContext
+) -> Decision:
+    """Grant (or replace) a capability."""
+    if not action.cap_ref.strip():
+        return rejected("invalid_cap_ref", "cap_ref must not be blank")
+    if not action.allowed_effect_kinds or any(not k.strip() for k in action.allowed_effect_kinds):
+        return rejected("invalid_effect_kinds", "allowed_effect_kinds must be non-blank patterns")
+    if action.expires_at is not None and action.expires_at <= ctx.time:
+        return rejected(
+            "already_expired", f"expires_at {action.expires_at} is not after time {ctx.time}"
+        )
+    return [
+        Draft(
+            "domain.capability_granted",
+            {
+                "cap_ref": action.cap_ref,
+                "allowed_effect_kinds": list(action.allowed_effect_kinds),
+                "expires_at": action.expires_at,
+            },
+        )
+    ]
+
+
+Decider = Callable[[WorldState, Any, DecisionContext], Decision]
+
+DOMAIN_DECIDERS: dict[type[Any], Decider] = {
+    RegisterAgent: decide_register_agent,
+    MoveAgent: decide_move_agent,
+    TransferResource: decide_transfer_resource,
+    GrantCapability: decide_grant_capability,
+}

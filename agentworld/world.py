@@ -1,0 +1,318 @@
+"""`World`: the event-sourced kernel. Actions are queued, decided into events, and applied.
+
+The world owns the clock, the journal, the pending-action queue, the state, its module store and
+its executor. Nothing but `apply_event` writes the state, and nothing but appended events reach
+it, so replaying the journal from genesis always rebuilds the same `state_root()`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from types import MappingProxyType
+from typing import Any, overload
+
+from attrs import frozen
+
+import agentworld.module_actions  # noqa: F401  (registers the module action types)
+from agentworld.actions import envelope_of, parse_action
+from agentworld.apply import apply_event
+from agentworld.canonical import canonical_hash, canonical_json
+from agentworld.convert import structure, unstructure
+from agentworld.domain import DOMAIN_DECIDERS, DecisionContext, Draft, Rejected
+from agentworld.errors import ExecutorUnavailableError, InvalidInputError
+from agentworld.executor import CallLimits, Executor, ExecutorConfig, ModuleCallError
+from agentworld.manager import PluginManager, default_manager
+from agentworld.model import EffectIntent, Event, ModuleInstance, WorldState
+from agentworld.routing import Router
+from agentworld.store import ModuleStore
+
+# Events after which the routing table (active instances and their manifests) is rebuilt.
+ROUTING_KINDS = frozenset({
+    "domain.module_installed",
+    "domain.module_active_set",
+    "domain.module_upgraded",
+    "domain.module_rolled_back",
+})
+
+
+@frozen(kw_only=True)
+class WorldConfig:
+    """World-wide settings that shape results; their hash is in every module call's context.
+
+    Engine and store choices are deliberately not here: they never change a result.
+    """
+
+    world_id: str = "world"
+    default_limits: CallLimits = CallLimits()
+    max_limits: CallLimits = CallLimits(
+        max_mem_bytes=256 * 1024 * 1024,
+        max_gas=1_000_000_000,
+        max_output_bytes=4 * 1024 * 1024,
+        max_effects=256,
+        max_emits=1024,
+        max_call_ms=10_000,
+    )
+    halt_on_module_failure: bool = False
+
+
+class Journal(Sequence[Event]):
+    """A read-only view of the world's events, oldest first (event ids start at 1)."""
+
+    __slots__ = ("_events",)
+
+    def __init__(self, events: list[Event]) -> None:
+        self._events = events
+
+    @overload
+    def __getitem__(self, index: int) -> Event: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Event]: ...
+    def __getitem__(self, index: int | slice) -> Event | Sequence[Event]:
+        return self._events[index]
+
+    def __len__(self) -> int:
+        return len(self._events)
+
+    def __iter__(self) -> Iterator[Event]:
+        return iter(self._events)
+
+    def __repr__(self) -> str:
+        return f"<Journal of {len(self._events)} events>"
+
+
+def event_to_json(event: Event) -> bytes:
+    """The canonical JSON line of one event."""
+    return canonical_json(unstructure(event))
+
+
+def event_from_json(value: Any) -> Event:
+    """An event from its JSON form (strictly checked)."""
+    return structure(value, Event, "event")
+
+
+def rebuild_state(events: Iterable[Event]) -> WorldState:
+    """Replay `events` from genesis into a fresh state."""
+    state = WorldState()
+    for event in events:
+        apply_event(state, event)
+    return state
+
+
+class World:
+    """An agent world: submit actions, step time, read the journal and the state root."""
+
+    def __init__(
+        self,
+        *,
+        executor: str | Executor | None = None,
+        store: str | ModuleStore | None = None,
+        plugins: PluginManager | None = None,
+        config: WorldConfig | None = None,
+        executor_config: ExecutorConfig | None = None,
+    ) -> None:
+        self.config = config or WorldConfig()
+        self._plugins = plugins
+        self._executor_choice: str | Executor = executor or "wasmtime"
+        self._executor_config = executor_config or ExecutorConfig()
+        self._executor: Executor | None = executor if not isinstance(executor, str | None) else None
+        self._store_choice: str | ModuleStore = store or "memory://"
+        self._store: ModuleStore | None = store if not isinstance(store, str | None) else None
+        self.time = 0
+        self._events: list[Event] = []
+        self._journal = Journal(self._events)
+        self._state = WorldState()
+        # (action_id, parsed action or the Rejected it will be recorded as)
+        self._pending: list[tuple[int, Any]] = []
+        self._next_action_id = 1
+        self._router = Router(self)
+
+    # -- services -----------------------------------------------------------------------------
+
+    @property
+    def plugins(self) -> PluginManager:
+        """The plugin manager this world asks for executors and stores (process default if unset)."""
+        if self._plugins is None:
+            self._plugins = default_manager()
+        return self._plugins
+
+    @property
+    def store(self) -> ModuleStore:
+        """The world's module store, opened through the store plugins on first use."""
+        if self._store is None:
+            assert isinstance(self._store_choice, str)
+            self._store = self.plugins.open_store(self._store_choice)
+        return self._store
+
+    @property
+    def executor(self) -> Executor:
+        """The world's executor, built once through the executor plugins and reused."""
+        if self._executor is None:
+            assert isinstance(self._executor_choice, str)
+            self._executor = self.plugins.create_executor(
+                self._executor_choice, self._executor_config
+            )
+        return self._executor
+
+    def executor_for_calls(self) -> Executor:
+        """The executor, or a `ModuleCallError("engine_unavailable")` for the call at hand."""
+        try:
+            return self.executor
+        except ExecutorUnavailableError as exc:
+            raise ModuleCallError("engine_unavailable", str(exc)) from None
+
+    @property
+    def default_limits(self) -> CallLimits:
+        """Call limits for manifests that do not set their own."""
+        return self.config.default_limits
+
+    @property
+    def max_limits(self) -> CallLimits:
+        """The largest limits a manifest may ask for."""
+        return self.config.max_limits
+
+    def store_blob(self, wasm_hash: str, data: bytes) -> None:
+        """Put verified artifact bytes into the module store."""
+        self.store.put_blob(wasm_hash, data)
+
+    def has_blob(self, wasm_hash: str) -> bool:
+        """True when the module store holds the artifact's bytes."""
+        return self.store.has_blob(wasm_hash)
+
+    def load_blob(self, wasm_hash: str) -> bytes:
+        """The artifact's verified bytes from the module store."""
+        return self.store.get_blob(wasm_hash)
+
+    def check_artifact(self, wasm: bytes) -> None:
+        """Raise unless `wasm` is a module the executor's ABI accepts."""
+        self.executor.check_artifact(wasm)
+
+    def config_hash(self) -> str:
+        """SHA-256 of the canonical world config, passed to modules as `world_config_hash`."""
+        return canonical_hash(unstructure(self.config))
+
+    def close(self) -> None:
+        """Release the executor's resources."""
+        if self._executor is not None:
+            self._executor.close()
+
+    # -- reading ------------------------------------------------------------------------------
+
+    @property
+    def journal(self) -> Journal:
+        """Every event so far, oldest first."""
+        return self._journal
+
+    @property
+    def state(self) -> WorldState:
+        """The current state (read it; only events change it)."""
+        return self._state
+
+    @property
+    def instances(self) -> Mapping[str, ModuleInstance]:
+        """Installed module instances by id, in install order (read-only)."""
+        return MappingProxyType(self._state.instances)
+
+    def module_state(self, instance_id: str) -> bytes:
+        """An instance's state bytes (empty before its first update)."""
+        if instance_id not in self._state.instances:
+            raise KeyError(f"no instance {instance_id!r}")
+        return self._state.module_states.get(instance_id, b"")
+
+    def pending_effects(self) -> list[EffectIntent]:
+        """Accepted effect intents awaiting a receipt, oldest first."""
+        return list(self._state.pending_effects.values())
+
+    def missing_artifacts(self) -> list[str]:
+        """Hashes of deployed or registered artifacts whose bytes the module store lacks."""
+        wanted = set(self._state.artifacts) | {m.wasm_hash for m in self._state.manifests.values()}
+        return sorted(h for h in wanted if not self.store.has_blob(h))
+
+    @property
+    def pending_action_ids(self) -> list[int]:
+        """Ids of queued actions not yet applied, in order."""
+        return [action_id for action_id, _ in self._pending]
+
+    def state_root(self) -> str:
+        """Lowercase hex SHA-256 of the canonical encoding of the state."""
+        return canonical_hash(unstructure(self._state))
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def submit(self, action: Any) -> int:
+        """Queue an action (typed class or `{"type", "data"}` mapping); return its action id.
+
+        Submitting never raises for a malformed action: it is queued and, when stepped,
+        recorded as `domain.action_rejected` with code `invalid_action` and every problem.
+        """
+        action_id = self._next_action_id
+        self._next_action_id += 1
+        try:
+            parsed: Any = parse_action(envelope_of(action))
+        except InvalidInputError as exc:
+            parsed = Rejected("invalid_action", tuple(exc.problems))
+        self._pending.append((action_id, parsed))
+        return action_id
+
+    def step(self) -> list[Event]:
+        """Advance time by 1 and apply every queued action, without module routing."""
+        self.time += 1
+        start = len(self._events)
+        pending, self._pending = self._pending, []
+        for action_id, action in pending:
+            if isinstance(action, Rejected):
+                self.record_rejection(action_id, action)
+            else:
+                self.decide_and_append(action_id, action)
+        return list(self._events[start:])
+
+    def step_with_modules(self, executor: Executor | None = None) -> list[Event]:
+        """Advance time by 1 and run queued actions and due ticks through modules (SPEC §5).
+
+        `executor` overrides the world's executor for this step. With no modules installed this
+        is exactly `step()`. In a world with `halt_on_module_failure`, a failing call raises
+        `ModuleHaltError` after recording it; actions not yet routed stay queued.
+        """
+        saved = self._executor
+        if executor is not None:
+            self._executor = executor
+        try:
+            self.time += 1
+            start = len(self._events)
+            pending, self._pending = self._pending, []
+            for index, (action_id, action) in enumerate(pending):
+                try:
+                    self._router.route_action(action_id, action)
+                except BaseException:
+                    self._pending = pending[index + 1:] + self._pending
+                    raise
+            self._router.route_ticks()
+            return list(self._events[start:])
+        finally:
+            if executor is not None:
+                self._executor = saved
+
+    # -- what routing and decisions use -------------------------------------------------------
+
+    def decide_and_append(self, action_id: int, action: Any) -> None:
+        """Decide `action` against the current state and append its events (or its refusal)."""
+        decide = DOMAIN_DECIDERS[type(action)]
+        decision = decide(self._state, action, DecisionContext(self.time, action_id, self))
+        if isinstance(decision, Rejected):
+            self.record_rejection(action_id, decision)
+            return
+        for draft in decision:
+            self.append(draft, {"action": action_id})
+
+    def record_rejection(self, action_id: int, rejection: Rejected) -> Event:
+        """Append `domain.action_rejected` for `action_id`."""
+        data = {"action_id": action_id, "code": rejection.code, "notes": list(rejection.notes)}
+        return self.append(Draft("domain.action_rejected", data), {"action": action_id})
+
+    def append(self, draft: Draft, caused_by: dict[str, int] | None) -> Event:
+        """Give a draft its id and time, apply it, and add it to the journal."""
+        event = Event(len(self._events) + 1, self.time, caused_by, draft.kind, draft.data)
+        apply_event(self._state, event)
+        self._events.append(event)
+        if event.kind in ROUTING_KINDS:
+            self._router.invalidate()
+        return event

@@ -1,0 +1,1 @@
+"""Built-in store and compatibility-rule plugins, shipped as `agentworld.plugins`."""

@@ -1,0 +1,20 @@
+"""Shared fixtures. Tests never load entry points implicitly: plugins are registered explicitly."""
+
+from __future__ import annotations
+
+import os
+
+# Set before any plugin manager exists: the process-wide manager then loads no external plugin.
+os.environ["AGENTWORLD_LOAD_PLUGINS"] = ""
+os.environ.pop("AGENTWORLD_DISABLE_PLUGINS", None)
+os.environ.pop("AGENTWORLD_TRACE_PLUGINS", None)
+
+import pytest  # noqa: E402
+
+from agentworld.manager import PluginManager  # noqa: E402
+
+
+@pytest.fixture
+def plugin_manager() -> PluginManager:
+    """A fresh manager with the built-in plugins and no entry points."""
+    return PluginManager(entrypoints=False, environ={})

@@ -1,0 +1,168 @@
+"""The plugin manager: in-process and entry-point plugins, blocking, loading, validation."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agentworld import hookimpl
+from agentworld.compat import Violation
+from agentworld.errors import ExecutorUnavailableError, PluginError, StoreError
+from agentworld.executor import ExecutorConfig
+from agentworld.manager import BUILTIN_PLUGINS, PluginManager
+
+
+class NeverCompatible:
+    name = "never-compatible"
+    description = "refuses every upgrade"
+    severity = "error"
+
+    def check(self, current: Any, candidate: Any, context: Any) -> list[Violation]:
+        return [Violation(self.name, "no upgrades today")]
+
+
+class InProcessPlugin:
+    __version__ = "9.9"
+
+    @hookimpl
+    def agentworld_register_executors(self, register: Callable[..., None]) -> None:
+        register("ghost-engine", lambda config: None, unavailable_reason="ghosts are not real")
+
+    @hookimpl
+    def agentworld_register_module_stores(self, register: Callable[..., None]) -> None:
+        register("ghost", lambda uri: ("opened", uri))
+
+    @hookimpl
+    def agentworld_register_compat_rules(self, register: Callable[..., None]) -> None:
+        register(NeverCompatible())
+
+
+def test_builtins_register_through_the_plugin_path(plugin_manager: PluginManager) -> None:
+    names = [info.name for info in plugin_manager.plugins()]
+    assert names == [name for name, _ in BUILTIN_PLUGINS]
+    assert "wasmtime" in plugin_manager.executors()
+    assert "memory" in plugin_manager.stores()
+    assert all(info.builtin for info in plugin_manager.plugins())
+
+
+def test_in_process_plugin_appears_in_every_table(plugin_manager: PluginManager) -> None:
+    plugin_manager.register(InProcessPlugin(), name="ghosts")
+    info = {i.name: i for i in plugin_manager.plugins()}["ghosts"]
+    assert info.version == "9.9" and not info.builtin
+    assert info.hooks == ("agentworld_register_compat_rules", "agentworld_register_executors",
+                          "agentworld_register_module_stores")
+    entry = plugin_manager.executors()["ghost-engine"]
+    assert not entry.available and entry.unavailable_reason == "ghosts are not real"
+    with pytest.raises(ExecutorUnavailableError, match="ghosts are not real"):
+        plugin_manager.create_executor("ghost-engine", ExecutorConfig())
+    assert plugin_manager.open_store("ghost://x") == ("opened", "ghost://x")
+    assert "never-compatible" in [rule.name for rule in plugin_manager.compat_rules()]
+    plugin_manager.unregister("ghosts")
+    assert "ghost-engine" not in plugin_manager.executors()
+    assert "ghost" not in plugin_manager.stores()
+
+
+def test_blocking_removes_a_builtin_and_keeps_it_out(plugin_manager: PluginManager) -> None:
+    plugin_manager.block("memory-store")
+    assert "memory" not in plugin_manager.stores()
+    with pytest.raises(StoreError, match="no module store for scheme 'memory'"):
+        plugin_manager.open_store("memory://")
+    import agentworld.plugins.memory_store as memory_store
+
+    assert plugin_manager.register(memory_store, name="memory-store") is None
+    assert plugin_manager.is_blocked("memory-store")
+
+
+def test_disable_env_blocks_builtins() -> None:
+    manager = PluginManager(entrypoints=False,
+                            environ={"AGENTWORLD_DISABLE_PLUGINS": "memory-store, nothing"})
+    assert "memory-store" not in [info.name for info in manager.plugins()]
+    assert "memory" not in manager.stores()
+
+
+def test_unknown_hook_name_is_a_clear_error(plugin_manager: PluginManager) -> None:
+    class Typo:
+        @hookimpl
+        def agentworld_register_executor(self, register: Callable[..., None]) -> None:
+            """Misspelt: the hook is agentworld_register_executors."""
+
+    with pytest.raises(PluginError, match="agentworld_register_executor"):
+        plugin_manager.register(Typo(), name="typo")
+    assert "typo" not in [info.name for info in plugin_manager.plugins()]
+
+
+def test_hookimpl_with_unknown_argument_is_a_clear_error(plugin_manager: PluginManager) -> None:
+    class BadArgs:
+        @hookimpl
+        def agentworld_register_executors(self, register: Any, extra: Any) -> None:
+            """Asks for an argument the hook does not pass."""
+
+    with pytest.raises(PluginError, match="extra"):
+        plugin_manager.register(BadArgs(), name="bad-args")
+
+
+def test_duplicate_executor_names_are_refused(plugin_manager: PluginManager) -> None:
+    class Twice:
+        @hookimpl
+        def agentworld_register_executors(self, register: Callable[..., None]) -> None:
+            register("wasmtime", lambda config: None)
+
+    plugin_manager.register(Twice(), name="twice")
+    with pytest.raises(PluginError, match="'wasmtime' is registered twice"):
+        plugin_manager.executors()
+
+
+def write_distribution(root: Path, dist: str, version: str, module: str, source: str) -> None:
+    """A real installed distribution: dist-info with METADATA and an entry point, plus its module."""
+    info = root / f"{dist}-{version}.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
+    (info / "entry_points.txt").write_text(f"[agentworld]\n{dist} = {module}\n")
+    (root / f"{module}.py").write_text(textwrap.dedent(source))
+
+
+RULE_PLUGIN = '''
+    from agentworld import hookimpl
+
+    class Strict:
+        name = "strict-upgrades"
+        description = "refuses everything"
+        severity = "error"
+
+        def check(self, current, candidate, context):
+            return ["strict mode"]
+
+    @hookimpl
+    def agentworld_register_compat_rules(register):
+        register(Strict())
+'''
+
+
+def test_entry_point_plugin_from_an_installed_distribution(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_distribution(tmp_path, "aw_strict", "1.2.3", "aw_strict_plugin", RULE_PLUGIN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    manager = PluginManager(environ={})
+    info = {i.name: i for i in manager.plugins()}["aw_strict"]
+    assert info.version == "1.2.3" and info.hooks == ("agentworld_register_compat_rules",)
+    assert "strict-upgrades" in [rule.name for rule in manager.compat_rules()]
+
+    assert "aw_strict" not in [i.name for i in PluginManager(
+        environ={"AGENTWORLD_DISABLE_PLUGINS": "aw_strict"}).plugins()]
+    assert "aw_strict" not in [i.name for i in PluginManager(
+        environ={"AGENTWORLD_LOAD_PLUGINS": ""}).plugins()]
+    assert "aw_strict" in [i.name for i in PluginManager(
+        environ={"AGENTWORLD_LOAD_PLUGINS": "aw_strict"}).plugins()]
+    with pytest.raises(PluginError, match="no installed distribution"):
+        PluginManager(environ={"AGENTWORLD_LOAD_PLUGINS": "not_installed"})
+
+
+def test_trace_env_logs_hook_calls(capsys: pytest.CaptureFixture[str]) -> None:
+    manager = PluginManager(entrypoints=False, environ={"AGENTWORLD_TRACE_PLUGINS": "1"})
+    manager.stores()
+    assert "agentworld_register_module_stores" in capsys.readouterr().err
