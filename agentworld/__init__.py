@@ -4,9 +4,9 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from agentworld.errors import AgentWorldError  # noqa: E402
-from agentworld.hookspecs import hookimpl  # noqa: E402
-from agentworld.model import Event  # noqa: E402
-from agentworld.world import World, WorldConfig  # noqa: E402
+from agentworld.errors import AgentWorldError
+from agentworld.hookspecs import hookimpl
+from agentworld.model import Event
+from agentworld.world import World, WorldConfig
 
 __all__ = ["AgentWorldError", "Event", "World", "WorldConfig", "__version__", "hookimpl"]

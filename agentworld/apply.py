@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable
-from typing import Any
 
 from agentworld.errors import UnknownEventKindError
 from agentworld.manifest import parse_manifest
@@ -106,6 +105,20 @@ def _active_set(state: WorldState, event: Event) -> None:
         )
 
 
+def _instance_moved(state: WorldState, event: Event) -> None:
+    """An upgrade or rollback: same id, owner, target and state; new version and code."""
+    data = event.data
+    instance = state.instances[data["instance_id"]]
+    instance.module_version = data["to_module_version"]
+    instance.wasm_hash = data["to_wasm_hash"]
+    instance.manifest_hash = data["manifest_hash"]
+    instance.active = data.get("active", instance.active)
+    if instance.tick_anchor is None:
+        instance.tick_anchor = _first_tick(
+            state, instance.module_id, instance.module_version, event.time
+        )
+
+
 def _state_updated(state: WorldState, event: Event) -> None:
     state.module_states[event.data["instance_id"]] = base64.b64decode(event.data["state"])
 
@@ -142,6 +155,8 @@ APPLIERS: dict[str, Applier] = {
     "domain.module_registered": _module_registered,
     "domain.module_installed": _module_installed,
     "domain.module_active_set": _active_set,
+    "domain.module_upgraded": _instance_moved,
+    "domain.module_rolled_back": _instance_moved,
     "module.state_updated": _state_updated,
     "module.tick_scheduled": _tick_scheduled,
     "effect.queued": _effect_queued,

@@ -12,10 +12,18 @@ from rich.console import Console
 from rich.table import Table
 
 from agentworld import __version__
-from agentworld.errors import AgentWorldError
+from agentworld.compat import CompatContext, check_compatibility
+from agentworld.errors import AgentWorldError, InvalidInputError
 from agentworld.manager import PluginManager, default_manager
+from agentworld.manifest import Manifest, intrinsic_problems, parse_manifest
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class BadInput(click.ClickException):
+    """Unusable input: one line on stderr, exit status 2."""
+
+    exit_code = 2
 
 
 class _Group(click.Group):
@@ -100,6 +108,55 @@ def demo(as_json: bool) -> None:
     result = run_demo(echo=None if as_json else click.echo)
     if as_json:
         _emit_json(result)
+
+
+@cli.group()
+def module() -> None:
+    """Work with module manifests and instances."""
+
+
+def _read_manifest(path: str) -> Manifest:
+    """Load and check a manifest file, or exit 2 with one line saying what is wrong."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            raw = json.load(handle)
+        manifest = parse_manifest(raw)
+    except OSError as exc:
+        raise BadInput(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except json.JSONDecodeError as exc:
+        raise BadInput(f"{path}: not JSON: {exc}") from None
+    except InvalidInputError as exc:
+        raise BadInput(f"{path}: {exc}") from None
+    problems = intrinsic_problems(manifest)
+    if problems:
+        raise BadInput(f"{path}: invalid manifest: " + "; ".join(problems))
+    return manifest
+
+
+@module.command("check-upgrade")
+@click.argument("current", type=click.Path(dir_okay=False))
+@click.argument("candidate", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def check_upgrade(current: str, candidate: str, as_json: bool) -> None:
+    """Judge CANDIDATE against CURRENT with every compat rule.
+
+    Exit 0 when compatible, 1 when not (every violation listed), 2 on unusable input.
+    """
+    old, new = _read_manifest(current), _read_manifest(candidate)
+    problems = []
+    if old.module_id != new.module_id:
+        problems.append(f"module_id changes from {old.module_id!r} to {new.module_id!r}")
+    report = check_compatibility(old, new, default_manager().compat_rules(),
+                                 CompatContext(operation="check-upgrade"))
+    verdict = report.compatible and not problems
+    if as_json:
+        _emit_json({**report.to_json(), "compatible": verdict, "problems": problems})
+    else:
+        for line in [*problems, *report.lines()]:
+            click.echo(line)
+        click.echo("compatible" if verdict else
+                   f"incompatible: {len(report.violations) + len(problems)} violation(s)")
+    sys.exit(0 if verdict else 1)
 
 
 def main() -> None:

@@ -25,10 +25,12 @@ class Draft:
 
 @frozen
 class Rejected:
-    """An action's refusal: a stable machine-readable code and human-readable notes."""
+    """An action's refusal: a stable machine-readable code, human-readable notes, and
+    optional structured details (e.g. a compatibility report) recorded beside them."""
 
     code: str
     notes: tuple[str, ...]
+    details: dict[str, Any] | None = None
 
 
 Decision = list[Draft] | Rejected

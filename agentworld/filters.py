@@ -176,6 +176,8 @@ def compile_ruleset(ruleset: Any, where: str, problems: list[str]) -> Predicate 
     options = [p for p in any_preds if p is not None]
 
     def ruleset_holds(document: Any) -> bool:
-        return all(p(document) for p in musts) and (not options or any(p(document) for p in options))
+        if not all(p(document) for p in musts):
+            return False
+        return not options or any(p(document) for p in options)
 
     return ruleset_holds

@@ -34,6 +34,7 @@ BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("memory-store", "agentworld.plugins.memory_store"),
     ("file-store", "agentworld.plugins.file_store"),
     ("s3-store", "agentworld.plugins.s3_store"),
+    ("default-rules", "agentworld.plugins.default_rules"),
 )
 
 

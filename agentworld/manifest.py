@@ -189,8 +189,8 @@ class ValidationContext:
     manifest_kind: Callable[[str], str | None]
 
 
-def validate_manifest(manifest: Manifest, ctx: ValidationContext) -> list[str]:
-    """Every problem with `manifest` in this world (empty when it may be installed)."""
+def intrinsic_problems(manifest: Manifest) -> list[str]:
+    """Every problem visible from the manifest alone, without a world."""
     problems: list[str] = []
     if not MODULE_ID.fullmatch(manifest.module_id):
         problems.append(f"module_id {manifest.module_id!r} must match {MODULE_ID.pattern}")
@@ -207,6 +207,8 @@ def validate_manifest(manifest: Manifest, ctx: ValidationContext) -> list[str]:
     if manifest.kind in ENTRYPOINTS and manifest.entrypoint not in manifest.exports:
         problems.append(f"exports must include the {manifest.kind} entrypoint "
                         f"{manifest.entrypoint!r}")
+    if not re.fullmatch(r"[0-9a-f]{64}", manifest.wasm_hash):
+        problems.append(f"wasm_hash {manifest.wasm_hash!r} is not a SHA-256 hex digest")
     for index, sub in enumerate(manifest.subscriptions):
         _subscription_problems(index, sub, problems)
     if not any(problem.startswith("subscriptions[") for problem in problems):
@@ -214,7 +216,30 @@ def validate_manifest(manifest: Manifest, ctx: ValidationContext) -> list[str]:
             compile_subscriptions(manifest)
         except InvalidInputError as exc:
             problems.extend(exc.problems)
-    _abi_problems(manifest, ctx, problems)
+    abi = manifest.abi_contract
+    if (abi.input_schema is None) != (abi.output_schema is None):
+        problems.append("abi_contract: input_schema and output_schema come in pairs")
+    for slot, cap_ref in sorted(abi.cap_slots.items()):
+        if cap_ref not in manifest.required_caps:
+            problems.append(f"abi_contract: cap slot {slot!r} binds {cap_ref!r}, "
+                            "which is not in required_caps")
+    for hook in abi.policy_hooks:
+        if hook == manifest.module_id:
+            problems.append(f"abi_contract: policy hook {hook!r} is the module itself")
+    return problems
+
+
+def validate_manifest(manifest: Manifest, ctx: ValidationContext) -> list[str]:
+    """Every problem with `manifest` in this world (empty when it may be installed)."""
+    problems = intrinsic_problems(manifest)
+    for hook in manifest.abi_contract.policy_hooks:
+        if hook == manifest.module_id:
+            continue
+        hook_kind = ctx.manifest_kind(hook)
+        if hook_kind is None:
+            problems.append(f"abi_contract: policy hook {hook!r} is not a registered module")
+        elif hook_kind != "pure":
+            problems.append(f"abi_contract: policy hook {hook!r} must be a pure module")
     _limit_problems(manifest, ctx, problems)
     for cap_ref in manifest.required_caps:
         grant = ctx.grants.get(cap_ref)
@@ -227,23 +252,6 @@ def validate_manifest(manifest: Manifest, ctx: ValidationContext) -> list[str]:
     elif not ctx.artifact_present(manifest.wasm_hash):
         problems.append(f"artifact {manifest.wasm_hash} is deployed but its bytes are missing")
     return problems
-
-
-def _abi_problems(manifest: Manifest, ctx: ValidationContext, problems: list[str]) -> None:
-    abi = manifest.abi_contract
-    if (abi.input_schema is None) != (abi.output_schema is None):
-        problems.append("abi_contract: input_schema and output_schema come in pairs")
-    for slot, cap_ref in sorted(abi.cap_slots.items()):
-        if cap_ref not in manifest.required_caps:
-            problems.append(f"abi_contract: cap slot {slot!r} binds {cap_ref!r}, "
-                            "which is not in required_caps")
-    for hook in abi.policy_hooks:
-        if hook == manifest.module_id:
-            problems.append(f"abi_contract: policy hook {hook!r} is the module itself")
-        elif ctx.manifest_kind(hook) is None:
-            problems.append(f"abi_contract: policy hook {hook!r} is not a registered module")
-        elif ctx.manifest_kind(hook) != "pure":
-            problems.append(f"abi_contract: policy hook {hook!r} must be a pure module")
 
 
 def _limit_problems(manifest: Manifest, ctx: ValidationContext, problems: list[str]) -> None:

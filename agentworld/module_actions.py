@@ -5,14 +5,21 @@ only the resulting events change state.
 
 from __future__ import annotations
 
-import base64
 from typing import Any, ClassVar, Protocol
 
 from attrs import Factory, frozen
 
 from agentworld.actions import register_action_type
 from agentworld.canonical import sha256_hex
-from agentworld.domain import DOMAIN_DECIDERS, Decision, DecisionContext, Draft, rejected
+from agentworld.compat import CompatContext, CompatRule, check_compatibility
+from agentworld.domain import (
+    DOMAIN_DECIDERS,
+    Decision,
+    DecisionContext,
+    Draft,
+    Rejected,
+    rejected,
+)
 from agentworld.errors import ExecutorUnavailableError, InvalidInputError
 from agentworld.executor import CallLimits, InvalidArtifactError
 from agentworld.manifest import Manifest, ValidationContext, parse_manifest, validate_manifest
@@ -60,6 +67,28 @@ class EffectReceipt:
     result: Any = None
 
 
+@frozen(kw_only=True)
+class UpgradeModule:
+    """The owner moves one instance to a new, compatible manifest of the same module."""
+
+    type: ClassVar[str] = "module.upgrade"
+    upgrader_agent_id: str
+    instance_id: str
+    from_version: str
+    manifest: Any
+    activate: bool = True
+
+
+@frozen(kw_only=True)
+class RollbackModule:
+    """The owner moves one instance back to an already registered version."""
+
+    type: ClassVar[str] = "module.rollback"
+    operator_agent_id: str
+    instance_id: str
+    target_version: str
+
+
 class ModuleServices(Protocol):
     """What module decisions need from the world beyond its state."""
 
@@ -74,6 +103,9 @@ class ModuleServices(Protocol):
 
     def check_artifact(self, wasm: bytes) -> None:
         """Raise `InvalidArtifactError` unless the bytes are a module the ABI accepts."""
+
+    def compat_rules(self) -> list[CompatRule]:
+        """The rules upgrades and rollbacks must pass."""
 
 
 def services_of(ctx: DecisionContext) -> ModuleServices:
@@ -229,9 +261,90 @@ def decide_receipt(state: WorldState, action: EffectReceipt, ctx: DecisionContex
     })]
 
 
-def state_to_json(state: bytes) -> str:
-    """Module state bytes as they appear in events (base64)."""
-    return base64.b64encode(state).decode("ascii")
+def _compat_gate(
+    current: Manifest, candidate: Manifest, ctx: DecisionContext, instance_id: str,
+    agent_id: str, operation: str, code: str,
+) -> Rejected | None:
+    report = check_compatibility(
+        current, candidate, services_of(ctx).compat_rules(),
+        CompatContext(instance_id=instance_id, agent_id=agent_id, time=ctx.time,
+                      operation=operation),
+    )
+    if report.compatible:
+        return None
+    return Rejected(code, tuple(report.lines()), {"report": report.to_json()})
+
+
+def _move_data(
+    instance: ModuleInstance, agent_key: str, agent_id: str, target: Manifest
+) -> dict[str, Any]:
+    return {
+        "instance_id": instance.instance_id,
+        agent_key: agent_id,
+        "module_id": instance.module_id,
+        "from_module_version": instance.module_version,
+        "to_module_version": target.version,
+        "from_wasm_hash": instance.wasm_hash,
+        "to_wasm_hash": target.wasm_hash,
+        "manifest_hash": target.manifest_hash(),
+    }
+
+
+def decide_upgrade(state: WorldState, action: UpgradeModule, ctx: DecisionContext) -> Decision:
+    """Upgrade one instance, checking in the order of SPEC §9; each refusal has its own code."""
+    found = owned_instance(state, action.upgrader_agent_id, action.instance_id)
+    if isinstance(found, tuple):
+        return rejected(*found)
+    instance = found
+    if action.from_version != instance.module_version:
+        return rejected("stale_from_version", f"{instance.instance_id} runs "
+                        f"{instance.module_version!r}, not {action.from_version!r}")
+    candidate_id = action.manifest.get("module_id") if isinstance(action.manifest, dict) else (
+        getattr(action.manifest, "module_id", None))
+    if candidate_id != instance.module_id:
+        return rejected("module_id_mismatch", f"the manifest is for {candidate_id!r}, the "
+                        f"instance runs {instance.module_id!r}")
+    candidate_version = action.manifest.get("version") if isinstance(action.manifest, dict) else (
+        getattr(action.manifest, "version", None))
+    if candidate_version == instance.module_version:
+        return rejected("same_version", f"{instance.instance_id} already runs "
+                        f"{instance.module_version!r}")
+    checked = check_manifest(state, action.manifest, ctx)
+    if isinstance(checked, tuple):
+        return rejected(checked[0], *checked[1])
+    current = state.manifests[f"{instance.module_id}@{instance.module_version}"]
+    refusal = _compat_gate(current, checked, ctx, instance.instance_id,
+                           action.upgrader_agent_id, "upgrade", "incompatible_upgrade")
+    if refusal is not None:
+        return refusal
+    data = _move_data(instance, "upgrader_agent_id", action.upgrader_agent_id, checked)
+    return [*registration_drafts(state, checked),
+            Draft("domain.module_upgraded", {**data, "active": action.activate})]
+
+
+def decide_rollback(state: WorldState, action: RollbackModule, ctx: DecisionContext) -> Decision:
+    """Move an instance back to a registered version through the owner and compat gates."""
+    found = owned_instance(state, action.operator_agent_id, action.instance_id)
+    if isinstance(found, tuple):
+        return rejected(*found)
+    instance = found
+    target = state.manifests.get(f"{instance.module_id}@{action.target_version}")
+    if target is None:
+        return rejected("version_not_registered",
+                        f"{instance.module_id}@{action.target_version} is not registered")
+    if action.target_version == instance.module_version:
+        return rejected("same_version", f"{instance.instance_id} already runs "
+                        f"{instance.module_version!r}")
+    problems = validate_manifest(target, validation_context(state, ctx.time, services_of(ctx)))
+    if problems:
+        return rejected("invalid_manifest", *problems)
+    current = state.manifests[f"{instance.module_id}@{instance.module_version}"]
+    refusal = _compat_gate(current, target, ctx, instance.instance_id,
+                           action.operator_agent_id, "rollback", "incompatible_rollback")
+    if refusal is not None:
+        return refusal
+    data = _move_data(instance, "operator_agent_id", action.operator_agent_id, target)
+    return [Draft("domain.module_rolled_back", data)]
 
 
 for _cls, _decide in (
@@ -239,6 +352,8 @@ for _cls, _decide in (
     (InstallModule, decide_install),
     (SetActive, decide_set_active),
     (EffectReceipt, decide_receipt),
+    (UpgradeModule, decide_upgrade),
+    (RollbackModule, decide_rollback),
 ):
     register_action_type(_cls)
     DOMAIN_DECIDERS[_cls] = _decide

@@ -145,7 +145,8 @@ class Router:
                         and (sub.action_filter is None or sub.action_filter(effective_envelope))
                         and (sub.event_filter is None
                              or (first_result is not None and sub.event_filter(first_result)))):
-                    self._call(route, "post_action", f"action-{action_id}-{route.instance.instance_id}",
+                    trace_id = f"action-{action_id}-{route.instance.instance_id}"
+                    self._call(route, "post_action", trace_id,
                                {"kind": "action", "id": action_id}, cause,
                                action=effective_envelope, event=first_result)
                     break
@@ -366,7 +367,8 @@ class Router:
                                   f"{failure.code}: {failure.detail}") from None
         kinds = [emit["kind"] for emit in output.emits]
         if "policy.deny" in kinds or "policy.allow" not in kinds:
-            raise ModuleCallError("policy_denied", f"policy hook {hook!r} denied {intent['kind']!r}")
+            raise ModuleCallError("policy_denied",
+                                  f"policy hook {hook!r} denied {intent['kind']!r}")
 
 
 def merge_decisions(

@@ -11,12 +11,13 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, overload
 
-from attrs import frozen
+from attrs import Factory, frozen
 
 import agentworld.module_actions  # noqa: F401  (registers the module action types)
 from agentworld.actions import envelope_of, parse_action
 from agentworld.apply import apply_event
 from agentworld.canonical import canonical_hash, canonical_json
+from agentworld.compat import CompatRule
 from agentworld.convert import structure, unstructure
 from agentworld.domain import DOMAIN_DECIDERS, DecisionContext, Draft, Rejected
 from agentworld.errors import ExecutorUnavailableError, InvalidInputError
@@ -35,6 +36,17 @@ ROUTING_KINDS = frozenset({
 })
 
 
+# The largest limits a manifest may ask for unless the world says otherwise.
+MAX_LIMITS = CallLimits(
+    max_mem_bytes=256 * 1024 * 1024,
+    max_gas=1_000_000_000,
+    max_output_bytes=4 * 1024 * 1024,
+    max_effects=256,
+    max_emits=1024,
+    max_call_ms=10_000,
+)
+
+
 @frozen(kw_only=True)
 class WorldConfig:
     """World-wide settings that shape results; their hash is in every module call's context.
@@ -43,15 +55,8 @@ class WorldConfig:
     """
 
     world_id: str = "world"
-    default_limits: CallLimits = CallLimits()
-    max_limits: CallLimits = CallLimits(
-        max_mem_bytes=256 * 1024 * 1024,
-        max_gas=1_000_000_000,
-        max_output_bytes=4 * 1024 * 1024,
-        max_effects=256,
-        max_emits=1024,
-        max_call_ms=10_000,
-    )
+    default_limits: CallLimits = Factory(CallLimits)
+    max_limits: CallLimits = Factory(lambda: MAX_LIMITS)
     halt_on_module_failure: bool = False
 
 
@@ -130,7 +135,7 @@ class World:
 
     @property
     def plugins(self) -> PluginManager:
-        """The plugin manager this world asks for executors and stores (process default if unset)."""
+        """The plugin manager this world asks for executors and stores (default if unset)."""
         if self._plugins is None:
             self._plugins = default_manager()
         return self._plugins
@@ -185,6 +190,10 @@ class World:
     def check_artifact(self, wasm: bytes) -> None:
         """Raise unless `wasm` is a module the executor's ABI accepts."""
         self.executor.check_artifact(wasm)
+
+    def compat_rules(self) -> list[CompatRule]:
+        """The compatibility rules upgrades and rollbacks are judged by."""
+        return self.plugins.compat_rules()
 
     def config_hash(self) -> str:
         """SHA-256 of the canonical world config, passed to modules as `world_config_hash`."""
@@ -305,7 +314,8 @@ class World:
 
     def record_rejection(self, action_id: int, rejection: Rejected) -> Event:
         """Append `domain.action_rejected` for `action_id`."""
-        data = {"action_id": action_id, "code": rejection.code, "notes": list(rejection.notes)}
+        data = {"action_id": action_id, "code": rejection.code, "notes": list(rejection.notes),
+                **(rejection.details or {})}
         return self.append(Draft("domain.action_rejected", data), {"action": action_id})
 
     def append(self, draft: Draft, caused_by: dict[str, int] | None) -> Event:

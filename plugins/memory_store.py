@@ -1,13 +1,13 @@
-"""The `memory://` module store: a process-local store, the default for a world without a directory."""
+"""The `memory://` module store: process-local, the default for a world without a directory."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
 
+from agentworld.errors import StoreError
 from agentworld.hookspecs import hookimpl
 from agentworld.store import check_hash, check_key_part, verify_blob
-from agentworld.errors import StoreError
 
 
 class MemoryStore:

@@ -9,9 +9,9 @@ os.environ["AGENTWORLD_LOAD_PLUGINS"] = ""
 os.environ.pop("AGENTWORLD_DISABLE_PLUGINS", None)
 os.environ.pop("AGENTWORLD_TRACE_PLUGINS", None)
 
-import pytest  # noqa: E402
+import pytest
 
-from agentworld.manager import PluginManager  # noqa: E402
+from agentworld.manager import PluginManager
 
 
 @pytest.fixture

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from worldkit import write_distribution
 
 from agentworld import hookimpl
 from agentworld.compat import Violation
@@ -114,15 +114,6 @@ def test_duplicate_executor_names_are_refused(plugin_manager: PluginManager) -> 
     plugin_manager.register(Twice(), name="twice")
     with pytest.raises(PluginError, match="'wasmtime' is registered twice"):
         plugin_manager.executors()
-
-
-def write_distribution(root: Path, dist: str, version: str, module: str, source: str) -> None:
-    """A real installed distribution: dist-info with METADATA and an entry point, plus its module."""
-    info = root / f"{dist}-{version}.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
-    (info / "entry_points.txt").write_text(f"[agentworld]\n{dist} = {module}\n")
-    (root / f"{module}.py").write_text(textwrap.dedent(source))
 
 
 RULE_PLUGIN = '''

@@ -5,15 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from agentworld import World, WorldConfig
-from agentworld.apply import apply_event
-from agentworld.canonical import sha256_hex
-from agentworld.model import Event, WorldState
-from agentworld.routing import ModuleHaltError, RuleDecision, merge_decisions
-from agentworld.testing.guests import guest_wasm
-from agentworld.world import event_to_json, rebuild_state
-from tests.worldkit import (
+from worldkit import (
     constant_guest,
     counter_value,
     deploy,
@@ -22,6 +14,14 @@ from tests.worldkit import (
     manifest,
     world_with_agents,
 )
+
+from agentworld import World, WorldConfig
+from agentworld.apply import apply_event
+from agentworld.canonical import sha256_hex
+from agentworld.model import Event, WorldState
+from agentworld.routing import ModuleHaltError, RuleDecision, merge_decisions
+from agentworld.testing.guests import guest_wasm
+from agentworld.world import event_to_json, rebuild_state
 
 
 @pytest.fixture
@@ -212,7 +212,7 @@ def test_halt_option_stops_the_step_and_keeps_actions_queued() -> None:
     world = world_with_agents("ada", config=WorldConfig(halt_on_module_failure=True))
     install(world, "ada", manifest("m.trap", deploy(world, guest_wasm("unreachable"))))
     world.submit({"type": "move_agent", "data": {"agent_id": "ada", "to": [1, 1]}})
-    with pytest.raises(ModuleHaltError, match="m.trap#1"):
+    with pytest.raises(ModuleHaltError, match=r"m\.trap#1"):
         world.step_with_modules()
     assert world.journal[-1].kind == "module.call_failed"
 
@@ -269,7 +269,8 @@ def test_merge_deny_beats_modify_beats_allow_and_conflicting_overrides_deny() ->
     assert merge_decisions([allow], [])[0] == "allow"
     assert merge_decisions([allow, modify], [])[:2] == ("modify", move)
     assert merge_decisions([modify, deny, allow], [])[0] == "deny"
-    assert merge_decisions([modify, RuleDecision("r#4", "modify", dict(move), "")], [])[0] == "modify"
+    same_override = RuleDecision("r#4", "modify", dict(move), "")
+    assert merge_decisions([modify, same_override], [])[0] == "modify"
     verdict, _, notes = merge_decisions([modify, RuleDecision("r#4", "modify", other, "")], [])
     assert verdict == "deny" and "conflicting" in notes[-1]
     assert merge_decisions([allow], ["r#9"])[0] == "deny"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import textwrap
+from pathlib import Path
 from typing import Any
 
 import cbor2
@@ -93,3 +95,12 @@ def events(world: World, kind: str) -> list[dict[str, Any]]:
 def counter_value(world: World, instance_id: str) -> int:
     """The counter guest's count (8-byte little-endian state)."""
     return int.from_bytes(world.module_state(instance_id) or b"\0" * 8, "little")
+
+
+def write_distribution(root: Path, dist: str, version: str, module: str, source: str) -> None:
+    """A real installed distribution: dist-info with METADATA and entry point, and its module."""
+    info = root / f"{dist}-{version}.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
+    (info / "entry_points.txt").write_text(f"[agentworld]\n{dist} = {module}\n")
+    (root / f"{module}.py").write_text(textwrap.dedent(source))

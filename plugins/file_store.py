@@ -1,0 +1,205 @@
+"""The `file://` module store: blobs, manifests and the registry as files under one directory."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from agentworld.errors import StoreError
+from agentworld.hookspecs import hookimpl
+from agentworld.store import check_hash, check_key_part, is_hash, is_key_part, verify_blob
+
+_MANIFEST_SUFFIX = ".json"
+
+
+def root_from_uri(uri: str) -> Path:
+    """The absolute directory a `file:///abs/path` URI or a bare path names."""
+    if "://" not in uri:
+        if not uri:
+            raise StoreError("file store: empty path")
+        return Path(uri).expanduser().absolute()
+    parts = urlsplit(uri)
+    if parts.scheme != "file":
+        raise StoreError(f"not a file store URI: {uri!r}")
+    if parts.netloc not in {"", "localhost"}:
+        raise StoreError(f"file store URI {uri!r}: remote host {parts.netloc!r} is not supported")
+    if parts.query or parts.fragment:
+        raise StoreError(f"file store URI {uri!r}: takes no query or fragment")
+    path = unquote(parts.path)
+    if not path.startswith("/"):
+        raise StoreError(f"file store URI {uri!r}: path must be absolute (file:///abs/path)")
+    return Path(path)
+
+
+def _fsync_dir(directory: Path) -> None:
+    # The rename is only durable once the directory entry is on disk. Windows cannot open a
+    # directory as a file; NTFS journals the rename itself.
+    if os.name != "posix":
+        return
+    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _ensure_dir(directory: Path) -> None:
+    missing = []
+    probe = directory
+    while not probe.is_dir():
+        missing.append(probe)
+        probe = probe.parent
+    for created in reversed(missing):
+        # exist_ok: a concurrent writer may create the same directory first.
+        created.mkdir(exist_ok=True)
+        _fsync_dir(created.parent)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so readers see the old file or the whole new one, never a part."""
+    _ensure_dir(path.parent)
+    # The temp name starts with "." and so can never pass `check_key_part`/`is_hash`: a temp file
+    # left behind by a crash is never listed or read as a blob, manifest or registry.
+    tmp_name = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
+    # 0o666 and O_EXCL rather than mkstemp: the file gets the umask's permissions (mkstemp's
+    # 0o600 would hide a shared store from its other readers) and never clobbers another temp.
+    fd = os.open(tmp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        # os.replace is atomic on one filesystem, so concurrent writers of the same blob each
+        # install a complete, identical file and the last rename simply wins.
+        os.replace(tmp_name, path)
+    except BaseException:
+        with suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _read(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+
+
+class FileStore:
+    """A directory of `blobs/sha256/<hex>`, `manifests/<id>/<version>.json`, `registry.json`."""
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+        self.root = root_from_uri(uri)
+
+    @contextmanager
+    def _io(self, path: Path) -> Iterator[None]:
+        # OSError text alone ("Permission denied") does not say which store or file failed.
+        try:
+            yield
+        except OSError as exc:
+            raise StoreError(f"file store {self.root}: {path}: {exc.strerror or exc}") from exc
+
+    def blob_path(self, wasm_hash: str) -> Path:
+        """Where the bytes of `wasm_hash` live."""
+        return self.root / "blobs" / "sha256" / check_hash(wasm_hash)
+
+    def manifest_path(self, module_id: str, version: str) -> Path:
+        """Where manifest `module_id@version` lives."""
+        return (
+            self.root
+            / "manifests"
+            / check_key_part(module_id)
+            / (check_key_part(version) + _MANIFEST_SUFFIX)
+        )
+
+    @property
+    def registry_path(self) -> Path:
+        """Where the registry document lives."""
+        return self.root / "registry.json"
+
+    def put_blob(self, wasm_hash: str, data: bytes) -> None:
+        """Store `data` under its verified SHA-256; existing verified bytes are left untouched."""
+        path = self.blob_path(wasm_hash)
+        data = verify_blob(bytes(data), wasm_hash)
+        with self._io(path):
+            existing = _read(path)
+            if existing is not None and existing == data:
+                return
+            # Absent, or corrupted behind our back: (re)write the verified bytes.
+            _atomic_write(path, data)
+
+    def get_blob(self, wasm_hash: str) -> bytes:
+        """Return the verified bytes for `wasm_hash`."""
+        path = self.blob_path(wasm_hash)
+        with self._io(path):
+            data = _read(path)
+        if data is None:
+            raise StoreError(f"file store {self.root}: no blob {wasm_hash}")
+        return verify_blob(data, wasm_hash, where=str(path))
+
+    def has_blob(self, wasm_hash: str) -> bool:
+        """True when a blob file for `wasm_hash` exists."""
+        path = self.blob_path(wasm_hash)
+        with self._io(path):
+            return path.is_file()
+
+    def list_blobs(self) -> list[str]:
+        """The hash of every stored blob, sorted."""
+        directory = self.root / "blobs" / "sha256"
+        with self._io(directory):
+            if not directory.is_dir():
+                return []
+            return sorted(entry.name for entry in directory.iterdir() if is_hash(entry.name))
+
+    def put_manifest(self, module_id: str, version: str, manifest_json: bytes) -> None:
+        """Store manifest `module_id@version`."""
+        path = self.manifest_path(module_id, version)
+        with self._io(path):
+            _atomic_write(path, bytes(manifest_json))
+
+    def get_manifest(self, module_id: str, version: str) -> bytes:
+        """Return manifest `module_id@version`."""
+        path = self.manifest_path(module_id, version)
+        with self._io(path):
+            data = _read(path)
+        if data is None:
+            raise StoreError(f"file store {self.root}: no manifest {module_id}@{version}")
+        return data
+
+    def list_manifests(self) -> list[tuple[str, str]]:
+        """Every stored `(module_id, version)`, sorted."""
+        directory = self.root / "manifests"
+        found: list[tuple[str, str]] = []
+        with self._io(directory):
+            if not directory.is_dir():
+                return []
+            for module_dir in directory.iterdir():
+                if not (is_key_part(module_dir.name) and module_dir.is_dir()):
+                    continue
+                for entry in module_dir.iterdir():
+                    version = entry.name.removesuffix(_MANIFEST_SUFFIX)
+                    if entry.name.endswith(_MANIFEST_SUFFIX) and is_key_part(version):
+                        found.append((module_dir.name, version))
+        return sorted(found)
+
+    def read_registry(self) -> bytes | None:
+        """The registry document, or None if never written."""
+        with self._io(self.registry_path):
+            return _read(self.registry_path)
+
+    def write_registry(self, document: bytes) -> None:
+        """Replace the registry document atomically."""
+        with self._io(self.registry_path):
+            _atomic_write(self.registry_path, bytes(document))
+
+
+@hookimpl
+def agentworld_register_module_stores(register: Callable[..., None]) -> None:
+    """Provide the `file` scheme (also used for bare paths)."""
+    register("file", FileStore, description="a directory: file:///abs/path or a bare path")

@@ -1,0 +1,347 @@
+"""Upgrade and rollback gated by pluggable compatibility rules (SPEC §9)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from worldkit import (
+    counter_value,
+    deploy,
+    events,
+    install,
+    manifest,
+    world_with_agents,
+    write_distribution,
+)
+
+from agentworld import World, hookimpl
+from agentworld.compat import CompatContext, Violation, check_compatibility
+from agentworld.manager import PluginManager
+from agentworld.manifest import parse_manifest
+from agentworld.testing.guests import guest_wasm
+
+RULES = PluginManager(entrypoints=False, environ={}).compat_rules()
+
+
+def judge(current: dict[str, Any], candidate: dict[str, Any]) -> dict[str, list[str]]:
+    """Violated rule names → messages, using the default rules."""
+    report = check_compatibility(parse_manifest(current), parse_manifest(candidate), RULES,
+                                 CompatContext())
+    found: dict[str, list[str]] = {}
+    for violation in report.violations:
+        found.setdefault(violation.rule, []).append(violation.message)
+    return found
+
+
+BASE = manifest(
+    "m.svc", "a" * 64, kind="pure",
+    subscriptions=[{"stage": "post_event", "event_kinds": ["domain.agent_registered"]},
+                   {"stage": "pre_action", "action_kinds": ["action.move_agent"],
+                    "filters": {"action": [{"path": "/data/agent_id", "eq": "ada"}]}}],
+    required_caps=["cap.bank", "cap.mail"],
+    abi_contract={"abi_version": 1, "input_schema": "in.v1", "output_schema": "out.v1",
+                  "cap_slots": {"pay": "cap.bank"}, "policy_hooks": ["m.policy"]},
+)
+
+
+def variant(**changes: Any) -> dict[str, Any]:
+    candidate = json.loads(json.dumps(BASE))
+    candidate["version"] = "2.0.0"
+    for key, value in changes.items():
+        if key in {"abi_version", "input_schema", "output_schema", "cap_slots", "policy_hooks"}:
+            candidate["abi_contract"][key] = value
+        else:
+            candidate[key] = value
+    return candidate
+
+
+def subs(first_kinds: list[str], stage: str = "post_event",
+         filters: Any = BASE["subscriptions"][1]["filters"]) -> list[dict[str, Any]]:
+    first: dict[str, Any] = {"stage": stage,
+                             ("event_kinds" if stage == "post_event" else "action_kinds"):
+                             first_kinds}
+    return [first, {**BASE["subscriptions"][1], "filters": filters}]
+
+
+@pytest.mark.parametrize(("candidate", "rule"), [
+    (variant(), None),
+    (variant(exports=["memory", "alloc", "call", "extra"]), None),
+    (variant(exports=["memory", "call"]), "exports-not-reduced"),
+    (variant(subscriptions=subs(["domain.*"])), None),
+    (variant(subscriptions=subs(["*"])), None),
+    (variant(subscriptions=subs(["domain.agent_moved"])), "subscriptions-covered"),
+    (variant(subscriptions=[{"stage": "post_event", "event_kinds": ["domain.*"]}]),
+     "subscriptions-covered"),
+    (variant(subscriptions=subs(["domain.agent_registered"],
+                                filters={"action": [{"path": "/data/agent_id", "eq": "bob"}]})),
+     "subscriptions-covered"),
+    (variant(subscriptions=subs(["domain.agent_registered"], filters=None)), None),
+    (variant(subscriptions=subs(["action.*"], stage="post_action")), "subscriptions-covered"),
+    (variant(cap_slots={"pay": "cap.mail"}), "cap-slots-preserved"),
+    (variant(cap_slots={}), "cap-slots-preserved"),
+    (variant(cap_slots={"pay": "cap.bank", "mail": "cap.mail"}), None),
+    (variant(cap_slots={"pay": "cap.bank", "x": "cap.other"}), "cap-slots-preserved"),
+    (variant(input_schema="in.v2", output_schema="out.v2"), "io-schemas-unchanged"),
+    (variant(interface_version="wasm-2"), "interface-version-unchanged"),
+    (variant(abi_version=2), "abi-version-unchanged"),
+    (variant(policy_hooks=[]), "policy-hooks-preserved"),
+    (variant(required_caps=["cap.bank"]), "required-caps-preserved"),
+])
+def test_each_default_rule_accepts_and_refuses(candidate: dict[str, Any], rule: str | None) -> None:
+    found = judge(BASE, candidate)
+    if rule is None:
+        assert found == {}
+    else:
+        assert rule in found, found
+
+
+def test_every_violation_is_reported_not_only_the_first() -> None:
+    candidate = variant(exports=["call"], interface_version="wasm-2", cap_slots={},
+                        required_caps=[], policy_hooks=[], input_schema=None, output_schema=None)
+    assert set(judge(BASE, candidate)) == {
+        "exports-not-reduced", "interface-version-unchanged", "cap-slots-preserved",
+        "required-caps-preserved", "policy-hooks-preserved", "io-schemas-unchanged"}
+
+
+class Advisory:
+    name, description, severity = "advisory", "warns about renames", "warning"
+
+    def check(self, current: Any, candidate: Any, context: Any) -> list[str]:
+        return ["name changed"] if current.name != candidate.name else []
+
+
+class Broken:
+    name, description, severity = "broken", "raises", "error"
+
+    def check(self, current: Any, candidate: Any, context: Any) -> list[Violation]:
+        raise RuntimeError("oops")
+
+
+def test_warnings_never_block_and_a_raising_rule_is_an_error() -> None:
+    report = check_compatibility(parse_manifest(BASE), parse_manifest(variant(name="renamed")),
+                                 [Advisory()], CompatContext())
+    assert report.compatible
+    assert report.to_json()["violations"] == [
+        {"rule": "advisory", "message": "name changed", "severity": "warning"}]
+    report = check_compatibility(parse_manifest(BASE), parse_manifest(BASE), [Broken()],
+                                 CompatContext())
+    assert not report.compatible and "RuntimeError: oops" in report.violations[0].message
+
+
+# -- upgrades in a world -------------------------------------------------------------------------
+
+
+def upgrade(world: World, agent: str, instance_id: str, from_version: str,
+            candidate: dict[str, Any]) -> dict[str, Any]:
+    world.submit({"type": "module.upgrade", "data": {
+        "upgrader_agent_id": agent, "instance_id": instance_id, "from_version": from_version,
+        "manifest": candidate}})
+    world.step_with_modules()
+    outcome = [e for e in world.journal if e.kind in {"domain.module_upgraded",
+                                                       "domain.action_rejected"}][-1]
+    return {"kind": outcome.kind, **outcome.data}
+
+
+@pytest.fixture
+def counters(plugin_manager: PluginManager) -> tuple[World, dict[str, Any], dict[str, Any]]:
+    world = world_with_agents("ada", "bob", plugins=plugin_manager)
+    v1 = manifest("m.counter", deploy(world, guest_wasm("counter")))
+    v2 = manifest("m.counter", deploy(world, guest_wasm("sleeper")), version="2.0.0")
+    install(world, "ada", v1)
+    install(world, "bob", v1)
+    world.step_with_modules()
+    return world, v1, v2
+
+
+def test_owner_upgrades_one_instance_next_tick_runs_new_code_with_old_state(
+    counters: tuple[World, dict[str, Any], dict[str, Any]],
+) -> None:
+    world, v1, v2 = counters
+    before = counter_value(world, "m.counter#1")
+    result = upgrade(world, "ada", "m.counter#1", "1.0.0", v2)
+    assert result["kind"] == "domain.module_upgraded"
+    assert {k: result[k] for k in ("instance_id", "upgrader_agent_id", "module_id",
+                                   "from_module_version", "to_module_version", "from_wasm_hash",
+                                   "to_wasm_hash", "active")} == {
+        "instance_id": "m.counter#1", "upgrader_agent_id": "ada", "module_id": "m.counter",
+        "from_module_version": "1.0.0", "to_module_version": "2.0.0",
+        "from_wasm_hash": v1["wasm_hash"], "to_wasm_hash": v2["wasm_hash"], "active": True}
+    assert result["manifest_hash"] == parse_manifest(v2).manifest_hash()
+    assert len(events(world, "domain.module_registered")) == 2
+    instance = world.instances["m.counter#1"]
+    assert (instance.instance_id, instance.owner_agent_id, instance.module_version) == (
+        "m.counter#1", "ada", "2.0.0")
+    # The upgrade step's tick already ran v2: state carried on, no emit, a sleep scheduled.
+    assert counter_value(world, "m.counter#1") == before + 1
+    upgrade_time = world.time
+    scheduled = events(world, "module.tick_scheduled")
+    assert scheduled[-1]["instance_id"] == "m.counter#1"
+    assert scheduled[-1]["next_tick"] == upgrade_time + 3
+    ticked = [e for e in world.journal if e.kind == "module.emitted" and e.time == upgrade_time]
+    assert [e.data["instance_id"] for e in ticked] == ["m.counter#2"]
+    assert world.instances["m.counter#2"].module_version == "1.0.0"
+
+
+def test_non_owner_and_incompatible_upgrades_are_refused_and_say_why(
+    counters: tuple[World, dict[str, Any], dict[str, Any]],
+) -> None:
+    world, _, v2 = counters
+    refused = upgrade(world, "bob", "m.counter#1", "1.0.0", v2)
+    assert refused["code"] == "not_instance_owner"
+    narrowed = {**v2, "subscriptions": [], "exports": ["reduce"]}
+    refused = upgrade(world, "ada", "m.counter#1", "1.0.0", narrowed)
+    assert refused["code"] == "incompatible_upgrade"
+    rules = {v["rule"] for v in refused["report"]["violations"]}
+    assert rules == {"exports-not-reduced", "subscriptions-covered"}
+    assert any(note.startswith("[error] exports-not-reduced:") for note in refused["notes"])
+    assert world.instances["m.counter#1"].module_version == "1.0.0"
+
+
+@pytest.mark.parametrize(("agent", "instance", "from_version", "changes", "code"), [
+    ("zed", "m.counter#1", "1.0.0", {}, "agent_not_found"),
+    ("ada", "m.counter#9", "1.0.0", {}, "instance_not_found"),
+    ("ada", "m.counter#1", "0.9.0", {}, "stale_from_version"),
+    ("ada", "m.counter#1", "1.0.0", {"module_id": "m.other"}, "module_id_mismatch"),
+    ("ada", "m.counter#1", "1.0.0", {"version": "1.0.0"}, "same_version"),
+    ("ada", "m.counter#1", "1.0.0", {"kind": "sideways"}, "invalid_manifest"),
+])
+def test_each_upgrade_check_has_its_own_code(
+    counters: tuple[World, dict[str, Any], dict[str, Any]],
+    agent: str, instance: str, from_version: str, changes: dict[str, Any], code: str,
+) -> None:
+    world, _, v2 = counters
+    assert upgrade(world, agent, instance, from_version, {**v2, **changes})["code"] == code
+
+
+def test_rollback_returns_to_a_registered_version(
+    counters: tuple[World, dict[str, Any], dict[str, Any]],
+) -> None:
+    world, v1, v2 = counters
+    upgrade(world, "ada", "m.counter#1", "1.0.0", v2)
+    for operator, version, code in (("bob", "1.0.0", "not_instance_owner"),
+                                    ("ada", "0.1.0", "version_not_registered"),
+                                    ("ada", "2.0.0", "same_version")):
+        world.submit({"type": "module.rollback", "data": {
+            "operator_agent_id": operator, "instance_id": "m.counter#1",
+            "target_version": version}})
+        world.step_with_modules()
+        assert events(world, "domain.action_rejected")[-1]["code"] == code
+    world.submit({"type": "module.rollback", "data": {
+        "operator_agent_id": "ada", "instance_id": "m.counter#1", "target_version": "1.0.0"}})
+    world.step_with_modules()
+    (rolled,) = events(world, "domain.module_rolled_back")
+    assert (rolled["from_module_version"], rolled["to_module_version"]) == ("2.0.0", "1.0.0")
+    assert rolled["to_wasm_hash"] == v1["wasm_hash"]
+    assert world.instances["m.counter#1"].module_version == "1.0.0"
+
+
+class StrictRule:
+    name, description, severity = "no-upgrades", "refuses everything", "error"
+
+    def check(self, current: Any, candidate: Any, context: Any) -> list[str]:
+        return [f"{context.operation} of {context.instance_id} refused by policy"]
+
+
+class StrictPlugin:
+    @hookimpl
+    def agentworld_register_compat_rules(self, register: Callable[..., None]) -> None:
+        register(StrictRule())
+
+
+def test_blocking_the_default_rules_and_registering_others_replaces_the_policy(
+    counters: tuple[World, dict[str, Any], dict[str, Any]], plugin_manager: PluginManager,
+) -> None:
+    world, _, v2 = counters
+    plugin_manager.block("default-rules")
+    plugin_manager.register(StrictPlugin(), name="strict")
+    assert [rule.name for rule in plugin_manager.compat_rules()] == ["no-upgrades"]
+    refused = upgrade(world, "ada", "m.counter#1", "1.0.0", v2)
+    assert refused["code"] == "incompatible_upgrade"
+    (violation,) = refused["report"]["violations"]
+    assert violation["message"] == "upgrade of m.counter#1 refused by policy"
+    plugin_manager.unregister("strict")
+    narrowed = {**v2, "subscriptions": []}  # incompatible by the defaults, but they are blocked
+    assert upgrade(world, "ada", "m.counter#1", "1.0.0", narrowed)["kind"] == (
+        "domain.module_upgraded")
+
+
+OUTSIDE_RULE = '''
+    from agentworld import hookimpl
+
+    class FreezeCounters:
+        name = "freeze-counters"
+        description = "counters may not change"
+        severity = "error"
+
+        def check(self, current, candidate, context):
+            return ["counters are frozen"] if current.module_id == "m.counter" else []
+
+    @hookimpl
+    def agentworld_register_compat_rules(register):
+        register(FreezeCounters())
+'''
+
+
+def test_outside_rule_plugin_installed_through_an_entry_point(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_distribution(tmp_path, "aw_freeze", "0.3.0", "aw_freeze_plugin", OUTSIDE_RULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for environ, expected in (({}, "domain.action_rejected"),
+                              ({"AGENTWORLD_DISABLE_PLUGINS": "aw_freeze"},
+                               "domain.module_upgraded")):
+        world = world_with_agents("ada", plugins=PluginManager(environ=environ))
+        v1 = manifest("m.counter", deploy(world, guest_wasm("counter")))
+        v2 = {**v1, "version": "1.1.0"}
+        install(world, "ada", v1)
+        result = upgrade(world, "ada", "m.counter#1", "1.0.0", v2)
+        assert result["kind"] == expected
+        if expected == "domain.action_rejected":
+            assert result["report"]["violations"] == [
+                {"rule": "freeze-counters", "message": "counters are frozen", "severity": "error"}]
+
+
+# -- the check-upgrade command -----------------------------------------------------------------
+
+
+def check_upgrade(tmp_path: Path, current: Any, candidate: Any, *flags: str,
+                  ) -> subprocess.CompletedProcess[str]:
+    paths = []
+    for name, content in (("current.json", current), ("candidate.json", candidate)):
+        path = tmp_path / name
+        path.write_text(content if isinstance(content, str) else json.dumps(content))
+        paths.append(str(path))
+    return subprocess.run([sys.executable, "-m", "agentworld", "module", "check-upgrade",
+                           *paths, *flags], capture_output=True, text=True, timeout=120,
+                          env=os.environ.copy())
+
+
+def test_check_upgrade_verdicts_and_exit_codes(tmp_path: Path) -> None:
+    ok = check_upgrade(tmp_path, BASE, variant(exports=["memory", "alloc", "call", "more"]))
+    assert ok.returncode == 0 and "compatible" in ok.stdout
+    bad = check_upgrade(tmp_path, BASE, variant(exports=["call"], abi_version=3))
+    assert bad.returncode == 1
+    assert "exports-not-reduced" in bad.stdout and "abi-version-unchanged" in bad.stdout
+    as_json = check_upgrade(tmp_path, BASE, variant(exports=["call"]), "--json")
+    report = json.loads(as_json.stdout)
+    assert as_json.returncode == 1 and report["compatible"] is False
+    assert report["violations"][0]["rule"] == "exports-not-reduced"
+    for current, candidate, fragment in (
+        ("{not json", BASE, "not JSON"),
+        (BASE, {**BASE, "surprise": 1}, "surprise"),
+        (BASE, {**BASE, "kind": "sideways"}, "kind must be"),
+    ):
+        result = check_upgrade(tmp_path, current, candidate)
+        assert result.returncode == 2, result
+        assert len(result.stderr.strip().splitlines()) == 1 and fragment in result.stderr
+    missing = subprocess.run([sys.executable, "-m", "agentworld", "module", "check-upgrade",
+                              str(tmp_path / "nope.json"), str(tmp_path / "nope.json")],
+                             capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 2 and "cannot read" in missing.stderr
