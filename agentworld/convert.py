@@ -58,6 +58,14 @@ def _bytes_or_base64(value: Any, _: type) -> bytes:
     raise TypeError(f"expected bytes or base64 text, got {type(value).__name__}")
 
 
+# Unstructured data is JSON-native, so what modules, filters and the journal see is exactly what
+# a JSON round trip gives back: bytes become base64 text, tuples become lists.
+converter.register_unstructure_hook(bytes, lambda value: base64.b64encode(value).decode("ascii"))
+converter.register_unstructure_hook_func(
+    lambda cls: getattr(cls, "__origin__", cls) is tuple,
+    lambda value: [converter.unstructure(item) for item in value],
+)
+
 converter.register_structure_hook(int, _strict_int)
 converter.register_structure_hook(str, _strict_str)
 converter.register_structure_hook(bool, _strict_bool)

@@ -1,29 +1,110 @@
-"""The demo scenario behind `agentworld demo`: a small world, stepped, with its state root."""
+"""The demo behind `agentworld demo`: agents, modules as owned instances, rules, ticks, an upgrade.
+
+Everything the demo does goes through the public API (`World.submit`, `step_with_modules`) and
+the example guests shipped in `agentworld.testing.guests`; the printed state root is the same on
+every run and machine.
+"""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+from agentworld.canonical import sha256_hex
+from agentworld.testing.guests import guest_wasm
 from agentworld.world import World
 
 
+def _manifest(module_id: str, wasm_hash: str, kind: str, version: str = "1.0.0",
+              **extra: Any) -> dict[str, Any]:
+    entrypoint = "reduce" if kind == "reducer" else "call"
+    return {"module_id": module_id, "name": module_id, "version": version, "kind": kind,
+            "wasm_hash": wasm_hash, "interface_version": "wasm-1",
+            "exports": ["memory", "alloc", entrypoint], **extra}
+
+
+def _counter(world: World, instance_id: str) -> int:
+    return int.from_bytes(world.module_state(instance_id) or bytes(8), "little")
+
+
 def run_demo(echo: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Run the demo world and return a summary (`state_root`, `events`, `time`)."""
+    """Run the demo world; return `state_root`, `events`, `time`, `instances`, `event_kinds`."""
     say = echo or (lambda _text: None)
     world = World()
-    world.submit({"type": "register_agent", "data": {"agent_id": "ada", "position": [0, 0],
-                                                     "resources": {"ore": 10}}})
-    world.submit({"type": "register_agent", "data": {"agent_id": "bob", "position": [3, 4]}})
-    world.step()
-    world.submit({"type": "move_agent", "data": {"agent_id": "ada", "to": [1, 2]}})
-    world.submit({"type": "transfer_resource", "data": {"from_agent_id": "ada",
-                  "to_agent_id": "bob", "kind": "ore", "amount": 4}})
-    world.submit({"type": "transfer_resource", "data": {"from_agent_id": "bob",
-                  "to_agent_id": "ada", "kind": "ore", "amount": 99}})
+    for name, x in (("ada", 0), ("bob", 3), ("cy", 6)):
+        world.submit({"type": "register_agent",
+                      "data": {"agent_id": name, "position": [x, 0], "resources": {"ore": 10}}})
+    hashes = {}
+    for guest in ("counter", "sleeper", "rule", "observer"):
+        wasm = guest_wasm(guest)
+        hashes[guest] = sha256_hex(wasm)
+        world.submit({"type": "module.deploy_artifact", "data": {
+            "publisher_agent_id": "ada", "wasm_bytes": wasm, "wasm_hash": hashes[guest]}})
+    world.step_with_modules()
+    say(f"t={world.time}: 3 agents registered, 4 artifacts deployed")
+
+    counter = _manifest("demo.counter", hashes["counter"], "reducer",
+                        subscriptions=[{"stage": "tick"}])
+    rule = _manifest("demo.rule", hashes["rule"], "pure", role="rule", subscriptions=[
+        {"stage": "pre_action", "action_kinds": ["action.move_agent"]}])
+    observer = _manifest("demo.observer", hashes["observer"], "pure", role="observer",
+                         subscriptions=[{"stage": "post_event",
+                                         "event_kinds": ["domain.agent_moved"],
+                                         "filters": {"event": [
+                                             {"path": "/data/agent_id", "eq": "cy"}]}}])
+    installs = [("ada", counter, None), ("bob", counter, "hub"), ("ada", rule, None),
+                ("cy", observer, None)]
+    for agent, manifest, location in installs:
+        target = ({"type": "location", "location_id": location} if location
+                  else {"type": "self_agent"})
+        world.submit({"type": "module.install", "data": {
+            "installer_agent_id": agent, "manifest": manifest, "install_target": target}})
+    world.step_with_modules()
+    for instance in world.instances.values():
+        say(f"t={world.time}: installed {instance.instance_id} owned by "
+            f"{instance.owner_agent_id} at {instance.install_target}")
+
+    moves = (("ada", [2, 2]), ("bob", [13, 13]), ("cy", [7, 7]))
+    for agent, cell in moves:
+        world.submit({"type": "move_agent", "data": {"agent_id": agent, "to": cell}})
+    world.submit({"type": "transfer_resource", "data": {
+        "from_agent_id": "ada", "to_agent_id": "bob", "kind": "ore", "amount": 4}})
     world.step_with_modules()
     for event in world.journal:
-        say(f"t={event.time} #{event.id} {event.kind} {event.data}")
+        if event.time == world.time and event.kind in {
+                "rule.decision_recorded", "rule.action_overridden", "domain.agent_moved",
+                "domain.action_rejected"}:
+            say(f"t={event.time}: {event.kind} {event.data}")
+
+    for _ in range(3):
+        world.step_with_modules()
+    say(f"t={world.time}: counters ada={_counter(world, 'demo.counter#1')} "
+        f"bob={_counter(world, 'demo.counter#2')}")
+
+    upgraded = {**counter, "version": "2.0.0", "wasm_hash": hashes["sleeper"]}
+    for agent in ("bob", "ada"):  # bob does not own demo.counter#1: refused, then ada upgrades
+        world.submit({"type": "module.upgrade", "data": {
+            "upgrader_agent_id": agent, "instance_id": "demo.counter#1",
+            "from_version": "1.0.0", "manifest": upgraded}})
+    world.step_with_modules()
+    for event in world.journal:
+        if event.time == world.time and event.kind in {"domain.module_upgraded",
+                                                        "domain.action_rejected"}:
+            say(f"t={event.time}: {event.kind} {event.data}")
+    for _ in range(4):
+        world.step_with_modules()
+    say(f"t={world.time}: counters ada={_counter(world, 'demo.counter#1')} (v2 sleeps 3 ticks) "
+        f"bob={_counter(world, 'demo.counter#2')}")
+
+    kinds = Counter(event.kind for event in world.journal)
     root = world.state_root()
+    say(f"{len(world.journal)} events: " + ", ".join(f"{k}={n}" for k, n in sorted(kinds.items())))
     say(f"state root: {root}")
-    return {"state_root": root, "events": len(world.journal), "time": world.time}
+    return {
+        "state_root": root,
+        "events": len(world.journal),
+        "time": world.time,
+        "instances": {i.instance_id: i.module_version for i in world.instances.values()},
+        "event_kinds": dict(sorted(kinds.items())),
+    }

@@ -132,7 +132,8 @@ class PluginManager:
                 registered = self._pm.register(plugin, name=name)
                 self._pm.check_pending()
             except pluggy.PluginValidationError as exc:
-                self._pm.unregister(plugin)
+                if self._pm.is_registered(plugin):
+                    self._pm.unregister(plugin)
                 raise PluginError(f"invalid plugin {name or plugin!r}: {exc}") from None
             except ValueError as exc:
                 raise PluginError(str(exc)) from None

@@ -211,11 +211,9 @@ def intrinsic_problems(manifest: Manifest) -> list[str]:
         problems.append(f"wasm_hash {manifest.wasm_hash!r} is not a SHA-256 hex digest")
     for index, sub in enumerate(manifest.subscriptions):
         _subscription_problems(index, sub, problems)
-    if not any(problem.startswith("subscriptions[") for problem in problems):
-        try:
-            compile_subscriptions(manifest)
-        except InvalidInputError as exc:
-            problems.extend(exc.problems)
+        for key, ruleset in sorted((sub.filters or {}).items()):
+            if key in {"event", "action"}:
+                compile_ruleset(ruleset, f"subscriptions[{index}].filters.{key}", problems)
     abi = manifest.abi_contract
     if (abi.input_schema is None) != (abi.output_schema is None):
         problems.append("abi_contract: input_schema and output_schema come in pairs")

@@ -142,7 +142,7 @@ def test_only_the_owner_sets_active(world: World) -> None:
     world.submit({"type": "module.set_active",
                   "data": {"agent_id": "bob", "instance_id": "m.counter#1", "active": False}})
     world.step_with_modules()
-    assert world.journal[-2].data["code"] == "not_instance_owner"
+    assert events(world, "domain.action_rejected")[-1]["code"] == "not_instance_owner"
     assert world.instances["m.counter#1"].active
 
 
@@ -153,7 +153,7 @@ def test_install_inactive_then_activate(world: World) -> None:
     world.submit({"type": "module.set_active",
                   "data": {"agent_id": "ada", "instance_id": "m.counter#1", "active": True}})
     world.step_with_modules()
-    world.step_with_modules()
+    # Activation takes effect in the same step: ticks are routed after the step's actions.
     assert counter_value(world, "m.counter#1") == 1
 
 
@@ -166,7 +166,8 @@ def test_every_ticks_wake_after_and_suspend(world: World) -> None:
     for _ in range(12):
         world.step_with_modules()
     assert counter_value(world, "m.every3#1") == 4
-    assert counter_value(world, "m.sleeper#2") == 4  # each tick sleeps 3 ticks
+    # Installed 13 steps before the end, ticking at +1 and then sleeping 3 ticks each time.
+    assert counter_value(world, "m.sleeper#2") == 5
     assert counter_value(world, "m.suspender#3") == 1
     scheduled = events(world, "module.tick_scheduled")
     assert {"instance_id": "m.suspender#3", "next_tick": None} in [
@@ -193,7 +194,7 @@ def test_old_install_event_without_instance_id_loads_with_defaults(world: World)
 
 def test_infinite_loop_fails_each_tick_while_counters_count(world: World) -> None:
     install(world, "ada", counter_manifest(world))
-    looping = manifest("m.loop", deploy(world, guest_wasm("infinite_loop")),
+    looping = manifest("m.loop", deploy(world, guest_wasm("loop")), kind="pure",
                        limits={"max_gas": 200_000})
     install(world, "bob", looping)
     before = len(events(world, "module.call_failed"))
@@ -205,12 +206,13 @@ def test_infinite_loop_fails_each_tick_while_counters_count(world: World) -> Non
     assert counter_value(world, "m.counter#1") == 6
     assert world.module_state("m.loop#2") == b""
     assert not [e for e in world.journal if e.data.get("instance_id") == "m.loop#2"
-                and e.kind != "module.call_failed"]
+                and e.kind.startswith(("module.", "effect.")) and e.kind != "module.call_failed"]
 
 
 def test_halt_option_stops_the_step_and_keeps_actions_queued() -> None:
     world = world_with_agents("ada", config=WorldConfig(halt_on_module_failure=True))
-    install(world, "ada", manifest("m.trap", deploy(world, guest_wasm("unreachable"))))
+    install(world, "ada", manifest("m.trap", deploy(world, guest_wasm("unreachable")),
+                                   kind="pure"))
     world.submit({"type": "move_agent", "data": {"agent_id": "ada", "to": [1, 1]}})
     with pytest.raises(ModuleHaltError, match=r"m\.trap#1"):
         world.step_with_modules()
@@ -370,21 +372,14 @@ def test_unbound_slot_is_refused() -> None:
 
 
 def test_expired_cap_is_refused() -> None:
-    world = effect_world(expires_at=5)
-    install(world, "ada", effect_manifest(world, "effector_ref"))
-    while world.time < 5:
-        world.step_with_modules()
-    world.submit({"type": "effect.receipt", "data": {
-        "intent_id": world.pending_effects()[0].intent_id, "status": "ok"}})
-    for intent in world.pending_effects()[1:]:
-        world.submit({"type": "effect.receipt",
-                      "data": {"intent_id": intent.intent_id, "status": "ok"}})
-    world.step()
-    before = len(events(world, "effect.queued"))
-    world.step_with_modules()
-    assert events(world, "module.call_failed")[-1]["code"] == "caps_denied"
-    assert "expired" in events(world, "module.call_failed")[-1]["detail"]
-    assert len(events(world, "effect.queued")) == before and world.pending_effects() == []
+    world = effect_world(expires_at=6)  # granted at t=2
+    install(world, "ada", effect_manifest(world, "effector_ref"))  # installed at t=4
+    world.step_with_modules()  # t=5: the grant still holds
+    assert len(world.pending_effects()) == 1
+    world.step_with_modules()  # t=6: expired
+    failure = events(world, "module.call_failed")[-1]
+    assert failure["code"] == "caps_denied" and "expired at 6" in failure["detail"]
+    assert len(world.pending_effects()) == 1 and len(events(world, "effect.queued")) == 1
 
 
 def test_ungranted_cap_is_refused() -> None:
@@ -421,7 +416,7 @@ def scripted_world() -> World:
     world = rule_world()
     wasm_hash = deploy(world, guest_wasm("counter"))
     install(world, "bob", manifest("m.counter", wasm_hash))
-    install(world, "ada", manifest("m.loop", deploy(world, guest_wasm("infinite_loop")),
+    install(world, "ada", manifest("m.loop", deploy(world, guest_wasm("loop")), kind="pure",
                                    limits={"max_gas": 100_000}))
     for step in range(6):
         world.submit({"type": "move_agent", "data": {"agent_id": "ada", "to": [7 + step % 2, 7]}})

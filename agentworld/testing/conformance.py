@@ -1,0 +1,329 @@
+"""The executor conformance kit: one set of cases every executor must pass (SPEC §7).
+
+Use it from a test module by subclassing and overriding the `executor` fixture::
+
+    import pytest
+    from agentworld.testing.conformance import ExecutorConformance
+
+    class TestMyExecutor(ExecutorConformance):
+        @pytest.fixture
+        def executor(self):
+            executor = MyExecutor(ExecutorConfig())
+            yield executor
+            executor.close()
+
+Every case asserts an exact output or failure code, and after every hostile call the same
+executor must still serve a good call correctly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import pytest
+
+from agentworld.abi import encode_input
+from agentworld.executor import (
+    CallLimits,
+    CallRequest,
+    Executor,
+    InvalidArtifactError,
+    ModuleCallError,
+    ModuleOutput,
+)
+from agentworld.testing.guests import guest_wasm
+
+TIMEOUT_MARGIN_MS = 250
+"""How late past `max_call_ms` a runaway call may return (the watchdog, plus a busy CI box)."""
+
+
+def sample_context(stage: str = "tick", module_id: str = "m.counter") -> dict[str, Any]:
+    """A realistic call context, shaped like the world's (SPEC §5.2)."""
+    return {
+        "v": "wasm-1",
+        "module_id": module_id,
+        "instance_id": f"{module_id}#1",
+        "module_version": "1.0.0",
+        "trace_id": f"tick-7-{module_id}#1",
+        "stage": stage,
+        "time": 7,
+        "origin": {"kind": "tick", "id": "7"},
+        "install_target": {"type": "self_agent"},
+        "manifest_hash": "ab" * 32,
+        "world_config_hash": "cd" * 32,
+    }
+
+
+def counter_state(count: int) -> bytes:
+    """The counter guest's state bytes for `count` (8 bytes, little-endian)."""
+    return struct.pack("<Q", count)
+
+
+def guest_request(
+    name: str,
+    *,
+    entrypoint: str = "call",
+    kind: str = "pure",
+    input: bytes | None = None,
+    limits: CallLimits | None = None,
+    **limit_overrides: int,
+) -> CallRequest:
+    """A `CallRequest` for example guest `name` (tick context and empty state by default)."""
+    wasm = guest_wasm(name)
+    if input is None:
+        state = b"" if kind == "reducer" else None
+        input = encode_input(sample_context(), state=state)
+    if limits is None:
+        limits = CallLimits(**limit_overrides)
+    return CallRequest(
+        module_id=f"m.{name}",
+        instance_id=f"m.{name}#1",
+        wasm_hash=hashlib.sha256(wasm).hexdigest(),
+        wasm=wasm,
+        entrypoint=entrypoint,
+        input=input,
+        limits=limits,
+        kind=kind,
+    )
+
+
+def counter_request(count: int, entrypoint: str = "reduce") -> CallRequest:
+    """A call of the counter reducer whose current state is `count`."""
+    state = counter_state(count) if count else b""
+    return guest_request(
+        "counter",
+        entrypoint=entrypoint,
+        kind="reducer",
+        input=encode_input(sample_context(), state=state),
+    )
+
+
+def counter_output(count: int) -> ModuleOutput:
+    """What the counter guest returns when its new count is `count`."""
+    return ModuleOutput(
+        new_state=counter_state(count),
+        emits=({"kind": "counter.ticked", "payload": {"count": count}},),
+    )
+
+
+def move_action(to: list[int], action_id: int = 41) -> dict[str, Any]:
+    """A `move_agent` action envelope as the world routes it."""
+    return {"action_id": action_id, "type": "move_agent", "data": {"agent_id": "a", "to": to}}
+
+
+def _rule_payload(output: ModuleOutput) -> Mapping[str, Any]:
+    (emit,) = output.emits
+    assert emit["kind"] == "rule.decision"
+    payload: Mapping[str, Any] = emit["payload"]
+    return payload
+
+
+# (hostile guest, the failure code it must produce under the default limits)
+HOSTILE_CASES: list[tuple[str, str]] = [
+    ("loop", "out_of_fuel"),
+    ("membomb", "memory_limit"),
+    ("bigmem", "memory_limit"),
+    ("huge", "output_too_large"),
+    ("garbage", "invalid_output"),
+    ("badptr", "invalid_output"),
+    ("unreachable", "trap"),
+    ("divzero", "trap"),
+    ("recursion", "trap"),
+    ("noalloc", "trap"),
+    ("noentry", "trap"),
+    ("imports", "trap"),
+]
+
+
+class ExecutorConformance:
+    """The conformance cases; subclass it (as `Test...`) and override `executor`."""
+
+    @pytest.fixture
+    def executor(self) -> Iterator[Executor]:
+        """The executor under test: override this fixture in your subclass."""
+        pytest.fail("override the `executor` fixture to return the executor under test")
+        yield  # pragma: no cover
+
+    def assert_serves_good_call(self, executor: Executor) -> None:
+        """The executor still runs a well-behaved guest correctly."""
+        assert executor.call(counter_request(41)) == counter_output(42)
+
+    # -- the ABI --------------------------------------------------------------------------
+
+    @pytest.mark.parametrize("entrypoint", ["reduce", "reduce_packed", "reduce_retarea"])
+    def test_entrypoint_signatures(self, executor: Executor, entrypoint: str) -> None:
+        """All three wasm-1 entrypoint shapes give the same output."""
+        assert executor.call(counter_request(6, entrypoint)) == counter_output(7)
+
+    def test_reducer_state_round_trip(self, executor: Executor) -> None:
+        """State goes in, new_state comes out, and feeds the next call."""
+        state = b""
+        for expected in (1, 2, 3):
+            request = guest_request(
+                "counter",
+                entrypoint="reduce",
+                kind="reducer",
+                input=encode_input(sample_context(), state=state),
+            )
+            output = executor.call(request)
+            assert output == counter_output(expected)
+            assert output.new_state is not None
+            state = output.new_state
+
+    def test_pure_module_returning_state_is_invalid(self, executor: Executor) -> None:
+        """A pure module's output may not carry new_state."""
+        request = guest_request("counter", entrypoint="reduce", kind="pure")
+        with pytest.raises(ModuleCallError) as failure:
+            executor.call(request)
+        assert failure.value.code == "invalid_output"
+        self.assert_serves_good_call(executor)
+
+    def test_calls_are_deterministic_and_isolated(self, executor: Executor) -> None:
+        """The same call twice gives the same output: no guest memory survives a call."""
+        request = counter_request(9)
+        assert executor.call(request) == executor.call(request) == counter_output(10)
+
+    def test_observer_sees_stage_event_and_action(self, executor: Executor) -> None:
+        """The input's CBOR maps reach the guest intact and come back verbatim."""
+        event = {"id": 3, "time": 2, "caused_by": {"action": 1}, "kind": "x.y", "data": {"n": 1}}
+        action = move_action([1, 2])
+        request = guest_request(
+            "observer",
+            input=encode_input(sample_context("post_action"), event=event, action=action),
+        )
+        payload = {"stage": "post_action", "event": event, "action": action}
+        assert executor.call(request) == ModuleOutput(
+            emits=({"kind": "observer.saw", "payload": payload},)
+        )
+        request = guest_request("observer", input=encode_input(sample_context("tick")))
+        assert executor.call(request).emits[0]["payload"] == {
+            "stage": "tick",
+            "event": None,
+            "action": None,
+        }
+
+    @pytest.mark.parametrize(
+        ("to", "expected"),
+        [
+            ([13, 13], {"verdict": "deny", "notes": "cell 13,13 is forbidden"}),
+            (
+                [7, 7],
+                {
+                    "verdict": "modify",
+                    "override_action": {
+                        "type": "move_agent",
+                        "data": {"agent_id": "a", "to": [8, 8]},
+                    },
+                    "notes": "7,7 is redirected to 8,8",
+                },
+            ),
+            ([1, 2], {"verdict": "allow", "notes": ""}),
+        ],
+    )
+    def test_rule_decisions(
+        self, executor: Executor, to: list[int], expected: dict[str, Any]
+    ) -> None:
+        """The rule guest reads the routed action and decides on it."""
+        context = sample_context("pre_action", "m.rule")
+        request = guest_request("rule", input=encode_input(context, action=move_action(to)))
+        assert _rule_payload(executor.call(request)) == {"action_id": 41, **expected}
+
+    @pytest.mark.parametrize(
+        ("guest", "binding"),
+        [("effector", {"cap_slot": "pay"}), ("effector_ref", {"cap_ref": "cap.bank"})],
+    )
+    def test_effects(self, executor: Executor, guest: str, binding: dict[str, str]) -> None:
+        """Effects come back with their capability binding."""
+        effect = {"kind": "bank.pay", "params": {"amount": 1}, **binding}
+        assert executor.call(guest_request(guest)) == ModuleOutput(effects=(effect,))
+
+    @pytest.mark.parametrize(
+        ("guest", "lifecycle"),
+        [
+            ("sleeper", {"mode": "wake_after_ticks", "ticks": 3}),
+            ("suspender", {"mode": "suspend"}),
+        ],
+    )
+    def test_tick_lifecycle(
+        self, executor: Executor, guest: str, lifecycle: dict[str, Any]
+    ) -> None:
+        """Reducers can ask to sleep or suspend."""
+        output = executor.call(guest_request(guest, entrypoint="reduce", kind="reducer"))
+        assert output == ModuleOutput(new_state=counter_state(1), tick_lifecycle=lifecycle)
+
+    # -- limits ---------------------------------------------------------------------------
+
+    def test_emit_limit(self, executor: Executor) -> None:
+        """More emits than max_emits fail the call."""
+        request = guest_request("counter", entrypoint="reduce", kind="reducer", max_emits=0)
+        with pytest.raises(ModuleCallError) as failure:
+            executor.call(request)
+        assert failure.value.code == "emit_limit_exceeded"
+        self.assert_serves_good_call(executor)
+
+    def test_effect_limit(self, executor: Executor) -> None:
+        """More effects than max_effects fail the call."""
+        with pytest.raises(ModuleCallError) as failure:
+            executor.call(guest_request("effector", max_effects=0))
+        assert failure.value.code == "effect_limit_exceeded"
+        self.assert_serves_good_call(executor)
+
+    def test_output_limit(self, executor: Executor) -> None:
+        """An output longer than max_output_bytes fails the call."""
+        request = guest_request("counter", entrypoint="reduce", kind="reducer", max_output_bytes=8)
+        with pytest.raises(ModuleCallError) as failure:
+            executor.call(request)
+        assert failure.value.code == "output_too_large"
+        self.assert_serves_good_call(executor)
+
+    # -- hostile guests -------------------------------------------------------------------
+
+    @pytest.mark.parametrize(("guest", "code"), HOSTILE_CASES)
+    def test_hostile_guest(self, executor: Executor, guest: str, code: str) -> None:
+        """Each hostile guest fails with its exact code, and the executor carries on."""
+        with pytest.raises(ModuleCallError) as failure:
+            executor.call(guest_request(guest))
+        assert failure.value.code == code, failure.value.detail
+        assert failure.value.detail
+        self.assert_serves_good_call(executor)
+
+    def test_runaway_guest_times_out(self, executor: Executor) -> None:
+        """With fuel to spare, the wall-clock limit stops an infinite loop on time."""
+        request = guest_request("loop", max_gas=10**15, max_call_ms=100)
+        started = time.monotonic()
+        with pytest.raises(ModuleCallError) as failure:
+            executor.call(request)
+        elapsed_ms = (time.monotonic() - started) * 1000
+        assert failure.value.code == "timeout"
+        assert elapsed_ms < 100 + TIMEOUT_MARGIN_MS
+        self.assert_serves_good_call(executor)
+
+    def test_imports_are_refused_with_a_clear_error(self, executor: Executor) -> None:
+        """A module that imports anything is not a wasm-1 artifact; the error names it."""
+        with pytest.raises(InvalidArtifactError, match=r"env\.host_log"):
+            executor.check_artifact(guest_wasm("imports"))
+        with pytest.raises(ModuleCallError, match=r"env\.host_log") as failure:
+            executor.call(guest_request("imports"))
+        assert failure.value.code == "trap"
+        self.assert_serves_good_call(executor)
+
+    def test_check_artifact(self, executor: Executor) -> None:
+        """Any import-free module passes; bytes that are not a module do not."""
+        executor.check_artifact(guest_wasm("counter"))
+        executor.check_artifact(guest_wasm("noentry"))
+        for junk in (b"", b"\0asm\x01\0\0\0garbage", b"(module)"):
+            with pytest.raises(InvalidArtifactError):
+                executor.check_artifact(junk)
+
+    def test_call_batch_returns_failures_in_place(self, executor: Executor) -> None:
+        """A batch runs in order; a failing call does not disturb its neighbours."""
+        results = executor.call_batch(
+            [counter_request(1), guest_request("unreachable"), counter_request(2)]
+        )
+        assert results[0] == counter_output(2)
+        assert isinstance(results[1], ModuleCallError) and results[1].code == "trap"
+        assert results[2] == counter_output(3)

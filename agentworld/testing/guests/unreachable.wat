@@ -1,0 +1,7 @@
+;; hostile: executes `unreachable`.
+(module
+  (memory (export "memory") 1)
+  ;; @include cbor.wat
+
+  (func (export "call") (param $ptr i32) (param $len i32) (result i32 i32)
+    unreachable))

@@ -1,0 +1,674 @@
+"""The wasmtime executor: runs `wasm-1` guests in a fresh wasmtime instance per call (SPEC §6, §7).
+
+Limits: fuel from `max_gas` (deterministic), a store limiter for `max_mem_bytes`, an epoch
+watchdog (one daemon thread per executor) for `max_call_ms`, and `decode_output` for output
+size and effect/emit counts. NaN canonicalization is on; there is no WASI and no import.
+
+The per-call path is the hot path of the whole system (SPEC §13), so it does not go through
+`Func.__call__`: export signatures are checked once per compiled module, and each call then
+drives wasmtime's C API directly through ctypes prototypes declared here, with preallocated
+argument buffers, export lookups by index and `memmove` in and out of guest memory.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import json
+import os
+import re
+import tempfile
+import threading
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from attrs import define
+
+from agentworld.abi import decode_output
+from agentworld.errors import AgentWorldError
+from agentworld.executor import (
+    CallLimits,
+    CallRequest,
+    ExecutorConfig,
+    InvalidArtifactError,
+    ModuleCallError,
+    ModuleOutput,
+)
+from agentworld.hookspecs import hookimpl
+
+try:
+    import wasmtime
+    from wasmtime import _bindings as _raw
+    from wasmtime import _ffi
+except ImportError as exc:  # the executor still registers, as unavailable
+    _IMPORT_ERROR: str | None = f"the wasmtime package cannot be imported: {exc}"
+else:
+    _IMPORT_ERROR = None
+
+DESCRIPTION = "wasmtime (default): fuel, epoch watchdog, store limits, compiled-module cache"
+
+_HASH_RE = re.compile(r"[0-9a-f]{64}")
+_WASM_MAGIC = b"\0asm"
+_PAGE = 65536
+
+# The on-disk cache file: our header, then wasmtime's serialized module. The header binds the
+# file to one wasm_hash and carries a checksum of the payload, because `Module.deserialize`
+# trusts its input completely: a corrupt or foreign file must never reach it.
+_CACHE_MAGIC = b"agentworld-cwasm\x01"
+_CACHE_HEADER = len(_CACHE_MAGIC) + 64 + 32 + 8
+
+# Entrypoint shapes of wasm-1 (SPEC §6).
+_MULTI, _PACKED, _RETAREA = "(i32,i32)->(i32,i32)", "(i32,i32)->i64", "(i32,i32,i32)->()"
+
+DEFAULT_OPTIONS: dict[str, Any] = {
+    # "pooling" preallocates instance slots, which makes a fresh instance per call cheap;
+    # "on-demand" maps memory per instance (slower, no up-front address-space reservation).
+    "allocator": "pooling",
+    "pool_slots": 16,
+    # Engine-wide ceiling on one guest memory; a call's `max_mem_bytes` is capped by it.
+    "max_memory_bytes": 256 * 1024 * 1024,
+    # Bytes of each pooled memory kept resident and reset with memset instead of madvise.
+    "keep_resident_bytes": 64 * 1024,
+    "max_wasm_stack": 512 * 1024,
+    # Watchdog resolution: a runaway call is interrupted within max_call_ms + 2 ticks.
+    "epoch_tick_ms": 5,
+}
+
+
+def _native(name: str, restype: Any, *argtypes: Any) -> Any:
+    """A ctypes prototype for one wasmtime C API function, taking and returning plain ints.
+
+    wasmtime-py's own bindings type every pointer, which costs a conversion per argument;
+    on the hot path we pass addresses of our own preallocated buffers instead.
+    """
+    return ctypes.CFUNCTYPE(restype, *argtypes)((name, _ffi.dll))
+
+
+if _IMPORT_ERROR is None:
+    _P, _U64, _I64, _SIZE = ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int64, ctypes.c_size_t
+    _store_new = _native("wasmtime_store_new", _P, _P, _P, _P)
+    _store_context = _native("wasmtime_store_context", _P, _P)
+    _store_delete = _native("wasmtime_store_delete", None, _P)
+    _store_limiter = _native("wasmtime_store_limiter", None, _P, _I64, _I64, _I64, _I64, _I64)
+    _set_fuel = _native("wasmtime_context_set_fuel", _P, _P, _U64)
+    _set_deadline = _native("wasmtime_context_set_epoch_deadline", None, _P, _U64)
+    _instantiate = _native("wasmtime_instance_pre_instantiate", _P, _P, _P, _P, _P)
+    _export_nth = _native("wasmtime_instance_export_nth", ctypes.c_bool, _P, _P, _SIZE, _P, _P, _P)
+    _call = _native("wasmtime_func_call_unchecked", _P, _P, _P, _P, _SIZE, _P)
+    _memory_data = _native("wasmtime_memory_data", _P, _P, _P)
+    _memory_size = _native("wasmtime_memory_data_size", _SIZE, _P, _P)
+    _EXTERN_SIZE = ctypes.sizeof(_raw.wasmtime_extern_t)
+    _EXTERN_OF = _raw.wasmtime_extern_t.of.offset
+    _RAW_VAL_SIZE = ctypes.sizeof(_raw.wasmtime_val_raw_t)
+    _TRAP_FUEL = _raw.wasmtime_trap_code_enum.WASMTIME_TRAP_CODE_OUT_OF_FUEL.value
+    _TRAP_INTERRUPT = _raw.wasmtime_trap_code_enum.WASMTIME_TRAP_CODE_INTERRUPT.value
+
+
+@define
+class CacheStats:
+    """Counters a user can observe: where compiled modules came from and what was discarded."""
+
+    compiled: int = 0
+    disk_hits: int = 0
+    disk_writes: int = 0
+    disk_discarded: int = 0
+    evictions: int = 0
+
+
+class _Failure(Exception):
+    """An internal failure of one run, before it is classified into a `ModuleCallError`."""
+
+    def __init__(self, code: str, detail: str, memory_bytes: int | None = None) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+        self.memory_bytes = memory_bytes
+
+
+class _Plan:
+    """How to call one entrypoint of one module: export indices and the signature shape."""
+
+    __slots__ = ("alloc", "entry", "memory", "memory_floor", "shape")
+
+    def __init__(self, memory: int, alloc: int, entry: int, shape: str, memory_floor: int) -> None:
+        self.memory = memory
+        self.alloc = alloc
+        self.entry = entry
+        self.shape = shape
+        # Memory never shrinks below its declared minimum, so a range inside the minimum is
+        # in bounds without asking the engine for the current size.
+        self.memory_floor = memory_floor
+
+
+def _describe(ty: Any) -> str:
+    if isinstance(ty, wasmtime.FuncType):
+        params = ",".join(str(p) for p in ty.params)
+        results = ",".join(str(r) for r in ty.results)
+        return f"func ({params})->({results})"
+    return type(ty).__name__.removesuffix("Type").lower()
+
+
+class _Guest:
+    """A compiled module and its export analysis, cached by `wasm_hash`."""
+
+    __slots__ = ("exports", "module", "plans", "pre", "pre_ptr", "problem")
+
+    def __init__(self, module: Any, engine: Any) -> None:
+        self.module = module
+        self.plans: dict[str, _Plan | str] = {}
+        imports = [f"{imp.module}.{imp.name} ({_describe(imp.type)})" for imp in module.imports]
+        self.problem: str | None = None
+        self.pre: Any = None
+        self.pre_ptr = 0
+        self.exports: dict[str, tuple[int, Any]] = {
+            export.name: (index, export.type) for index, export in enumerate(module.exports)
+        }
+        if imports:
+            self.problem = (
+                "module imports " + ", ".join(imports) + "; wasm-1 modules must import nothing"
+            )
+        else:
+            self.pre = wasmtime.Linker(engine).instantiate_pre(module)
+            self.pre_ptr = ctypes.cast(self.pre.ptr(), ctypes.c_void_p).value or 0
+
+    def plan(self, entrypoint: str) -> _Plan | str:
+        """The call plan for `entrypoint`, or a message saying why it cannot be called."""
+        cached = self.plans.get(entrypoint)
+        if cached is None:
+            cached = self.plans[entrypoint] = self._analyse(entrypoint)
+        return cached
+
+    def _analyse(self, entrypoint: str) -> _Plan | str:
+        if self.problem is not None:
+            return self.problem
+        i32, i64 = wasmtime.ValType.i32(), wasmtime.ValType.i64()
+        missing = [name for name in ("memory", "alloc", entrypoint) if name not in self.exports]
+        if missing:
+            return "module does not export " + ", ".join(repr(name) for name in missing)
+        memory_index, memory_type = self.exports["memory"]
+        if not isinstance(memory_type, wasmtime.MemoryType) or memory_type.is_64:
+            return f"export 'memory' must be a 32-bit memory, not {_describe(memory_type)}"
+        if memory_type.is_shared:
+            return "export 'memory' must not be a shared memory"
+        alloc_index, alloc_type = self.exports["alloc"]
+        if (
+            not isinstance(alloc_type, wasmtime.FuncType)
+            or alloc_type.params != [i32]
+            or alloc_type.results != [i32]
+        ):
+            return f"export 'alloc' must be func (i32)->(i32), not {_describe(alloc_type)}"
+        entry_index, entry_type = self.exports[entrypoint]
+        shape = None
+        if isinstance(entry_type, wasmtime.FuncType):
+            params, results = entry_type.params, entry_type.results
+            if params == [i32, i32] and results == [i32, i32]:
+                shape = _MULTI
+            elif params == [i32, i32] and results == [i64]:
+                shape = _PACKED
+            elif params == [i32, i32, i32] and results == []:
+                shape = _RETAREA
+        if shape is None:
+            return (
+                f"entrypoint {entrypoint!r} is {_describe(entry_type)}; wasm-1 accepts "
+                f"{_MULTI}, {_PACKED} or {_RETAREA}"
+            )
+        floor = memory_type.limits.min * _PAGE
+        return _Plan(memory_index, alloc_index, entry_index, shape, floor)
+
+
+def _concise(message: str) -> str:
+    """The engine's own words without the wasm backtrace (deep recursion makes it huge)."""
+    head, found, cause = message.partition("Caused by:")
+    lines = (cause if found else head).strip().splitlines()
+    return (lines[0].strip() if lines else message)[:500]
+
+
+def _engine_error(pointer: int) -> str:
+    """The message of a `wasmtime_error_t*` (takes ownership and frees it)."""
+    error_type = ctypes.POINTER(_raw.wasmtime_error_t)
+    return _concise(str(wasmtime.WasmtimeError._from_ptr(ctypes.cast(pointer, error_type))))
+
+
+def _trap(pointer: int) -> tuple[int | None, str]:
+    """The code and message of a `wasm_trap_t*` (takes ownership and frees it)."""
+    trap = wasmtime.Trap._from_ptr(ctypes.cast(pointer, ctypes.POINTER(_raw.wasm_trap_t)))
+    code = trap.trap_code
+    return (None if code is None else code.value), _concise(trap.message)
+
+
+class WasmtimeExecutor:
+    """Runs module calls in fresh wasmtime instances, with compiled modules cached."""
+
+    name = "wasmtime"
+
+    def __init__(self, config: ExecutorConfig | None = None) -> None:
+        self.config = config or ExecutorConfig()
+        unknown = set(self.config.options) - set(DEFAULT_OPTIONS)
+        if unknown:
+            raise ValueError(f"unknown wasmtime executor options: {', '.join(sorted(unknown))}")
+        self.options = {**DEFAULT_OPTIONS, **self.config.options}
+        self.stats = CacheStats()
+        self._max_memory = int(self.options["max_memory_bytes"])
+        self._tick_ms = max(1, int(self.options["epoch_tick_ms"]))
+        self.engine = wasmtime.Engine(self._engine_config())
+        self._engine_ptr = ctypes.cast(self.engine.ptr(), ctypes.c_void_p).value
+        self._guests: OrderedDict[str, _Guest] = OrderedDict()
+        self._lock = threading.Lock()
+        self._cache_dir = self._disk_cache_dir()
+        self._scratch()
+        self._stop = threading.Event()
+        self.watchdog = threading.Thread(
+            target=_tick_epochs,
+            args=(self.engine, self._stop, self._tick_ms / 1000),
+            name="agentworld-wasmtime-watchdog",
+            daemon=True,
+        )
+        self.watchdog.start()
+        # An executor that is dropped without close() still stops its thread.
+        self._finalizer = weakref.finalize(self, self._stop.set)
+
+    # -- engine and caches --------------------------------------------------------------------
+
+    def _engine_config(self) -> Any:
+        config = wasmtime.Config()
+        config.consume_fuel = True
+        config.epoch_interruption = True
+        config.cranelift_nan_canonicalization = True
+        config.max_wasm_stack = int(self.options["max_wasm_stack"])
+        # Pages are 64 KiB: the call path relies on it for its memory-floor bound.
+        config.wasm_custom_page_sizes = False
+        # Guest memory never moves, so a base pointer read once stays valid for the call.
+        config.memory_may_move = False
+        allocator = self.options["allocator"]
+        if allocator == "pooling":
+            slots = int(self.options["pool_slots"])
+            pool = _raw.wasmtime_pooling_allocation_config_new()
+            try:
+                for setter in ("total_memories", "total_tables", "total_core_instances"):
+                    getattr(_raw, f"wasmtime_pooling_allocation_config_{setter}_set")(pool, slots)
+                _raw.wasmtime_pooling_allocation_config_max_memory_size_set(pool, self._max_memory)
+                _raw.wasmtime_pooling_allocation_config_linear_memory_keep_resident_set(
+                    pool, int(self.options["keep_resident_bytes"])
+                )
+                _raw.wasmtime_pooling_allocation_strategy_set(config.ptr(), pool)
+            finally:
+                _raw.wasmtime_pooling_allocation_config_delete(pool)
+        elif allocator != "on-demand":
+            raise ValueError(f"allocator must be 'pooling' or 'on-demand', not {allocator!r}")
+        return config
+
+    def _disk_cache_dir(self) -> Path | None:
+        if self.config.cache_dir is None:
+            return None
+        from importlib.metadata import version
+
+        # Serialized modules are only valid for the same wasmtime build and engine settings.
+        fingerprint = json.dumps(
+            {"options": self.options, "fuel": True, "epoch": True, "nan": True}, sort_keys=True
+        )
+        digest = hashlib.sha256(fingerprint.encode()).hexdigest()[:16]
+        return Path(self.config.cache_dir) / f"wasmtime-{version('wasmtime')}-{digest}"
+
+    def _scratch(self) -> None:
+        # Buffers reused by every call (under self._lock): the instance handle, the trap
+        # out-pointer, one extern per export we fetch, and the raw argument/result slots.
+        # Their addresses are computed once: the hot path passes plain ints to the C API.
+        self._instance = _raw.wasmtime_instance_t()
+        self._trap_slot = ctypes.c_void_p()
+        self._externs = ctypes.create_string_buffer(3 * _EXTERN_SIZE)
+        self._args = (_raw.wasmtime_val_raw_t * 3)()
+        self._name = ctypes.c_void_p()
+        self._name_len = ctypes.c_size_t()
+        externs = ctypes.addressof(self._externs)
+        self._addresses = (
+            ctypes.addressof(self._instance),
+            ctypes.addressof(self._trap_slot),
+            ctypes.addressof(self._name),
+            ctypes.addressof(self._name_len),
+            externs,
+            externs + _EXTERN_SIZE,
+            externs + 2 * _EXTERN_SIZE,
+            ctypes.addressof(self._args),
+        )
+        # Typed views onto the raw argument slots, so reading and writing them is one
+        # attribute access rather than building a union object per slot.
+        slots = ctypes.addressof(self._args)
+        self._arg_i32 = tuple(
+            ctypes.c_int32.from_address(slots + index * _RAW_VAL_SIZE) for index in range(3)
+        )
+        self._arg_i64 = ctypes.c_int64.from_address(slots)
+
+    def _guest(self, request: CallRequest) -> _Guest:
+        wasm_hash = request.wasm_hash
+        guest = self._guests.get(wasm_hash)
+        if guest is not None:
+            self._guests.move_to_end(wasm_hash)
+            return guest
+        guest = self._load_guest(request)
+        self._remember(wasm_hash, guest)
+        return guest
+
+    def _remember(self, wasm_hash: str, guest: _Guest) -> None:
+        self._guests[wasm_hash] = guest
+        self._guests.move_to_end(wasm_hash)
+        while len(self._guests) > max(1, self.config.memory_cache_size):
+            self._guests.popitem(last=False)
+            self.stats.evictions += 1
+
+    def _load_guest(self, request: CallRequest) -> _Guest:
+        wasm_hash = request.wasm_hash
+        cache_file = self._cache_file(wasm_hash)
+        if cache_file is not None:
+            module = self._read_cache(cache_file, wasm_hash)
+            if module is not None:
+                self.stats.disk_hits += 1
+                return _Guest(module, self.engine)
+        try:
+            wasm = request.wasm_bytes()
+        except ModuleCallError:
+            raise
+        except AgentWorldError as exc:
+            raise ModuleCallError("artifact_missing", str(exc)) from None
+        if hashlib.sha256(wasm).hexdigest() != wasm_hash:
+            raise ModuleCallError(
+                "artifact_missing", f"the bytes given for {wasm_hash} do not match that hash"
+            )
+        try:
+            module = self._compile(wasm)
+        except InvalidArtifactError as exc:
+            raise ModuleCallError("trap", str(exc)) from None
+        if cache_file is not None:
+            self._write_cache(cache_file, wasm_hash, module)
+        return _Guest(module, self.engine)
+
+    def _compile(self, wasm: bytes) -> Any:
+        if not wasm.startswith(_WASM_MAGIC):
+            # Checked here because wasmtime-py would otherwise accept WAT text as well.
+            raise InvalidArtifactError("not a WebAssembly binary (missing the \\0asm header)")
+        try:
+            module = wasmtime.Module(self.engine, wasm)
+        except wasmtime.WasmtimeError as exc:
+            raise InvalidArtifactError(f"not a valid WebAssembly module: {exc}") from None
+        self.stats.compiled += 1
+        return module
+
+    def _cache_file(self, wasm_hash: str) -> Path | None:
+        if self._cache_dir is None or not _HASH_RE.fullmatch(wasm_hash):
+            return None
+        return self._cache_dir / f"{wasm_hash}.cwasm"
+
+    def _read_cache(self, path: Path, wasm_hash: str) -> Any:
+        try:
+            blob = path.read_bytes()
+        except OSError:
+            return None
+        payload = blob[_CACHE_HEADER:]
+        magic_end = len(_CACHE_MAGIC)
+        valid = (
+            blob.startswith(_CACHE_MAGIC)
+            and blob[magic_end : magic_end + 64] == wasm_hash.encode()
+            and blob[magic_end + 64 : magic_end + 96] == hashlib.sha256(payload).digest()
+            and int.from_bytes(blob[magic_end + 96 : _CACHE_HEADER], "little") == len(payload)
+        )
+        if valid:
+            try:
+                return wasmtime.Module.deserialize(self.engine, payload)
+            except wasmtime.WasmtimeError:
+                pass  # verified bytes the engine still refuses: recompile and overwrite
+        self.stats.disk_discarded += 1
+        path.unlink(missing_ok=True)
+        return None
+
+    def _write_cache(self, path: Path, wasm_hash: str, module: Any) -> None:
+        payload = bytes(module.serialize())
+        header = (
+            _CACHE_MAGIC
+            + wasm_hash.encode()
+            + hashlib.sha256(payload).digest()
+            + len(payload).to_bytes(8, "little")
+        )
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, temp = tempfile.mkstemp(
+                dir=path.parent, prefix=f".{wasm_hash[:16]}.", suffix=".tmp"
+            )
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(header + payload)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.replace(temp, path)
+            except BaseException:
+                os.unlink(temp)
+                raise
+        except OSError:
+            return  # the disk cache is an optimisation; an unwritable one only costs time
+        self.stats.disk_writes += 1
+
+    # -- the hot path -------------------------------------------------------------------------
+
+    def invoke(self, request: CallRequest) -> bytes:
+        """Run one call and return the guest's raw output bytes (no decoding)."""
+        limits = request.limits
+        memory_limit = min(limits.max_mem_bytes, self._max_memory)
+        if self._stop.is_set():
+            # Without its watchdog a closed executor could not enforce max_call_ms.
+            raise ModuleCallError("engine_unavailable", "this wasmtime executor is closed")
+        # One lock for the caches and the scratch buffers: calls on one executor are serial.
+        with self._lock:
+            guest = self._guest(request)
+            plan = guest.plan(request.entrypoint)
+            if type(plan) is str:
+                raise ModuleCallError("trap", plan)
+            assert isinstance(plan, _Plan)
+            try:
+                return self._run(guest, plan, request.input, limits, memory_limit)
+            except _Failure as failure:
+                raise self._classify(guest, plan, request, memory_limit, failure) from None
+
+    def _classify(
+        self,
+        guest: _Guest,
+        plan: _Plan,
+        request: CallRequest,
+        memory_limit: int,
+        failure: _Failure,
+    ) -> ModuleCallError:
+        if failure.code == "trap" and failure.memory_bytes is not None:
+            # memory.grow returns -1 when the limiter refuses, and the guest traps later for
+            # some reason of its own. Calls are deterministic, so run the same call again
+            # with the engine's ceiling: if memory then grows past the call's limit, the
+            # first run was refused growth, and the limit is what stopped it.
+            if memory_limit < self._max_memory:
+                try:
+                    self._run(guest, plan, request.input, request.limits, self._max_memory)
+                    grown = None
+                except _Failure as probe:
+                    grown = probe.memory_bytes
+                if grown is not None and grown > memory_limit:
+                    return ModuleCallError(
+                        "memory_limit",
+                        f"the guest tried to grow its memory past {memory_limit} bytes "
+                        f"and then failed: {failure.detail}",
+                    )
+        return ModuleCallError(failure.code, failure.detail)
+
+    def _run(
+        self, guest: _Guest, plan: _Plan, data: bytes, limits: CallLimits, memory_limit: int
+    ) -> bytes:
+        """One call in a fresh store and instance; raises `_Failure`. Caller holds the lock."""
+        store = _store_new(self._engine_ptr, None, None)
+        try:
+            context = _store_context(store)
+            _set_fuel(context, limits.max_gas)
+            _set_deadline(context, -(-limits.max_call_ms // self._tick_ms) + 1)
+            _store_limiter(store, memory_limit, -1, -1, -1, -1)
+            trap = self._trap_slot
+            trap.value = None
+            (
+                instance,
+                trap_address,
+                name,
+                name_len,
+                memory_extern,
+                alloc_extern,
+                entry_extern,
+                args,
+            ) = self._addresses
+            error = _instantiate(guest.pre_ptr, context, instance, trap_address)
+            if error or trap.value:
+                raise self._failure(error, trap.value, "instantiating", memory_limit, None)
+            if not (
+                _export_nth(context, instance, plan.memory, name, name_len, memory_extern)
+                and _export_nth(context, instance, plan.alloc, name, name_len, alloc_extern)
+                and _export_nth(context, instance, plan.entry, name, name_len, entry_extern)
+            ):
+                raise _Failure("trap", "the instance lacks an export its module declares")
+            memory = memory_extern + _EXTERN_OF
+            alloc = alloc_extern + _EXTERN_OF
+            entry = entry_extern + _EXTERN_OF
+            arg0, arg1, arg2 = self._arg_i32
+            size = len(data)
+            # The ret_area shape gets 8 bytes for (ptr, len) after the input, 4-aligned.
+            input_span = (size + 3) & ~3
+            request_size = input_span + 8 if plan.shape is _RETAREA else size
+            arg0.value = request_size
+            error = _call(context, alloc, args, 1, trap_address)
+            if error or trap.value:
+                raise self._failure(error, trap.value, "in alloc", memory_limit, (context, memory))
+            pointer = arg0.value & 0xFFFFFFFF
+            base = _memory_data(context, memory) or 0
+            end = pointer + request_size
+            if end > plan.memory_floor and end > _memory_size(context, memory):
+                raise _Failure("trap", f"alloc({request_size}) returned {pointer}, out of bounds")
+            ctypes.memmove(base + pointer, data, size)
+
+            arg0.value = pointer
+            arg1.value = size
+            if plan.shape is _MULTI:
+                error = _call(context, entry, args, 2, trap_address)
+                out_pointer, out_size = arg0.value & 0xFFFFFFFF, arg1.value & 0xFFFFFFFF
+            elif plan.shape is _PACKED:
+                error = _call(context, entry, args, 2, trap_address)
+                packed = self._arg_i64.value & 0xFFFFFFFFFFFFFFFF
+                out_pointer, out_size = packed & 0xFFFFFFFF, packed >> 32
+            else:
+                ret_area = pointer + input_span
+                arg0.value, arg1.value, arg2.value = ret_area, pointer, size
+                error = _call(context, entry, args, 3, trap_address)
+                out_pointer = out_size = 0
+                if not (error or trap.value):
+                    pair = ctypes.string_at(base + ret_area, 8)
+                    out_pointer = int.from_bytes(pair[:4], "little")
+                    out_size = int.from_bytes(pair[4:], "little")
+            if error or trap.value:
+                raise self._failure(error, trap.value, "", memory_limit, (context, memory))
+            if out_size > limits.max_output_bytes:
+                raise _Failure(
+                    "output_too_large",
+                    f"output is {out_size} bytes, the limit is {limits.max_output_bytes}",
+                )
+            end = out_pointer + out_size
+            if end > plan.memory_floor and end > _memory_size(context, memory):
+                raise _Failure(
+                    "invalid_output",
+                    f"output ({out_pointer}, {out_size}) lies outside guest memory",
+                )
+            return ctypes.string_at(base + out_pointer, out_size)
+        finally:
+            _store_delete(store)
+
+    def _failure(
+        self,
+        error: int | None,
+        trap: int | None,
+        where: str,
+        memory_limit: int,
+        memory: tuple[int, int] | None,
+    ) -> _Failure:
+        """Turn an engine error or trap into a `_Failure`, freeing what the engine returned."""
+        prefix = f"{where}: " if where else ""
+        if error:
+            message = _engine_error(error)
+            if memory is None and "memory" in message and "limit" in message.lower():
+                return _Failure(
+                    "memory_limit",
+                    f"{prefix}the module's initial memory exceeds {memory_limit} bytes ({message})",
+                )
+            return _Failure("trap", prefix + message)
+        assert trap is not None
+        code, message = _trap(trap)
+        if code == _TRAP_FUEL:
+            return _Failure("out_of_fuel", prefix + message)
+        if code == _TRAP_INTERRUPT:
+            return _Failure("timeout", f"{prefix}interrupted by the wall-clock watchdog")
+        memory_bytes = None if memory is None else _memory_size(*memory)
+        return _Failure("trap", prefix + message, memory_bytes)
+
+    # -- the Executor protocol ----------------------------------------------------------------
+
+    def call(self, request: CallRequest) -> ModuleOutput:
+        """Run one call; raise `ModuleCallError` on any failure."""
+        raw = self.invoke(request)
+        return decode_output(raw, limits=request.limits, kind=request.kind)
+
+    def call_batch(self, requests: Sequence[CallRequest]) -> list[ModuleOutput | ModuleCallError]:
+        """Run independent calls in order; failures are returned in place, not raised."""
+        results: list[ModuleOutput | ModuleCallError] = []
+        for request in requests:
+            try:
+                results.append(self.call(request))
+            except ModuleCallError as exc:
+                results.append(exc)
+        return results
+
+    def check_artifact(self, wasm: bytes) -> None:
+        """Raise `InvalidArtifactError` unless `wasm` is an import-free WebAssembly module."""
+        wasm = bytes(wasm)
+        wasm_hash = hashlib.sha256(wasm).hexdigest()
+        with self._lock:
+            guest = self._guests.get(wasm_hash)
+        if guest is None:
+            guest = _Guest(self._compile(wasm), self.engine)
+            with self._lock:
+                self._remember(wasm_hash, guest)
+        if guest.problem is not None:
+            raise InvalidArtifactError(guest.problem)
+
+    def close(self) -> None:
+        """Stop the watchdog thread and drop compiled modules."""
+        self._stop.set()
+        if self.watchdog.is_alive() and self.watchdog is not threading.current_thread():
+            self.watchdog.join()
+        with self._lock:
+            self._guests.clear()
+
+    def __enter__(self) -> WasmtimeExecutor:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _tick_epochs(engine: Any, stop: threading.Event, interval: float) -> None:
+    """The watchdog: advance the engine's epoch every `interval` seconds until stopped.
+
+    A store's epoch deadline is set relative to the epoch at call start, so a call that runs
+    past its deadline traps with an interrupt; the thread never touches a store.
+    """
+    while not stop.wait(interval):
+        engine.increment_epoch()
+
+
+@hookimpl
+def agentworld_register_executors(register: Callable[..., None]) -> None:
+    """Register the wasmtime executor (as unavailable when wasmtime cannot be imported)."""
+    if _IMPORT_ERROR is not None:
+        register(
+            "wasmtime", WasmtimeExecutor, unavailable_reason=_IMPORT_ERROR, description=DESCRIPTION
+        )
+    else:
+        register("wasmtime", WasmtimeExecutor, description=DESCRIPTION)

@@ -1,0 +1,39 @@
+"""The benchmark script runs and reports every figure (timings are not asserted in tests)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks" / "run.py"
+
+EXECUTOR_KEYS = {
+    "warm_call_us",
+    "naive_call_us",
+    "extism_call_us",
+    "extism_reused_call_us",
+    "full_call_us",
+    "speedup_vs_extism",
+    "speedup_vs_extism_reused",
+    "speedup_vs_naive",
+}
+
+
+def test_executor_benchmark_prints_one_json_line() -> None:
+    completed = subprocess.run(
+        [sys.executable, str(BENCHMARKS), "executor", "--json", "--quick"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    (line,) = completed.stdout.splitlines()
+    results = json.loads(line)
+    assert set(results) == EXECUTOR_KEYS
+    for key in ("warm_call_us", "naive_call_us", "full_call_us", "speedup_vs_naive"):
+        assert isinstance(results[key], float) and results[key] > 0
+    # Extism is optional (the `bench` extra): without it its figures are null.
+    for key in ("extism_call_us", "extism_reused_call_us", "speedup_vs_extism"):
+        assert results[key] is None or results[key] > 0

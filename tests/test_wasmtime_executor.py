@@ -1,0 +1,206 @@
+"""The wasmtime executor beyond the conformance kit: caches, options, watchdog, plugin entry."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agentworld.backends.wasmtime_executor import WasmtimeExecutor
+from agentworld.errors import StoreError
+from agentworld.executor import CallRequest, ExecutorConfig, ModuleCallError
+from agentworld.manager import PluginManager
+from agentworld.testing.conformance import counter_output, counter_request, guest_request
+from agentworld.testing.guests import guest_wasm
+
+
+@pytest.fixture
+def make_executor() -> Iterator[type[WasmtimeExecutor]]:
+    built: list[WasmtimeExecutor] = []
+
+    class Tracked(WasmtimeExecutor):
+        def __init__(self, config: ExecutorConfig | None = None) -> None:
+            super().__init__(config)
+            built.append(self)
+
+    yield Tracked
+    for executor in built:
+        executor.close()
+
+
+def cache_files(root: Path) -> list[Path]:
+    return sorted(root.glob("wasmtime-*/*.cwasm"))
+
+
+def test_plugin_registers_an_available_executor() -> None:
+    entry = PluginManager(entrypoints=False).executors()["wasmtime"]
+    assert entry.available
+    assert entry.description
+
+
+def test_disk_cache_serves_a_second_executor_without_compiling(
+    make_executor: type[WasmtimeExecutor], tmp_path: Path
+) -> None:
+    first = make_executor(ExecutorConfig(cache_dir=tmp_path))
+    assert first.call(counter_request(1)) == counter_output(2)
+    assert (first.stats.compiled, first.stats.disk_writes) == (1, 1)
+    (cached,) = cache_files(tmp_path)
+    assert cached.name == hashlib.sha256(guest_wasm("counter")).hexdigest() + ".cwasm"
+
+    second = make_executor(ExecutorConfig(cache_dir=tmp_path))
+    assert second.call(counter_request(5)) == counter_output(6)
+    assert (second.stats.compiled, second.stats.disk_hits) == (0, 1)
+
+
+def _corrupt(path: Path) -> None:
+    blob = bytearray(path.read_bytes())
+    blob[-100] ^= 0xFF
+    path.write_bytes(bytes(blob))
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _foreign(path: Path) -> None:
+    # A valid cache file, but for another module: its header names another hash.
+    other = path.parent / (hashlib.sha256(guest_wasm("observer")).hexdigest() + ".cwasm")
+    path.write_bytes(other.read_bytes())
+
+
+def _junk(path: Path) -> None:
+    path.write_bytes(b"not a cache file")
+
+
+@pytest.mark.parametrize("damage", [_corrupt, _truncate, _foreign, _junk])
+def test_damaged_cache_file_is_discarded_and_recompiled(
+    make_executor: type[WasmtimeExecutor], tmp_path: Path, damage: object
+) -> None:
+    writer = make_executor(ExecutorConfig(cache_dir=tmp_path))
+    writer.call(counter_request(1))
+    writer.call(guest_request("observer"))
+    counter_name = hashlib.sha256(guest_wasm("counter")).hexdigest() + ".cwasm"
+    (counter_file,) = [path for path in cache_files(tmp_path) if path.name == counter_name]
+    assert callable(damage)
+    damage(counter_file)
+
+    reader = make_executor(ExecutorConfig(cache_dir=tmp_path))
+    assert reader.call(counter_request(1)) == counter_output(2)
+    assert (reader.stats.disk_discarded, reader.stats.compiled, reader.stats.disk_writes) == (
+        1,
+        1,
+        1,
+    )
+    # The rewritten file is good again.
+    again = make_executor(ExecutorConfig(cache_dir=tmp_path))
+    assert again.call(counter_request(1)) == counter_output(2)
+    assert (again.stats.disk_hits, again.stats.compiled) == (1, 0)
+
+
+def test_cache_directory_is_keyed_by_engine_settings(
+    make_executor: type[WasmtimeExecutor], tmp_path: Path
+) -> None:
+    make_executor(ExecutorConfig(cache_dir=tmp_path)).call(counter_request(1))
+    other = make_executor(ExecutorConfig(cache_dir=tmp_path, options={"allocator": "on-demand"}))
+    other.call(counter_request(1))
+    assert other.stats.compiled == 1
+    assert len({path.parent for path in cache_files(tmp_path)}) == 2
+
+
+def test_memory_cache_is_lru(make_executor: type[WasmtimeExecutor]) -> None:
+    executor = make_executor(ExecutorConfig(memory_cache_size=2))
+    executor.call(counter_request(1))
+    executor.call(guest_request("observer"))
+    executor.call(counter_request(1))  # counter is now the most recently used
+    executor.call(guest_request("effector"))  # evicts observer
+    assert (executor.stats.compiled, executor.stats.evictions) == (3, 1)
+    executor.call(counter_request(1))
+    assert executor.stats.compiled == 3
+    executor.call(guest_request("observer"))
+    assert (executor.stats.compiled, executor.stats.evictions) == (4, 2)
+
+
+def test_cached_module_never_loads_its_bytes_again(make_executor: type[WasmtimeExecutor]) -> None:
+    executor = make_executor()
+    executor.check_artifact(guest_wasm("counter"))
+    loads: list[int] = []
+
+    def loader() -> bytes:
+        loads.append(1)
+        return guest_wasm("counter")
+
+    template = counter_request(3)
+    request = CallRequest(
+        module_id=template.module_id,
+        instance_id=template.instance_id,
+        wasm_hash=template.wasm_hash,
+        wasm=loader,
+        entrypoint=template.entrypoint,
+        input=template.input,
+        kind=template.kind,
+    )
+    assert executor.call(request) == counter_output(4)
+    assert loads == []
+    assert executor.stats.compiled == 1
+
+
+def test_missing_or_mismatched_artifact(make_executor: type[WasmtimeExecutor]) -> None:
+    executor = make_executor()
+    template = guest_request("observer")
+
+    def missing() -> bytes:
+        raise StoreError("no blob")
+
+    for wasm in (missing, guest_wasm("counter")):
+        request = CallRequest(
+            module_id="m",
+            instance_id="m#1",
+            wasm_hash=template.wasm_hash,
+            wasm=wasm,
+            entrypoint="call",
+            input=template.input,
+        )
+        with pytest.raises(ModuleCallError) as failure:
+            executor.call(request)
+        assert failure.value.code == "artifact_missing"
+
+
+def test_initial_memory_above_the_call_limit(make_executor: type[WasmtimeExecutor]) -> None:
+    executor = make_executor()
+    with pytest.raises(ModuleCallError) as failure:
+        executor.call(guest_request("observer", max_mem_bytes=32 * 1024))
+    assert failure.value.code == "memory_limit"
+
+
+def test_memory_bomb_detail_names_the_limit(make_executor: type[WasmtimeExecutor]) -> None:
+    executor = make_executor()
+    with pytest.raises(ModuleCallError) as failure:
+        executor.call(guest_request("membomb", max_mem_bytes=1024 * 1024))
+    assert failure.value.code == "memory_limit"
+    assert "1048576" in failure.value.detail
+
+
+def test_plain_trap_near_no_limit_stays_a_trap(make_executor: type[WasmtimeExecutor]) -> None:
+    executor = make_executor()
+    with pytest.raises(ModuleCallError) as failure:
+        executor.call(guest_request("unreachable"))
+    assert failure.value.code == "trap"
+    assert "unreachable" in failure.value.detail
+    assert "\n" not in failure.value.detail  # the engine's message, without the backtrace
+
+
+def test_watchdog_thread_stops_on_close() -> None:
+    executor = WasmtimeExecutor()
+    assert executor.watchdog.is_alive() and executor.watchdog.daemon
+    executor.close()
+    assert not executor.watchdog.is_alive()
+    with pytest.raises(ModuleCallError) as failure:
+        executor.call(counter_request(1))
+    assert failure.value.code == "engine_unavailable"
+
+
+def test_unknown_option_is_refused() -> None:
+    with pytest.raises(ValueError, match="bogus"):
+        WasmtimeExecutor(ExecutorConfig(options={"bogus": 1}))
