@@ -1,6 +1,6 @@
 """agentworld benchmarks (SPEC §13): measured side by side in one run, reported as ratios.
 
-    python benchmarks/run.py executor [--json] [--quick]
+    python benchmarks/run.py executor|ticks|persistence [--json] [--quick]
 
 Each subcommand is one function taking the parsed arguments and returning a dict of results;
 add one by writing the function and listing it in `COMMANDS`.
@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import wasmtime
 
@@ -197,8 +198,16 @@ def bench_executor(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def bench_ticks(args: argparse.Namespace) -> dict[str, Any]:
+    """Tick routing: µs per call at 1 to 10 000 active instances, and the largest/smallest ratio."""
+    from bench_ticks import measure as measure_ticks
+
+    return measure_ticks(quick=args.quick)
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "executor": bench_executor,
+    "ticks": bench_ticks,
 }
 
 

@@ -37,3 +37,14 @@ def test_executor_benchmark_prints_one_json_line() -> None:
     # Extism is optional (the `bench` extra): without it its figures are null.
     for key in ("extism_call_us", "extism_reused_call_us", "speedup_vs_extism"):
         assert results[key] is None or results[key] > 0
+
+
+def test_ticks_benchmark_reports_every_size_and_the_ratio() -> None:
+    completed = subprocess.run(
+        [sys.executable, str(BENCHMARKS), "ticks", "--json", "--quick"],
+        check=True, capture_output=True, text=True, timeout=300,
+    )
+    results = json.loads(completed.stdout)
+    assert list(results["us_per_call"]) == ["1", "10", "100", "1000"]
+    assert all(value > 0 for value in results["us_per_call"].values())
+    assert results["ratio_largest_to_smallest"] > 0

@@ -438,3 +438,37 @@ def test_same_actions_same_journal_and_replay_gives_the_root() -> None:
     from agentworld.convert import unstructure
 
     assert canonical_hash(unstructure(replayed)) == first.state_root()
+
+
+def test_trace_ids_and_origins_for_action_event_and_tick_calls() -> None:
+    world = world_with_agents("ada")
+    observer = deploy(world, guest_wasm("observer"))
+    install(world, "ada", manifest("m.obs", observer, kind="pure", subscriptions=[
+        {"stage": "pre_action", "action_kinds": ["action.move_agent"]},
+        {"stage": "post_event", "event_kinds": ["domain.agent_moved"]},
+        {"stage": "tick", "every_ticks": 2},
+    ]))
+    action_id = world.submit({"type": "move_agent", "data": {"agent_id": "ada", "to": [1, 0]}})
+    world.step_with_modules()
+    world.step_with_modules()
+    seen = [(e.caused_by, e.data["payload"]) for e in world.journal
+            if e.kind == "module.emitted"]
+    moved = next(e for e in world.journal if e.kind == "domain.agent_moved")
+    by_stage = {payload["stage"]: (cause, payload) for cause, payload in seen}
+    cause, pre = by_stage["pre_action"]
+    assert cause == {"action": action_id}
+    assert pre["origin"] == {"kind": "action", "id": action_id}
+    assert pre["trace_id"] == f"action-{action_id}-m.obs#1"
+    assert pre["action"] == {"action_id": action_id, "type": "move_agent",
+                             "data": {"agent_id": "ada", "to": [1, 0]}}
+    cause, post = by_stage["post_event"]
+    assert cause == {"action": action_id}
+    assert post["origin"] == {"kind": "event", "id": moved.id}
+    assert post["trace_id"] == f"event-{moved.id}-m.obs#1"
+    assert post["event"]["data"] == moved.data
+    cause, tick = by_stage["tick"]
+    assert cause is None
+    ticked_at = [p["origin"]["id"] for _, p in seen if p["stage"] == "tick"]
+    assert tick["origin"] == {"kind": "tick", "id": ticked_at[-1]}
+    assert tick["trace_id"] == f"tick-{ticked_at[-1]}-m.obs#1"
+    assert all(later - earlier == 2 for earlier, later in zip(ticked_at, ticked_at[1:]))

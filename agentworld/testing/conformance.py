@@ -191,17 +191,21 @@ class ExecutorConformance:
         """The input's CBOR maps reach the guest intact and come back verbatim."""
         event = {"id": 3, "time": 2, "caused_by": {"action": 1}, "kind": "x.y", "data": {"n": 1}}
         action = move_action([1, 2])
+        context = sample_context("post_action")
         request = guest_request(
-            "observer",
-            input=encode_input(sample_context("post_action"), event=event, action=action),
+            "observer", input=encode_input(context, event=event, action=action)
         )
-        payload = {"stage": "post_action", "event": event, "action": action}
+        payload = {"stage": "post_action", "origin": context["origin"],
+                   "trace_id": context["trace_id"], "event": event, "action": action}
         assert executor.call(request) == ModuleOutput(
             emits=({"kind": "observer.saw", "payload": payload},)
         )
-        request = guest_request("observer", input=encode_input(sample_context("tick")))
+        context = sample_context("tick")
+        request = guest_request("observer", input=encode_input(context))
         assert executor.call(request).emits[0]["payload"] == {
             "stage": "tick",
+            "origin": context["origin"],
+            "trace_id": context["trace_id"],
             "event": None,
             "action": None,
         }

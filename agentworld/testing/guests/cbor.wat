@@ -3,7 +3,7 @@
   ;; agentworld.testing.guests splices this text in before compiling. The guest must define
   ;; memory 0 and export it as "memory".
 
-  ;; Memory map: 1024..2336 string literals; 4096.. the heap (input, then output).
+  ;; Memory map: 1024..2400 string literals; 4096.. the heap (input, then output).
   (global $heap (mut i32) (i32.const 4096))
   (global $mt (mut i32) (i32.const 0))     ;; major type of the last CBOR head read
   (global $arg (mut i64) (i64.const 0))    ;; argument (length, count or value) of that head
@@ -52,6 +52,8 @@
   (global $s_pay i32 (i32.const 2240)) (data (i32.const 2240) "\03pay")
   (global $s_cap_ref i32 (i32.const 2272)) (data (i32.const 2272) "\07cap_ref")
   (global $s_cap_bank i32 (i32.const 2304)) (data (i32.const 2304) "\08cap.bank")
+  (global $s_origin i32 (i32.const 2336)) (data (i32.const 2336) "\06origin")
+  (global $s_trace_id i32 (i32.const 2368)) (data (i32.const 2368) "\08trace_id")
 
   ;; ---- memory --------------------------------------------------------------------------
 

@@ -1,5 +1,6 @@
-;; observer: a pure module. Emits one observer.saw {stage, event, action}: the call's stage and
-;; the input's event and action maps copied verbatim as CBOR items (null when absent).
+;; observer: a pure module. Emits one observer.saw {stage, origin, trace_id, event, action}: the
+;; call's stage, origin and trace id from ctx, and the input's event and action maps, all copied
+;; verbatim as CBOR items (null when absent).
 (module
   (memory (export "memory") 1)
   ;; @include cbor.wat
@@ -13,10 +14,16 @@
     (call $w_str (global.get $s_kind))
     (call $w_str (global.get $s_observer_saw))
     (call $w_str (global.get $s_payload))
-    (call $w_map (i32.const 3))
+    (call $w_map (i32.const 5))
     (call $w_str (global.get $s_stage))
     (call $w_item_or_null
       (call $map_get (call $map_get (local.get $ptr) (global.get $s_ctx)) (global.get $s_stage)))
+    (call $w_str (global.get $s_origin))
+    (call $w_item_or_null
+      (call $map_get (call $map_get (local.get $ptr) (global.get $s_ctx)) (global.get $s_origin)))
+    (call $w_str (global.get $s_trace_id))
+    (call $w_item_or_null
+      (call $map_get (call $map_get (local.get $ptr) (global.get $s_ctx)) (global.get $s_trace_id)))
     (call $w_str (global.get $s_event))
     (call $w_item_or_null (call $map_get (local.get $ptr) (global.get $s_event)))
     (call $w_str (global.get $s_action))
