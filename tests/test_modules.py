@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from itertools import pairwise
 
 import pytest
 from worldkit import (
@@ -471,4 +472,4 @@ def test_trace_ids_and_origins_for_action_event_and_tick_calls() -> None:
     ticked_at = [p["origin"]["id"] for _, p in seen if p["stage"] == "tick"]
     assert tick["origin"] == {"kind": "tick", "id": ticked_at[-1]}
     assert tick["trace_id"] == f"tick-{ticked_at[-1]}-m.obs#1"
-    assert all(later - earlier == 2 for earlier, later in zip(ticked_at, ticked_at[1:]))
+    assert all(later - earlier == 2 for earlier, later in pairwise(ticked_at))
