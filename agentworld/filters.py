@@ -153,6 +153,7 @@ def _compile_rule(rule: Any, where: str, problems: list[str]) -> Predicate | Non
 
 def compile_ruleset(ruleset: Any, where: str, problems: list[str]) -> Predicate | None:
     """Compile a RuleSet into a predicate, appending every problem found to `problems`."""
+    before = len(problems)
     if isinstance(ruleset, Sequence) and not isinstance(ruleset, str | bytes):
         all_rules, any_rules = list(ruleset), []
     elif isinstance(ruleset, Mapping):
@@ -167,7 +168,6 @@ def compile_ruleset(ruleset: Any, where: str, problems: list[str]) -> Predicate 
     else:
         problems.append(f"{where}: a RuleSet is a list of rules or {{'all': [...], 'any': [...]}}")
         return None
-    before = len(problems)
     all_preds = [_compile_rule(r, f"{where}.all[{i}]", problems) for i, r in enumerate(all_rules)]
     any_preds = [_compile_rule(r, f"{where}.any[{i}]", problems) for i, r in enumerate(any_rules)]
     if len(problems) != before:

@@ -7,13 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from worldkit import write_distribution
 
 from agentworld import hookimpl
 from agentworld.compat import Violation
 from agentworld.errors import ExecutorUnavailableError, PluginError, StoreError
 from agentworld.executor import ExecutorConfig
 from agentworld.manager import BUILTIN_PLUGINS, PluginManager
+from worldkit import write_distribution
 
 
 class NeverCompatible:

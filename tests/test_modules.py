@@ -6,6 +6,14 @@ import json
 from itertools import pairwise
 
 import pytest
+
+from agentworld import World, WorldConfig
+from agentworld.apply import apply_event
+from agentworld.canonical import sha256_hex
+from agentworld.model import Event, WorldState
+from agentworld.routing import ModuleHaltError, RuleDecision, merge_decisions
+from agentworld.testing.guests import guest_wasm
+from agentworld.world import event_to_json, rebuild_state
 from worldkit import (
     constant_guest,
     counter_value,
@@ -15,14 +23,6 @@ from worldkit import (
     manifest,
     world_with_agents,
 )
-
-from agentworld import World, WorldConfig
-from agentworld.apply import apply_event
-from agentworld.canonical import sha256_hex
-from agentworld.model import Event, WorldState
-from agentworld.routing import ModuleHaltError, RuleDecision, merge_decisions
-from agentworld.testing.guests import guest_wasm
-from agentworld.world import event_to_json, rebuild_state
 
 
 @pytest.fixture

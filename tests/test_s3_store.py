@@ -11,12 +11,12 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from s3_server import free_port, new_bucket, s3_client, start_s3_server, use_test_credentials
 
 from agentworld.errors import StoreError
 from agentworld.manager import PluginManager
 from agentworld.plugins import s3_store
 from agentworld.plugins.s3_store import S3Store, parse_s3_uri
+from s3_server import free_port, new_bucket, s3_client, start_s3_server, use_test_credentials
 
 # A dead endpoint must be reported within a few seconds (connection refused, bounded retries).
 OUTAGE_BUDGET_S = 8.0

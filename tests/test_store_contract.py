@@ -7,12 +7,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from s3_server import new_bucket, start_s3_server, use_test_credentials
 
 from agentworld.errors import StoreError
 from agentworld.manager import PluginManager
 from agentworld.plugins import file_store, memory_store, s3_store
 from agentworld.store import ModuleStore, copy_store
+from s3_server import new_bucket, start_s3_server, use_test_credentials
 
 
 def sha(data: bytes) -> str:

@@ -11,6 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from agentworld import World, hookimpl
+from agentworld.compat import CompatContext, Violation, check_compatibility
+from agentworld.manager import PluginManager
+from agentworld.manifest import parse_manifest
+from agentworld.testing.guests import guest_wasm
 from worldkit import (
     counter_value,
     deploy,
@@ -20,12 +26,6 @@ from worldkit import (
     world_with_agents,
     write_distribution,
 )
-
-from agentworld import World, hookimpl
-from agentworld.compat import CompatContext, Violation, check_compatibility
-from agentworld.manager import PluginManager
-from agentworld.manifest import parse_manifest
-from agentworld.testing.guests import guest_wasm
 
 RULES = PluginManager(entrypoints=False, environ={}).compat_rules()
 
