@@ -7,6 +7,7 @@ it, so replaying the journal from genesis always rebuilds the same `state_root()
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, overload
@@ -130,6 +131,9 @@ class World:
         self._pending: list[tuple[int, Any]] = []
         self._next_action_id = 1
         self._router = Router(self)
+        # True when the store is the `modules/` store of the directory this world was loaded
+        # from: saving elsewhere then copies it, so every saved directory is self-contained.
+        self._store_is_dir_local = False
 
     # -- services -----------------------------------------------------------------------------
 
@@ -326,3 +330,45 @@ class World:
         if event.kind in ROUTING_KINDS:
             self._router.invalidate()
         return event
+
+    # -- persistence (agentworld.persistence does the file work) --------------------------------
+
+    def save_to_dir(self, path: str | os.PathLike[str]) -> None:
+        """Save the world and its module store to directory `path`, crash-safely (SPEC §10)."""
+        from agentworld.persistence import save_world
+
+        save_world(self, path)
+
+    save_to_dir_with_modules = save_to_dir
+
+    @classmethod
+    def load_from_dir(cls, path: str | os.PathLike[str], **kwargs: Any) -> World:
+        """Load a world saved with `save_to_dir`; `kwargs` (executor=, plugins=...) go to `cls`."""
+        from agentworld.persistence import load_world
+
+        return load_world(path, world_class=cls, **kwargs)
+
+    load_from_dir_with_modules = load_from_dir
+
+    def _queue(self) -> tuple[int, list[tuple[int, Any]]]:
+        """The next action id and the queued actions, as persistence saves them."""
+        return self._next_action_id, list(self._pending)
+
+    def _restore(
+        self,
+        *,
+        time: int,
+        events: list[Event],
+        state: WorldState,
+        next_action_id: int,
+        pending: list[tuple[int, Any]],
+        store_is_dir_local: bool,
+    ) -> None:
+        """Install loaded parts into a fresh world (persistence's restore hook)."""
+        self.time = time
+        self._events[:] = events
+        self._state = state
+        self._next_action_id = next_action_id
+        self._pending = list(pending)
+        self._store_is_dir_local = store_is_dir_local
+        self._router.invalidate()

@@ -1,0 +1,156 @@
+"""`agentworld world ...` and `agentworld module deploy|install|upgrade|rollback`, end to end in
+subprocesses on a real world directory (SPEC §10, §12)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from agentworld import World
+from agentworld.canonical import sha256_hex
+from agentworld.persistence import GENERATIONS, JOURNAL, SNAPSHOT, read_pointer
+from agentworld.testing.guests import guest_wasm
+from worldkit import manifest
+
+
+def agentworld(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "agentworld", *map(str, args)],
+                          capture_output=True, text=True, timeout=120, env=dict(os.environ))
+
+
+def json_lines(result: subprocess.CompletedProcess[str]) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def one_line_error(result: subprocess.CompletedProcess[str], code: int) -> str:
+    assert result.returncode == code, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    return result.stderr
+
+
+def test_a_cli_only_user_runs_the_whole_module_lifecycle(tmp_path: Path) -> None:
+    world = tmp_path / "world"
+    files = tmp_path / "files"
+    files.mkdir()
+    for name in ("counter", "sleeper"):
+        (files / f"{name}.wasm").write_bytes(guest_wasm(name))
+    counter, sleeper = sha256_hex(guest_wasm("counter")), sha256_hex(guest_wasm("sleeper"))
+    (files / "v1.json").write_text(json.dumps(manifest("m.counter", counter)))
+    (files / "v2.json").write_text(json.dumps(manifest("m.counter", sleeper, version="2.0.0")))
+
+    init = agentworld("world", "init", world, "--agent", "ada", "--agent", "bob", "--json")
+    assert init.returncode == 0, init.stderr
+    assert json.loads(init.stdout)["agents"] == ["ada", "bob"]
+    assert "already holds a world" in one_line_error(agentworld("world", "init", world), 2)
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("mine")
+    assert "not empty" in one_line_error(agentworld("world", "init", tmp_path / "notes"), 2)
+
+    for name, wasm_hash in (("counter", counter), ("sleeper", sleeper)):
+        deployed = agentworld("module", "deploy", world, "--agent", "ada",
+                              "--wasm", files / f"{name}.wasm", "--json")
+        assert deployed.returncode == 0, deployed.stderr
+        assert [(e["kind"], e["data"]["wasm_hash"]) for e in json_lines(deployed)] == [
+            ("domain.module_artifact_deployed", wasm_hash)]
+
+    installed = agentworld("module", "install", world, "--agent", "ada",
+                           "--manifest", files / "v1.json", "--json")
+    assert installed.returncode == 0, installed.stderr
+    kinds = [e["kind"] for e in json_lines(installed)]
+    assert kinds[:2] == ["domain.module_registered", "domain.module_installed"]
+    parked = agentworld("module", "install", world, "--agent", "bob", "--manifest",
+                        files / "v1.json", "--location", "hub", "--inactive")
+    assert parked.returncode == 0, parked.stderr
+    assert "domain.module_installed" in parked.stdout and '"location_id": "hub"' in parked.stdout
+
+    stolen = agentworld("module", "upgrade", world, "--agent", "bob", "--instance", "m.counter#1",
+                        "--from-version", "1.0.0", "--manifest", files / "v2.json", "--json")
+    assert stolen.returncode == 1
+    assert json_lines(stolen)[0]["data"]["code"] == "not_instance_owner"
+    upgraded = agentworld("module", "upgrade", world, "--agent", "ada", "--instance",
+                          "m.counter#1", "--from-version", "1.0.0", "--manifest",
+                          files / "v2.json", "--json")
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert "domain.module_upgraded" in [e["kind"] for e in json_lines(upgraded)]
+    rolled = agentworld("module", "rollback", world, "--agent", "ada", "--instance",
+                        "m.counter#1", "--to-version", "1.0.0")
+    assert rolled.returncode == 0, rolled.stderr
+    assert "domain.module_rolled_back" in rolled.stdout
+
+    moved = agentworld("world", "submit", world,
+                       '{"type": "move_agent", "data": {"agent_id": "bob", "to": [5, 5]}}')
+    assert moved.returncode == 0 and "domain.agent_moved" in moved.stdout, moved.stderr
+    assert agentworld("world", "step", world, "--steps", "2").returncode == 0
+
+    info = agentworld("world", "info", world, "--json")
+    assert info.returncode == 0, info.stderr
+    summary = json.loads(info.stdout)
+    assert [a["agent_id"] for a in summary["agents"]] == ["ada", "bob"]
+    assert {a["agent_id"]: a["position"] for a in summary["agents"]}["bob"] == [5, 5]
+    instances = {i["instance_id"]: i for i in summary["instances"]}
+    assert instances["m.counter#1"]["module_version"] == "1.0.0"
+    assert instances["m.counter#2"]["active"] is False
+    assert instances["m.counter#2"]["install_target"] == {"type": "location",
+                                                          "location_id": "hub"}
+    assert summary["artifacts"] == sorted([counter, sleeper])
+    assert summary["missing_artifacts"] == []
+    assert summary["store"] == (world / "modules").absolute().as_uri()
+    loaded = World.load_from_dir(world)
+    assert (summary["state_root"], summary["time"], summary["journal_length"]) == (
+        loaded.state_root(), loaded.time, len(loaded.journal))
+    assert "not_instance_owner" in [e.data.get("code") for e in loaded.journal]  # saved too
+    assert loaded.module_state("m.counter#1") != b""  # the steps ran its ticks
+
+    verified = agentworld("world", "verify", world, "--json")
+    assert verified.returncode == 0, verified.stdout
+    assert json.loads(verified.stdout)["ok"] is True
+    assert json.loads(verified.stdout)["state_root"] == summary["state_root"]
+    assert verified.stderr == ""  # no progress bar in a pipe
+    text = agentworld("world", "info", world)
+    assert text.returncode == 0 and summary["state_root"] in text.stdout
+
+    # Tampering with the journal or the snapshot's state is caught, each problem listed.
+    generation = world / GENERATIONS / f"{read_pointer(world):08d}"
+    journal = generation / JOURNAL
+    original = journal.read_bytes()
+    journal.write_bytes(original.replace(b'"to":[5,5]', b'"to":[6,6]'))
+    broken = agentworld("world", "verify", world)
+    assert broken.returncode == 1
+    assert "checksum" in broken.stdout and "replaying the journal gives" in broken.stdout
+    report = json.loads(agentworld("world", "verify", world, "--json").stdout)
+    assert report["ok"] is False and len(report["problems"]) >= 2
+    assert "checksum" in one_line_error(agentworld("world", "info", world), 1)
+    journal.write_bytes(original)
+    snapshot = generation / SNAPSHOT
+    snapshot.write_bytes(snapshot.read_bytes().replace(b'"position":[5,5]', b'"position":[0,5]'))
+    broken = agentworld("world", "verify", world, "--json")
+    assert broken.returncode == 1
+    assert any("snapshot's state" in p for p in json.loads(broken.stdout)["problems"])
+
+
+def test_bad_input_exits_2_with_one_line(tmp_path: Path) -> None:
+    world = tmp_path / "world"
+    assert agentworld("world", "init", world, "--agent", "ada").returncode == 0
+    (tmp_path / "bad.json").write_text('{"module_id": "x"}')
+    cases = [
+        ("module", "install", world, "--agent", "ada", "--manifest", tmp_path / "none.json"),
+        ("module", "install", world, "--agent", "ada", "--manifest", tmp_path / "bad.json"),
+        ("module", "deploy", world, "--agent", "ada", "--wasm", tmp_path / "none.wasm"),
+        ("module", "rollback", tmp_path, "--agent", "a", "--instance", "i", "--to-version", "1"),
+        ("world", "info", tmp_path / "nowhere"),
+        ("world", "verify", tmp_path),
+        ("world", "submit", world, "{not json"),
+        ("world", "init", tmp_path / "fresh", "--agent", "x", "--agent", "x"),
+    ]
+    for args in cases:
+        one_line_error(agentworld(*args), 2)
+    assert not (tmp_path / "fresh" / "world.json").exists()
+    (tmp_path / "file.wasm").write_bytes(b"not wasm")
+    refused = agentworld("module", "deploy", world, "--agent", "ada", "--wasm",
+                         tmp_path / "file.wasm")
+    assert refused.returncode == 1 and "invalid_artifact" in refused.stdout
