@@ -6,8 +6,12 @@ size and effect/emit counts. NaN canonicalization is on; there is no WASI and no
 
 The per-call path is the hot path of the whole system (SPEC §13), so it does not go through
 `Func.__call__`: export signatures are checked once per compiled module, and each call then
-drives wasmtime's C API directly through ctypes prototypes declared here, with preallocated
-argument buffers, export lookups by index and `memmove` in and out of guest memory.
+drives wasmtime's C API directly through untyped ctypes prototypes declared here, passing
+ctypes objects built once (no per-argument conversion), with export lookups by index and
+`memoryview`s over the raw argument slots and over guest memory. A call is (a) a fresh store
+and instance (`_Session.open`) and (b) the bytes-in/bytes-out call-through on it
+(`_Session.call`). `WasmtimeExecutor.warm_instance` runs (b) repeatedly on one instance, for
+benchmarks and diagnostics only: the world never reuses an instance (SPEC §6).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from attrs import define
+from attrs import define, evolve
 
 from agentworld.abi import decode_output
 from agentworld.errors import AgentWorldError
@@ -53,6 +57,8 @@ DESCRIPTION = "wasmtime (default): fuel, epoch watchdog, store limits, compiled-
 _HASH_RE = re.compile(r"[0-9a-f]{64}")
 _WASM_MAGIC = b"\0asm"
 _PAGE = 65536
+# Guest-memory views kept by base address (pooled memories reuse a few fixed bases).
+_VIEW_CACHE_SIZE = 256
 
 # The on-disk cache file: our header, then wasmtime's serialized module. The header binds the
 # file to one wasm_hash and carries a checksum of the payload, because `Module.deserialize`
@@ -78,33 +84,51 @@ DEFAULT_OPTIONS: dict[str, Any] = {
 }
 
 
-def _native(name: str, restype: Any, *argtypes: Any) -> Any:
-    """A ctypes prototype for one wasmtime C API function, taking and returning plain ints.
+class _Ptr(ctypes.c_void_p):
+    """A pointer the C API returns and takes back as it is.
 
-    wasmtime-py's own bindings type every pointer, which costs a conversion per argument;
-    on the hot path we pass addresses of our own preallocated buffers instead.
+    As a `restype`, a subclass of `c_void_p` makes ctypes return the ctypes object instead of
+    converting it to an int, so it can be passed on to an untyped prototype unconverted.
     """
-    return ctypes.CFUNCTYPE(restype, *argtypes)((name, _ffi.dll))
+
+
+def _native(name: str, restype: Any) -> Any:
+    """An untyped ctypes prototype for one wasmtime C API function.
+
+    wasmtime-py's bindings (and typed prototypes) convert every argument on every call. These
+    declare no argument types: every argument must already be a ctypes object (`_Ptr`,
+    `c_void_p`, `c_size_t`, `c_uint64`, ...) or None for NULL, never a plain int (which ctypes
+    would pass as a C int). The call path builds those objects once and passes them as they are.
+    """
+    function = ctypes.CFUNCTYPE(restype)((name, _ffi.dll))
+    function.argtypes = None  # type: ignore[assignment]  # None: no conversion at all
+    return function
 
 
 if _IMPORT_ERROR is None:
-    _P, _U64, _I64, _SIZE = ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int64, ctypes.c_size_t
-    _store_new = _native("wasmtime_store_new", _P, _P, _P, _P)
-    _store_context = _native("wasmtime_store_context", _P, _P)
-    _store_delete = _native("wasmtime_store_delete", None, _P)
-    _store_limiter = _native("wasmtime_store_limiter", None, _P, _I64, _I64, _I64, _I64, _I64)
-    _set_fuel = _native("wasmtime_context_set_fuel", _P, _P, _U64)
-    _set_deadline = _native("wasmtime_context_set_epoch_deadline", None, _P, _U64)
-    _instantiate = _native("wasmtime_instance_pre_instantiate", _P, _P, _P, _P, _P)
-    _export_nth = _native("wasmtime_instance_export_nth", ctypes.c_bool, _P, _P, _SIZE, _P, _P, _P)
-    _call = _native("wasmtime_func_call_unchecked", _P, _P, _P, _P, _SIZE, _P)
-    _memory_data = _native("wasmtime_memory_data", _P, _P, _P)
-    _memory_size = _native("wasmtime_memory_data_size", _SIZE, _P, _P)
+    _P, _SIZE = ctypes.c_void_p, ctypes.c_size_t
+    _store_new = _native("wasmtime_store_new", _Ptr)  # (engine, data, finalizer)
+    _store_context = _native("wasmtime_store_context", _Ptr)  # (store)
+    _store_delete = _native("wasmtime_store_delete", None)  # (store)
+    # (store, memory_size, table_elements, instances, tables, memories), all int64_t
+    _store_limiter = _native("wasmtime_store_limiter", None)
+    _set_fuel = _native("wasmtime_context_set_fuel", _P)  # (context, uint64) -> error
+    _set_deadline = _native("wasmtime_context_set_epoch_deadline", None)  # (context, uint64)
+    # (instance_pre, context, instance out, trap out) -> error
+    _instantiate = _native("wasmtime_instance_pre_instantiate", _P)
+    # (context, instance, index, name out, name_len out, extern out) -> found
+    _export_nth = _native("wasmtime_instance_export_nth", ctypes.c_bool)
+    # (context, func, args_and_results, args_and_results_len, trap out) -> error
+    _call = _native("wasmtime_func_call_unchecked", _P)
+    _memory_data = _native("wasmtime_memory_data", _P)  # (context, memory) -> base
+    _memory_size = _native("wasmtime_memory_data_size", _SIZE)  # (context, memory) -> bytes
     _EXTERN_SIZE = ctypes.sizeof(_raw.wasmtime_extern_t)
     _EXTERN_OF = _raw.wasmtime_extern_t.of.offset
     _RAW_VAL_SIZE = ctypes.sizeof(_raw.wasmtime_val_raw_t)
     _TRAP_FUEL = _raw.wasmtime_trap_code_enum.WASMTIME_TRAP_CODE_OUT_OF_FUEL.value
     _TRAP_INTERRUPT = _raw.wasmtime_trap_code_enum.WASMTIME_TRAP_CODE_INTERRUPT.value
+    _NO_LIMIT = ctypes.c_int64(-1)
+    _NARGS = (_SIZE(0), _SIZE(1), _SIZE(2), _SIZE(3))
 
 
 @define
@@ -129,17 +153,20 @@ class _Failure(Exception):
 
 
 class _Plan:
-    """How to call one entrypoint of one module: export indices and the signature shape."""
+    """How to call one entrypoint of one module: export indices and the signature shape.
+
+    The indices are `c_size_t` objects, ready to pass to `wasmtime_instance_export_nth`.
+    """
 
     __slots__ = ("alloc", "entry", "memory", "memory_floor", "shape")
 
     def __init__(self, memory: int, alloc: int, entry: int, shape: str, memory_floor: int) -> None:
-        self.memory = memory
-        self.alloc = alloc
-        self.entry = entry
+        self.memory = ctypes.c_size_t(memory)
+        self.alloc = ctypes.c_size_t(alloc)
+        self.entry = ctypes.c_size_t(entry)
         self.shape = shape
-        # Memory never shrinks below its declared minimum, so a range inside the minimum is
-        # in bounds without asking the engine for the current size.
+        # A memory's size right after instantiation is its declared minimum, and memory never
+        # shrinks: a range inside the minimum is in bounds without asking the engine.
         self.memory_floor = memory_floor
 
 
@@ -162,7 +189,7 @@ class _Guest:
         imports = [f"{imp.module}.{imp.name} ({_describe(imp.type)})" for imp in module.imports]
         self.problem: str | None = None
         self.pre: Any = None
-        self.pre_ptr = 0
+        self.pre_ptr = ctypes.c_void_p()
         self.exports: dict[str, tuple[int, Any]] = {
             export.name: (index, export.type) for index, export in enumerate(module.exports)
         }
@@ -172,7 +199,7 @@ class _Guest:
             )
         else:
             self.pre = wasmtime.Linker(engine).instantiate_pre(module)
-            self.pre_ptr = ctypes.cast(self.pre.ptr(), ctypes.c_void_p).value or 0
+            self.pre_ptr = ctypes.c_void_p(ctypes.cast(self.pre.ptr(), ctypes.c_void_p).value)
 
     def plan(self, entrypoint: str) -> _Plan | str:
         """The call plan for `entrypoint`, or a message saying why it cannot be called."""
@@ -239,6 +266,309 @@ def _trap(pointer: int) -> tuple[int | None, str]:
     return (None if code is None else code.value), _concise(trap.message)
 
 
+class _Session:
+    """One store and instance, and the bytes-in/bytes-out call-through on it.
+
+    `open` is step (a) of a call: a fresh store with the call's memory limit, a fresh instance,
+    its three exports resolved. `call` is step (b), the call-through: refuel, re-arm the
+    watchdog deadline, `alloc`, copy the input in, call the entrypoint through
+    `wasmtime_func_call_unchecked`, bounds-check the output and copy it out. `close` deletes
+    the store. The executor runs every call of the world as `open`, one `call`, `close` on one
+    reused session object (a fresh instance per call, SPEC §6); `WarmInstance` keeps a session
+    of its own open across calls. Both run the same `call`.
+
+    Everything the C API receives is a ctypes object built once (see `_native`): the scratch
+    buffers and their addresses, the export handles, the fuel and deadline values. Raw argument
+    slots are read and written through a `memoryview`, and guest memory through a `memoryview`
+    over its base, which stays valid for the instance's life because the engine is configured
+    so that memory never moves (`memory_may_move = False`): growth only extends it in place.
+    Not thread-safe: the executor uses its session under its lock, a warm one is its owner's.
+    """
+
+    __slots__ = (
+        "_alloc",
+        "_args",
+        "_args_buffer",
+        "_deadline",
+        "_engine",
+        "_entry",
+        "_externs",
+        "_found",
+        "_fuel",
+        "_instance",
+        "_memory",
+        "_memory_limit",
+        "_memory_type",
+        "_name",
+        "_name_len",
+        "_quads",
+        "_scratch",
+        "_slot",
+        "_trap",
+        "_trap_slot",
+        "_views",
+        "armed",
+        "context",
+        "known_size",
+        "limits",
+        "memory_limit",
+        "plan",
+        "store",
+        "view",
+        "words",
+    )
+
+    def __init__(self, executor: WasmtimeExecutor) -> None:
+        self._engine = executor._engine_ptr
+        self._views = executor._views
+        self._memory_type = executor._memory_type
+        # Scratch owned by this session: the instance handle, the trap out-pointer, one
+        # extern per export, and three raw value slots for arguments and results.
+        instance = _raw.wasmtime_instance_t()
+        self._trap_slot = ctypes.c_void_p()
+        self._externs = ctypes.create_string_buffer(3 * _EXTERN_SIZE)
+        self._args_buffer = (ctypes.c_uint64 * (3 * _RAW_VAL_SIZE // 8))()
+        name, name_len = ctypes.c_void_p(), ctypes.c_size_t()
+        # Kept alive: we pass their addresses. The engine, too, must outlive our stores.
+        self._scratch = (instance, name, name_len, executor.engine)
+        externs = ctypes.addressof(self._externs)
+        self._instance = _P(ctypes.addressof(instance))
+        self._trap = _P(ctypes.addressof(self._trap_slot))
+        self._name = _P(ctypes.addressof(name))
+        self._name_len = _P(ctypes.addressof(name_len))
+        # Where export_nth writes each `wasmtime_extern_t`, and the handle inside it.
+        self._found = tuple(_P(externs + index * _EXTERN_SIZE) for index in range(3))
+        self._memory = _P(externs + _EXTERN_OF)
+        self._alloc = _P(externs + _EXTERN_SIZE + _EXTERN_OF)
+        self._entry = _P(externs + 2 * _EXTERN_SIZE + _EXTERN_OF)
+        self._args = _P(ctypes.addressof(self._args_buffer))
+        # Raw slots as unsigned 32-bit words (slot k's i32 is word k * _slot) and as u64 (the
+        # packed shape's i64 result is quad 0): one indexing operation per read or write.
+        raw = memoryview(self._args_buffer).cast("B")
+        self.words = raw.cast("I")
+        self._quads = raw.cast("Q")
+        self._slot = _RAW_VAL_SIZE // 4
+        self._fuel = ctypes.c_uint64()
+        self._deadline = ctypes.c_uint64()
+        self._memory_limit = ctypes.c_int64()
+        self.memory_limit = 0
+        self.store: Any = None
+        self.context: Any = None
+        self.plan: Any = None
+        self.limits: Any = None
+        self.view: Any = None
+        self.known_size = 0
+        self.armed = False
+
+    def open(
+        self, guest: _Guest, plan: _Plan, limits: CallLimits, memory_limit: int, tick_ms: int
+    ) -> None:
+        """Step (a): a fresh store and instance for `plan`'s module; raises `_Failure`."""
+        self.plan = plan
+        self.limits = limits
+        self._fuel.value = limits.max_gas
+        self._deadline.value = -(-limits.max_call_ms // tick_ms) + 1
+        self.memory_limit = memory_limit
+        self._memory_limit.value = memory_limit
+        store = self.store = _store_new(self._engine, None, None)
+        context = self.context = _store_context(store)
+        _store_limiter(store, self._memory_limit, _NO_LIMIT, _NO_LIMIT, _NO_LIMIT, _NO_LIMIT)
+        # One fuel budget and one deadline cover instantiation (a start function runs there)
+        # and the first call; `call` refills and re-arms them for every later call.
+        _set_deadline(context, self._deadline)
+        error = _set_fuel(context, self._fuel)
+        if error:
+            raise _Failure("trap", "setting fuel: " + _engine_error(error))
+        self.armed = True
+        instance = self._instance
+        error = _instantiate(guest.pre_ptr, context, instance, self._trap)
+        if error or self._trap_slot.value:
+            raise self._failure(error, "instantiating", with_memory=False)
+        name, name_len = self._name, self._name_len
+        memory, alloc, entry = self._found
+        if not (
+            _export_nth(context, instance, plan.memory, name, name_len, memory)
+            and _export_nth(context, instance, plan.alloc, name, name_len, alloc)
+            and _export_nth(context, instance, plan.entry, name, name_len, entry)
+        ):
+            raise _Failure("trap", "the instance lacks an export its module declares")
+        base = _memory_data(context, self._memory) or 0
+        view = self._views.get(base)
+        if view is None:
+            view = self._view(base)
+        self.view = view
+        self.known_size = plan.memory_floor
+
+    def _view(self, base: int) -> memoryview:
+        # A byte view from the memory's base over the engine's ceiling on one memory. Only the
+        # first `known_size` bytes are live, and every slice is bounds-checked against that
+        # first. Pooled memories sit at a few fixed bases, so views are cached by base.
+        views = self._views
+        if len(views) >= _VIEW_CACHE_SIZE:
+            views.clear()  # the on-demand allocator maps memories at ever new addresses
+        view = views[base] = memoryview(self._memory_type.from_address(base)).cast("B")
+        return view
+
+    def call(self, data: bytes) -> bytes:
+        """Step (b): one bytes-in/bytes-out call on the open instance; raises `_Failure`."""
+        context = self.context
+        trap = self._trap
+        words = self.words
+        plan = self.plan
+        # A reused instance is refuelled and its deadline re-armed before every call after
+        # the first, so each call is metered and interrupted as a fresh instance's would be.
+        if self.armed:
+            self.armed = False
+        else:
+            error = _set_fuel(context, self._fuel)
+            if error:
+                raise _Failure("trap", "setting fuel: " + _engine_error(error))
+            _set_deadline(context, self._deadline)
+        size = len(data)
+        shape = plan.shape
+        if shape is _RETAREA:
+            # 8 bytes for the (ptr, len) result after the input, 4-aligned.
+            input_span = (size + 3) & ~3
+            request_size = input_span + 8
+        else:
+            request_size = size
+        words[0] = request_size
+        error = _call(context, self._alloc, self._args, _NARGS[1], trap)
+        if error or self._trap_slot.value:
+            raise self._failure(error, "in alloc")
+        pointer = words[0]
+        end = pointer + request_size
+        if end > self.known_size and end > self._grown():
+            raise _Failure("trap", f"alloc({request_size}) returned {pointer}, out of bounds")
+        view = self.view
+        view[pointer : pointer + size] = data
+
+        slot = self._slot
+        if shape is _MULTI:
+            words[0] = pointer
+            words[slot] = size
+            error = _call(context, self._entry, self._args, _NARGS[2], trap)
+            out_pointer = words[0]
+            out_size = words[slot]
+        elif shape is _PACKED:
+            words[0] = pointer
+            words[slot] = size
+            error = _call(context, self._entry, self._args, _NARGS[2], trap)
+            packed = self._quads[0]
+            out_pointer = packed & 0xFFFFFFFF
+            out_size = packed >> 32
+        else:
+            ret_area = pointer + input_span
+            words[0] = ret_area
+            words[slot] = pointer
+            words[2 * slot] = size
+            error = _call(context, self._entry, self._args, _NARGS[3], trap)
+            pair = int.from_bytes(view[ret_area : ret_area + 8], "little")
+            out_pointer = pair & 0xFFFFFFFF
+            out_size = pair >> 32
+        if error or self._trap_slot.value:
+            raise self._failure(error, "")
+        limit = self.limits.max_output_bytes
+        if out_size > limit:
+            raise _Failure("output_too_large", f"output is {out_size} bytes, the limit is {limit}")
+        end = out_pointer + out_size
+        if end > self.known_size and end > self._grown():
+            raise _Failure(
+                "invalid_output", f"output ({out_pointer}, {out_size}) lies outside guest memory"
+            )
+        output: bytes = view[out_pointer:end].tobytes()
+        return output
+
+    def _grown(self) -> int:
+        """The memory's current size, asked of the engine (it only grows, never shrinks)."""
+        size: int = _memory_size(self.context, self._memory)
+        self.known_size = size
+        return size
+
+    def close(self) -> None:
+        """Delete the store (and with it the instance); idempotent."""
+        store = self.store
+        if store is not None:
+            self.store = self.context = None
+            _store_delete(store)
+
+    def _failure(self, error: int | None, where: str, *, with_memory: bool = True) -> _Failure:
+        """Turn an engine error or trap into a `_Failure`, freeing what the engine returned."""
+        trap = self._trap_slot.value
+        self._trap_slot.value = None
+        prefix = f"{where}: " if where else ""
+        if error:
+            if trap:
+                _trap(trap)  # free it; the error is what we report
+            message = _engine_error(error)
+            if not with_memory and "memory" in message and "limit" in message.lower():
+                return _Failure(
+                    "memory_limit",
+                    f"{prefix}the module's initial memory exceeds {self.memory_limit} bytes "
+                    f"({message})",
+                )
+            return _Failure("trap", prefix + message)
+        assert trap is not None
+        code, message = _trap(trap)
+        if code == _TRAP_FUEL:
+            return _Failure("out_of_fuel", prefix + message)
+        if code == _TRAP_INTERRUPT:
+            return _Failure("timeout", f"{prefix}interrupted by the wall-clock watchdog")
+        memory_bytes = self._grown() if with_memory else None
+        return _Failure("trap", prefix + message, memory_bytes)
+
+
+class WarmInstance:
+    """One instance kept open across calls: for benchmarks and diagnostics only.
+
+    Guest memory survives between calls on it, which the world never allows (SPEC §6: every
+    call of a module runs in a fresh instance), so the world never uses it. Each `invoke`
+    runs exactly the call-through of the executor's own calls (`_Session.call`): the same
+    fuel (refilled per call), watchdog deadline (re-armed per call), bounds checks and failure
+    classification. Close it (or use it as a context manager) to free its store and its slot
+    in the instance pool; the executor's `close` closes the ones still open.
+    """
+
+    def __init__(self, executor: WasmtimeExecutor, session: _Session, request: CallRequest):
+        self._executor = executor
+        self._session = session
+        self._request = request
+        self._finalizer = weakref.finalize(self, session.close)
+
+    def invoke(self, data: bytes) -> bytes:
+        """Call the entrypoint with `data`; return the raw output bytes or raise ModuleCallError."""
+        session = self._session
+        if session.store is None:
+            raise ModuleCallError("engine_unavailable", "this warm instance is closed")
+        try:
+            return session.call(data)
+        except _Failure as failure:
+            executor, request = self._executor, self._request
+            with executor._lock:
+                raise executor._classify(
+                    executor._guest(request),
+                    session.plan,
+                    evolve(request, input=bytes(data)),
+                    session.memory_limit,
+                    failure,
+                ) from None
+
+    @property
+    def closed(self) -> bool:
+        """True once the store has been deleted."""
+        return self._session.store is None
+
+    def close(self) -> None:
+        """Delete the instance's store; idempotent."""
+        self._finalizer()
+
+    def __enter__(self) -> WarmInstance:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
 class WasmtimeExecutor:
     """Runs module calls in fresh wasmtime instances, with compiled modules cached."""
 
@@ -254,11 +584,16 @@ class WasmtimeExecutor:
         self._max_memory = int(self.options["max_memory_bytes"])
         self._tick_ms = max(1, int(self.options["epoch_tick_ms"]))
         self.engine = wasmtime.Engine(self._engine_config())
-        self._engine_ptr = ctypes.cast(self.engine.ptr(), ctypes.c_void_p).value
+        self._engine_ptr = ctypes.c_void_p(ctypes.cast(self.engine.ptr(), ctypes.c_void_p).value)
         self._guests: OrderedDict[str, _Guest] = OrderedDict()
         self._lock = threading.Lock()
         self._cache_dir = self._disk_cache_dir()
-        self._scratch()
+        # Byte views of guest memories (see `_Session`), and the one session every call of
+        # the executor runs in (under self._lock), opened and closed once per call.
+        self._memory_type = ctypes.c_ubyte * self._max_memory
+        self._views: dict[int, memoryview] = {}
+        self._session = _Session(self)
+        self._warm: weakref.WeakSet[WarmInstance] = weakref.WeakSet()
         self._stop = threading.Event()
         self.watchdog = threading.Thread(
             target=_tick_epochs,
@@ -311,35 +646,6 @@ class WasmtimeExecutor:
         )
         digest = hashlib.sha256(fingerprint.encode()).hexdigest()[:16]
         return Path(self.config.cache_dir) / f"wasmtime-{version('wasmtime')}-{digest}"
-
-    def _scratch(self) -> None:
-        # Buffers reused by every call (under self._lock): the instance handle, the trap
-        # out-pointer, one extern per export we fetch, and the raw argument/result slots.
-        # Their addresses are computed once: the hot path passes plain ints to the C API.
-        self._instance = _raw.wasmtime_instance_t()
-        self._trap_slot = ctypes.c_void_p()
-        self._externs = ctypes.create_string_buffer(3 * _EXTERN_SIZE)
-        self._args = (_raw.wasmtime_val_raw_t * 3)()
-        self._name = ctypes.c_void_p()
-        self._name_len = ctypes.c_size_t()
-        externs = ctypes.addressof(self._externs)
-        self._addresses = (
-            ctypes.addressof(self._instance),
-            ctypes.addressof(self._trap_slot),
-            ctypes.addressof(self._name),
-            ctypes.addressof(self._name_len),
-            externs,
-            externs + _EXTERN_SIZE,
-            externs + 2 * _EXTERN_SIZE,
-            ctypes.addressof(self._args),
-        )
-        # Typed views onto the raw argument slots, so reading and writing them is one
-        # attribute access rather than building a union object per slot.
-        slots = ctypes.addressof(self._args)
-        self._arg_i32 = tuple(
-            ctypes.c_int32.from_address(slots + index * _RAW_VAL_SIZE) for index in range(3)
-        )
-        self._arg_i64 = ctypes.c_int64.from_address(slots)
 
     def _guest(self, request: CallRequest) -> _Guest:
         wasm_hash = request.wasm_hash
@@ -500,113 +806,40 @@ class WasmtimeExecutor:
         self, guest: _Guest, plan: _Plan, data: bytes, limits: CallLimits, memory_limit: int
     ) -> bytes:
         """One call in a fresh store and instance; raises `_Failure`. Caller holds the lock."""
-        store = _store_new(self._engine_ptr, None, None)
+        session = self._session
         try:
-            context = _store_context(store)
-            _set_fuel(context, limits.max_gas)
-            _set_deadline(context, -(-limits.max_call_ms // self._tick_ms) + 1)
-            _store_limiter(store, memory_limit, -1, -1, -1, -1)
-            trap = self._trap_slot
-            trap.value = None
-            (
-                instance,
-                trap_address,
-                name,
-                name_len,
-                memory_extern,
-                alloc_extern,
-                entry_extern,
-                args,
-            ) = self._addresses
-            error = _instantiate(guest.pre_ptr, context, instance, trap_address)
-            if error or trap.value:
-                raise self._failure(error, trap.value, "instantiating", memory_limit, None)
-            if not (
-                _export_nth(context, instance, plan.memory, name, name_len, memory_extern)
-                and _export_nth(context, instance, plan.alloc, name, name_len, alloc_extern)
-                and _export_nth(context, instance, plan.entry, name, name_len, entry_extern)
-            ):
-                raise _Failure("trap", "the instance lacks an export its module declares")
-            memory = memory_extern + _EXTERN_OF
-            alloc = alloc_extern + _EXTERN_OF
-            entry = entry_extern + _EXTERN_OF
-            arg0, arg1, arg2 = self._arg_i32
-            size = len(data)
-            # The ret_area shape gets 8 bytes for (ptr, len) after the input, 4-aligned.
-            input_span = (size + 3) & ~3
-            request_size = input_span + 8 if plan.shape is _RETAREA else size
-            arg0.value = request_size
-            error = _call(context, alloc, args, 1, trap_address)
-            if error or trap.value:
-                raise self._failure(error, trap.value, "in alloc", memory_limit, (context, memory))
-            pointer = arg0.value & 0xFFFFFFFF
-            base = _memory_data(context, memory) or 0
-            end = pointer + request_size
-            if end > plan.memory_floor and end > _memory_size(context, memory):
-                raise _Failure("trap", f"alloc({request_size}) returned {pointer}, out of bounds")
-            ctypes.memmove(base + pointer, data, size)
-
-            arg0.value = pointer
-            arg1.value = size
-            if plan.shape is _MULTI:
-                error = _call(context, entry, args, 2, trap_address)
-                out_pointer, out_size = arg0.value & 0xFFFFFFFF, arg1.value & 0xFFFFFFFF
-            elif plan.shape is _PACKED:
-                error = _call(context, entry, args, 2, trap_address)
-                packed = self._arg_i64.value & 0xFFFFFFFFFFFFFFFF
-                out_pointer, out_size = packed & 0xFFFFFFFF, packed >> 32
-            else:
-                ret_area = pointer + input_span
-                arg0.value, arg1.value, arg2.value = ret_area, pointer, size
-                error = _call(context, entry, args, 3, trap_address)
-                out_pointer = out_size = 0
-                if not (error or trap.value):
-                    pair = ctypes.string_at(base + ret_area, 8)
-                    out_pointer = int.from_bytes(pair[:4], "little")
-                    out_size = int.from_bytes(pair[4:], "little")
-            if error or trap.value:
-                raise self._failure(error, trap.value, "", memory_limit, (context, memory))
-            if out_size > limits.max_output_bytes:
-                raise _Failure(
-                    "output_too_large",
-                    f"output is {out_size} bytes, the limit is {limits.max_output_bytes}",
-                )
-            end = out_pointer + out_size
-            if end > plan.memory_floor and end > _memory_size(context, memory):
-                raise _Failure(
-                    "invalid_output",
-                    f"output ({out_pointer}, {out_size}) lies outside guest memory",
-                )
-            return ctypes.string_at(base + out_pointer, out_size)
+            session.open(guest, plan, limits, memory_limit, self._tick_ms)
+            return session.call(data)
         finally:
-            _store_delete(store)
+            session.close()
 
-    def _failure(
-        self,
-        error: int | None,
-        trap: int | None,
-        where: str,
-        memory_limit: int,
-        memory: tuple[int, int] | None,
-    ) -> _Failure:
-        """Turn an engine error or trap into a `_Failure`, freeing what the engine returned."""
-        prefix = f"{where}: " if where else ""
-        if error:
-            message = _engine_error(error)
-            if memory is None and "memory" in message and "limit" in message.lower():
-                return _Failure(
-                    "memory_limit",
-                    f"{prefix}the module's initial memory exceeds {memory_limit} bytes ({message})",
-                )
-            return _Failure("trap", prefix + message)
-        assert trap is not None
-        code, message = _trap(trap)
-        if code == _TRAP_FUEL:
-            return _Failure("out_of_fuel", prefix + message)
-        if code == _TRAP_INTERRUPT:
-            return _Failure("timeout", f"{prefix}interrupted by the wall-clock watchdog")
-        memory_bytes = None if memory is None else _memory_size(*memory)
-        return _Failure("trap", prefix + message, memory_bytes)
+    def warm_instance(self, request: CallRequest) -> WarmInstance:
+        """An instance of `request`'s module kept open for repeated `invoke(data)` calls.
+
+        For benchmarks and diagnostics: guest memory survives between calls on it, so the
+        world never uses it (every world call runs in a fresh instance, SPEC §6). Its calls
+        run the same call-through as `invoke`, under `request`'s limits; `request.input` is
+        not used. Raises `ModuleCallError` as `invoke` does.
+        """
+        limits = request.limits
+        memory_limit = min(limits.max_mem_bytes, self._max_memory)
+        if self._stop.is_set():
+            raise ModuleCallError("engine_unavailable", "this wasmtime executor is closed")
+        with self._lock:
+            guest = self._guest(request)
+            plan = guest.plan(request.entrypoint)
+            if type(plan) is str:
+                raise ModuleCallError("trap", plan)
+            assert isinstance(plan, _Plan)
+            session = _Session(self)
+            try:
+                session.open(guest, plan, limits, memory_limit, self._tick_ms)
+            except _Failure as failure:
+                session.close()
+                raise self._classify(guest, plan, request, memory_limit, failure) from None
+            warm = WarmInstance(self, session, request)
+            self._warm.add(warm)
+        return warm
 
     # -- the Executor protocol ----------------------------------------------------------------
 
@@ -641,6 +874,8 @@ class WasmtimeExecutor:
     def close(self) -> None:
         """Stop the watchdog thread and drop compiled modules."""
         self._stop.set()
+        for warm in list(self._warm):
+            warm.close()
         if self.watchdog.is_alive() and self.watchdog is not threading.current_thread():
             self.watchdog.join()
         with self._lock:

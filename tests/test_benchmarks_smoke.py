@@ -13,11 +13,14 @@ EXECUTOR_KEYS = {
     "warm_call_us",
     "naive_call_us",
     "extism_call_us",
-    "extism_reused_call_us",
+    "fresh_call_us",
+    "naive_fresh_call_us",
+    "extism_fresh_call_us",
     "full_call_us",
     "speedup_vs_extism",
-    "speedup_vs_extism_reused",
     "speedup_vs_naive",
+    "fresh_speedup_vs_extism_fresh",
+    "fresh_speedup_vs_naive_fresh",
 }
 
 
@@ -32,10 +35,23 @@ def test_executor_benchmark_prints_one_json_line() -> None:
     (line,) = completed.stdout.splitlines()
     results = json.loads(line)
     assert set(results) == EXECUTOR_KEYS
-    for key in ("warm_call_us", "naive_call_us", "full_call_us", "speedup_vs_naive"):
+    for key in (
+        "warm_call_us",
+        "naive_call_us",
+        "fresh_call_us",
+        "naive_fresh_call_us",
+        "full_call_us",
+        "speedup_vs_naive",
+        "fresh_speedup_vs_naive_fresh",
+    ):
         assert isinstance(results[key], float) and results[key] > 0
     # Extism is optional (the `bench` extra): without it its figures are null.
-    for key in ("extism_call_us", "extism_reused_call_us", "speedup_vs_extism"):
+    for key in (
+        "extism_call_us",
+        "extism_fresh_call_us",
+        "speedup_vs_extism",
+        "fresh_speedup_vs_extism_fresh",
+    ):
         assert results[key] is None or results[key] > 0
 
 
@@ -48,3 +64,14 @@ def test_ticks_benchmark_reports_every_size_and_the_ratio() -> None:
     assert list(results["us_per_call"]) == ["1", "10", "100", "1000"]
     assert all(value > 0 for value in results["us_per_call"].values())
     assert results["ratio_largest_to_smallest"] > 0
+
+
+def test_persistence_benchmark_reports_throughput_and_start_ratio() -> None:
+    completed = subprocess.run(
+        [sys.executable, str(BENCHMARKS), "persistence", "--json", "--quick"],
+        check=True, capture_output=True, text=True, timeout=300,
+    )
+    results = json.loads(completed.stdout)
+    assert set(results) >= {"save_events_per_s", "load_events_per_s", "replay_events_per_s",
+                            "cold_start_s", "warm_start_s", "warm_vs_cold_speedup"}
+    assert all(value > 0 for value in results.values())

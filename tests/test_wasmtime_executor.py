@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import wasmtime
 
 from agentworld.backends.wasmtime_executor import WasmtimeExecutor
 from agentworld.errors import StoreError
@@ -204,3 +206,118 @@ def test_watchdog_thread_stops_on_close() -> None:
 def test_unknown_option_is_refused() -> None:
     with pytest.raises(ValueError, match="bogus"):
         WasmtimeExecutor(ExecutorConfig(options={"bogus": 1}))
+
+
+# -- the warm-instance path (benchmarks and diagnostics) and fresh-instance isolation -----------
+
+# Counts its calls in a global and returns the count: a fresh instance always says 1.
+CALL_COUNTER_WAT = """
+(module
+  (memory (export "memory") 1)
+  (global $calls (mut i32) (i32.const 0))
+  (func (export "alloc") (param i32) (result i32) (i32.const 1024))
+  (func (export "call") (param $ptr i32) (param $len i32) (result i32 i32)
+    (global.set $calls (i32.add (global.get $calls) (i32.const 1)))
+    (i32.store8 (i32.const 0) (global.get $calls))
+    (i32.const 0) (i32.const 1)))
+"""
+
+
+def _call_counter_request() -> CallRequest:
+    wasm = bytes(wasmtime.wat2wasm(CALL_COUNTER_WAT))
+    return CallRequest(
+        module_id="m.calls",
+        instance_id="m.calls#1",
+        wasm_hash=hashlib.sha256(wasm).hexdigest(),
+        wasm=wasm,
+        entrypoint="call",
+        input=b"",
+        kind="pure",
+    )
+
+
+def test_warm_instance_returns_what_invoke_returns(make_executor: type[WasmtimeExecutor]) -> None:
+    executor = make_executor()
+    payload = bytes(range(256))
+    echo = guest_request("echo", input=payload)
+    with executor.warm_instance(echo) as warm:
+        assert warm.invoke(payload) == executor.invoke(echo) == payload
+        # Past the first page: the bump allocator grows memory, output checks follow it.
+        for index in range(1_000):
+            data = index.to_bytes(4, "little") * 64
+            assert warm.invoke(data) == data
+    assert warm.closed
+
+
+@pytest.mark.parametrize("entrypoint", ["reduce", "reduce_packed", "reduce_retarea"])
+def test_warm_instance_handles_every_entrypoint_shape(
+    make_executor: type[WasmtimeExecutor], entrypoint: str
+) -> None:
+    executor = make_executor()
+    request = counter_request(7, entrypoint=entrypoint)
+    with executor.warm_instance(request) as warm:
+        for _ in range(3):
+            assert warm.invoke(request.input) == executor.invoke(request)
+
+
+def test_warm_instance_trap_is_classified_like_a_fresh_call(
+    make_executor: type[WasmtimeExecutor],
+) -> None:
+    executor = make_executor()
+    for request in (
+        guest_request("unreachable"),
+        guest_request("divzero"),
+        guest_request("loop"),
+        guest_request("huge"),
+        guest_request("badptr"),
+        guest_request("membomb", max_mem_bytes=1024 * 1024),
+    ):
+        with pytest.raises(ModuleCallError) as fresh:
+            executor.invoke(request)
+        with executor.warm_instance(request) as warm:
+            for _ in range(2):  # a failed call leaves the instance usable, and classified alike
+                with pytest.raises(ModuleCallError) as reused:
+                    warm.invoke(request.input)
+                assert (reused.value.code, reused.value.detail) == (
+                    fresh.value.code,
+                    fresh.value.detail,
+                ), request.module_id
+
+
+def test_warm_instance_refuels_and_rearms_the_deadline_per_call(
+    make_executor: type[WasmtimeExecutor],
+) -> None:
+    executor = make_executor()
+    # One echo call costs a few dozen units of fuel: 50 calls only fit if each is refuelled.
+    echo = guest_request("echo", input=b"x" * 256, max_gas=100, max_call_ms=10)
+    with executor.warm_instance(echo) as warm:
+        for _ in range(50):
+            assert warm.invoke(echo.input) == echo.input
+        time.sleep(0.1)  # far past the first call's deadline (10 ms, 5 ms ticks)
+        assert warm.invoke(echo.input) == echo.input
+
+
+def test_closed_warm_instance_refuses_calls(make_executor: type[WasmtimeExecutor]) -> None:
+    executor = make_executor()
+    echo = guest_request("echo", input=b"abc")
+    warm = executor.warm_instance(echo)
+    executor.close()  # closes the warm instances still open
+    assert warm.closed
+    with pytest.raises(ModuleCallError) as failure:
+        warm.invoke(b"abc")
+    assert failure.value.code == "engine_unavailable"
+    warm.close()  # idempotent
+
+
+def test_warm_instance_keeps_guest_memory_but_invoke_never_does(
+    make_executor: type[WasmtimeExecutor],
+) -> None:
+    executor = make_executor()
+    request = _call_counter_request()
+    assert [executor.invoke(request) for _ in range(3)] == [b"\x01"] * 3
+    with executor.warm_instance(request) as warm:
+        assert [warm.invoke(b"") for _ in range(3)] == [b"\x01", b"\x02", b"\x03"]
+    assert executor.invoke(request) == b"\x01"
+    # The counter reducer, called twice with the same input, answers the same.
+    assert executor.call(counter_request(5)) == executor.call(counter_request(5))
+    assert executor.call(counter_request(5)) == counter_output(6)
