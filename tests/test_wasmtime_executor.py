@@ -288,8 +288,9 @@ def test_warm_instance_refuels_and_rearms_the_deadline_per_call(
     make_executor: type[WasmtimeExecutor],
 ) -> None:
     executor = make_executor()
-    # One echo call costs a few dozen units of fuel: 50 calls only fit if each is refuelled.
-    echo = guest_request("echo", input=b"x" * 256, max_gas=100, max_call_ms=10)
+    # Instantiation (data segments are copied, metered) plus one echo call fit in 500 units of
+    # fuel; 50 calls of a few dozen units each only fit if every call is refuelled.
+    echo = guest_request("echo", input=b"x" * 256, max_gas=500, max_call_ms=10)
     with executor.warm_instance(echo) as warm:
         for _ in range(50):
             assert warm.invoke(echo.input) == echo.input
