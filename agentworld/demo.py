@@ -1,4 +1,5 @@
-"""The demo behind `agentworld demo`: agents, modules as owned instances, rules, ticks, an upgrade.
+"""The demo behind `agentworld demo`: agents, modules as owned instances, rules, ticks, an upgrade,
+and a save/load round trip that keeps running its modules.
 
 Everything the demo does goes through the public API (`World.submit`, `step_with_modules`) and
 the example guests shipped in `agentworld.testing.guests`; the printed state root is the same on
@@ -7,11 +8,13 @@ every run and machine.
 
 from __future__ import annotations
 
+import tempfile
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
 from agentworld.canonical import sha256_hex
+from agentworld.errors import AgentWorldError
 from agentworld.testing.guests import guest_wasm
 from agentworld.world import World
 
@@ -97,10 +100,23 @@ def run_demo(echo: Callable[[str], None] | None = None) -> dict[str, Any]:
     say(f"t={world.time}: counters ada={_counter(world, 'demo.counter#1')} (v2 sleeps 3 ticks) "
         f"bob={_counter(world, 'demo.counter#2')}")
 
+    with tempfile.TemporaryDirectory(prefix="agentworld-demo-") as directory:
+        world.save_to_dir(directory)
+        restored = World.load_from_dir(directory)
+        world.step_with_modules()
+        restored.step_with_modules()
+        same = restored.state_root() == world.state_root()
+        restored.close()
+    say(f"t={world.time}: saved with its modules, loaded, stepped both: "
+        f"{'same state root' if same else 'ROOTS DIFFER'}")
+    if not same:
+        raise AgentWorldError("the restored world diverged from the original")
+
     kinds = Counter(event.kind for event in world.journal)
     root = world.state_root()
     say(f"{len(world.journal)} events: " + ", ".join(f"{k}={n}" for k, n in sorted(kinds.items())))
     say(f"state root: {root}")
+    world.close()
     return {
         "state_root": root,
         "events": len(world.journal),
