@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
 from collections.abc import Callable, Iterable
 from contextlib import suppress
@@ -26,6 +25,7 @@ from agentworld.apply import apply_event
 from agentworld.canonical import canonical_hash, canonical_json, sha256_hex
 from agentworld.convert import structure, unstructure
 from agentworld.domain import Rejected
+from agentworld.durable import fsync_dir, replace_atomic, write_new
 from agentworld.errors import AgentWorldError, InvalidInputError, StoreError
 from agentworld.model import Event, WorldState
 from agentworld.store import ModuleStore
@@ -129,41 +129,6 @@ class SavedWorld:
 
 
 # -- durable file writing -----------------------------------------------------------------------
-
-
-def _fsync_dir(directory: Path) -> None:
-    # A new or renamed directory entry is only durable once its directory is fsynced. Windows
-    # cannot open a directory as a file; NTFS journals the rename itself.
-    if os.name != "posix":
-        return
-    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_durable(path: Path, data: bytes) -> None:
-    """Create `path` (which must not exist) with `data`, fsynced."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
-def _replace_durable(path: Path, data: bytes) -> None:
-    """Replace `path` atomically: readers see the old file or the whole new one."""
-    # The temp name starts with "." so a leftover from a crash is never taken for the pointer.
-    temp = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
-    try:
-        _write_durable(temp, data)
-        os.replace(temp, path)
-    except BaseException:
-        with suppress(FileNotFoundError):
-            os.unlink(temp)
-        raise
-    _fsync_dir(path.parent)
 
 
 # -- saving -------------------------------------------------------------------------------------
@@ -279,7 +244,7 @@ def save_world(world: World, path: str | os.PathLike[str]) -> None:
     generations = root / GENERATIONS
     if not generations.is_dir():
         generations.mkdir()
-        _fsync_dir(root)
+        fsync_dir(root)
     gen_dir = generations / f"{generation:08d}"
     gen_dir.mkdir()
     next_action_id, pending = world._queue()
@@ -307,15 +272,15 @@ def save_world(world: World, path: str | os.PathLike[str]) -> None:
         journal=JOURNAL,
         journal_sha256=sha256_hex(journal),
     )
-    _write_durable(gen_dir / JOURNAL, journal)
-    _write_durable(gen_dir / SNAPSHOT, snapshot_bytes)
-    _write_durable(gen_dir / METADATA, canonical_json(unstructure(metadata)))
-    _fsync_dir(gen_dir)
-    _fsync_dir(generations)
+    write_new(gen_dir / JOURNAL, journal)
+    write_new(gen_dir / SNAPSHOT, snapshot_bytes)
+    write_new(gen_dir / METADATA, canonical_json(unstructure(metadata)))
+    fsync_dir(gen_dir)
+    fsync_dir(generations)
 
     # 3. The switch: one atomic rename makes the new generation the world.
     pointer = {"format": FORMAT, "schema_version": SCHEMA_VERSION, "generation": generation}
-    _replace_durable(root / POINTER, canonical_json(pointer) + b"\n")
+    replace_atomic(root / POINTER, canonical_json(pointer) + b"\n")
 
     # 4. Older generations and stray temp files are garbage now; removing them is best-effort.
     for number in _generation_numbers(root):

@@ -19,9 +19,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import json
-import os
 import re
-import tempfile
 import threading
 import weakref
 from collections import OrderedDict
@@ -32,6 +30,7 @@ from typing import Any
 from attrs import define, evolve
 
 from agentworld.abi import decode_output
+from agentworld.durable import replace_atomic
 from agentworld.errors import AgentWorldError
 from agentworld.executor import (
     CallLimits,
@@ -767,18 +766,7 @@ class WasmtimeExecutor:
         )
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, temp = tempfile.mkstemp(
-                dir=path.parent, prefix=f".{wasm_hash[:16]}.", suffix=".tmp"
-            )
-            try:
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(header + payload)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                os.replace(temp, path)
-            except BaseException:
-                os.unlink(temp)
-                raise
+            replace_atomic(path, header + payload)
         except OSError:
             return  # the disk cache is an optimisation; an unwritable one only costs time
         self.stats.disk_writes += 1

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import secrets
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from agentworld.durable import fsync_dir, replace_atomic
 from agentworld.errors import StoreError
 from agentworld.hookspecs import hookimpl
 from agentworld.store import check_hash, check_key_part, is_hash, is_key_part, verify_blob
@@ -35,18 +34,6 @@ def root_from_uri(uri: str) -> Path:
     return Path(path)
 
 
-def _fsync_dir(directory: Path) -> None:
-    # The rename is only durable once the directory entry is on disk. Windows cannot open a
-    # directory as a file; NTFS journals the rename itself.
-    if os.name != "posix":
-        return
-    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _ensure_dir(directory: Path) -> None:
     missing = []
     probe = directory
@@ -56,7 +43,7 @@ def _ensure_dir(directory: Path) -> None:
     for created in reversed(missing):
         # exist_ok: a concurrent writer may create the same directory first.
         created.mkdir(exist_ok=True)
-        _fsync_dir(created.parent)
+        fsync_dir(created.parent)
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -64,23 +51,7 @@ def _atomic_write(path: Path, data: bytes) -> None:
     _ensure_dir(path.parent)
     # The temp name starts with "." and so can never pass `check_key_part`/`is_hash`: a temp file
     # left behind by a crash is never listed or read as a blob, manifest or registry.
-    tmp_name = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
-    # 0o666 and O_EXCL rather than mkstemp: the file gets the umask's permissions (mkstemp's
-    # 0o600 would hide a shared store from its other readers) and never clobbers another temp.
-    fd = os.open(tmp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        # os.replace is atomic on one filesystem, so concurrent writers of the same blob each
-        # install a complete, identical file and the last rename simply wins.
-        os.replace(tmp_name, path)
-    except BaseException:
-        with suppress(FileNotFoundError):
-            os.unlink(tmp_name)
-        raise
-    _fsync_dir(path.parent)
+    replace_atomic(path, data)
 
 
 def _read(path: Path) -> bytes | None:
