@@ -51,7 +51,10 @@ CHILD = textwrap.dedent("""
 
 def _pump(stream: object, lines: queue.Queue[str | None]) -> None:
     for line in stream:  # type: ignore[attr-defined]
-        lines.put(line.split("\n")[0])
+        # A kill can cut the child's last report short: a line without its newline was never
+        # completely printed, so its save (which starts only after the print) never began.
+        if line.endswith("\n"):
+            lines.put(line[:-1])
     lines.put(None)
 
 
