@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from itertools import pairwise
+from pathlib import Path
 
 import pytest
 
@@ -473,3 +474,19 @@ def test_trace_ids_and_origins_for_action_event_and_tick_calls() -> None:
     assert tick["origin"] == {"kind": "tick", "id": ticked_at[-1]}
     assert tick["trace_id"] == f"tick-{ticked_at[-1]}-m.obs#1"
     assert all(later - earlier == 2 for earlier, later in pairwise(ticked_at))
+
+
+def test_an_unavailable_engine_refuses_deploys_and_fails_calls_with_a_code(
+    tmp_path: Path,
+) -> None:
+    working = world_with_agents("ada")
+    install(working, "ada", manifest("m.counter", deploy(working, guest_wasm("counter"))))
+    working.save_to_dir(tmp_path)
+    broken = World.load_from_dir(tmp_path, executor="no-such-engine")
+    wasm = guest_wasm("observer")
+    broken.submit({"type": "module.deploy_artifact", "data": {
+        "publisher_agent_id": "ada", "wasm_bytes": wasm, "wasm_hash": sha256_hex(wasm)}})
+    broken.step_with_modules()
+    assert events(broken, "domain.action_rejected")[-1]["code"] == "engine_unavailable"
+    failure = events(broken, "module.call_failed")[-1]
+    assert failure["code"] == "engine_unavailable" and "no-such-engine" in failure["detail"]
