@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 from attrs import Factory, frozen
 
-from agentworld.convert import structure, unstructure
+from agentworld.convert import json_problems, structure, unstructure
 from agentworld.errors import InvalidInputError
 
 
@@ -79,6 +79,9 @@ def envelope_of(action: Any) -> dict[str, Any]:
 
 def parse_action(envelope: Mapping[str, Any]) -> Any:
     """Parse an action envelope into its typed class, or raise `InvalidInputError`."""
+    problems = json_problems(dict(envelope))
+    if problems:
+        raise InvalidInputError("action", problems)
     extra = sorted(set(envelope) - {"type", "data"})
     problems = [f"unknown envelope field {key!r}" for key in extra]
     action_type = envelope.get("type")

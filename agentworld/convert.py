@@ -80,12 +80,52 @@ def problems_of(exc: BaseException) -> list[str]:
     return [str(exc)]
 
 
+MAX_DEPTH = 64
+
+
+def json_problems(value: Any, where: str = "$", depth: int = 0) -> list[str]:
+    """Why `value` is not plain JSON data (bytes allowed): deep nesting, non-string keys,
+    unencodable text (lone surrogates), NaN/Infinity, other types. Empty when it is fine."""
+    if depth > MAX_DEPTH:
+        return [f"{where}: nested deeper than {MAX_DEPTH} levels"]
+    if value is None or isinstance(value, bool | int | bytes | bytearray | memoryview):
+        return []
+    if isinstance(value, float):
+        return [] if math.isfinite(value) else [f"{where}: {value} is not a finite number"]
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return [f"{where}: text is not valid Unicode (lone surrogate)"]
+        return []
+    problems: list[str] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                problems.append(f"{where}: key {key!r} is not a string")
+                continue
+            problems += json_problems(key, f"{where} key", depth + 1)
+            problems += json_problems(item, f"{where}.{key}", depth + 1)
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            problems += json_problems(item, f"{where}[{index}]", depth + 1)
+    else:
+        problems.append(f"{where}: {type(value).__name__} is not JSON data")
+    return problems
+
+
 def structure(value: Any, cls: type[T], what: str) -> T:
     """Structure external input into `cls`, raising `InvalidInputError` listing every problem."""
     try:
         return converter.structure(value, cls)
     except (cattrs.BaseValidationError, ForbiddenExtraKeysError, TypeError, ValueError) as exc:
         raise InvalidInputError(what, problems_of(exc)) from None
+    except (AttributeError, KeyError, IndexError) as exc:
+        # cattrs reaches for mapping methods on whatever it is given: a list or a string where
+        # an object belongs fails this way.
+        raise InvalidInputError(what, [f"$: expected an object ({type(exc).__name__}: {exc})"])
+    except RecursionError:
+        raise InvalidInputError(what, ["$: nested too deeply"]) from None
 
 
 def unstructure(value: Any) -> Any:

@@ -38,6 +38,7 @@ class ModuleHaltError(AgentWorldError):
     def __init__(self, event: Event) -> None:
         self.event = event
         data = event.data
+        self.stage: str = data["stage"]
         super().__init__(f"halted: {data['instance_id']} failed at {data['stage']} "
                          f"({data['code']}: {data['detail']})")
 
@@ -275,6 +276,11 @@ class Router:
         world = self.world
         executor = world.executor_for_calls()
         wasm_hash = manifest.wasm_hash
+        # Checked here, not left to the executor: an executor shared with another world may
+        # hold the compiled module, and the journal must not depend on what it has cached.
+        if not world.artifact_available(wasm_hash):
+            raise ModuleCallError("artifact_missing",
+                                  f"artifact {wasm_hash} is not in the module store")
         return executor.call(CallRequest(
             module_id=manifest.module_id,
             instance_id=instance_id,
@@ -392,8 +398,11 @@ def _loader(load: Callable[[str], bytes], wasm_hash: str) -> Callable[[], bytes]
     def load_artifact() -> bytes:
         try:
             return load(wasm_hash)
-        except StoreError as exc:
-            raise ModuleCallError("artifact_missing", str(exc)) from None
+        except StoreError:
+            # The store's own message names paths or endpoints; the journal must not.
+            raise ModuleCallError(
+                "artifact_missing", f"artifact {wasm_hash} could not be read from the module store"
+            ) from None
 
     return load_artifact
 

@@ -8,7 +8,7 @@ it, so replaying the journal from genesis always rebuilds the same `state_root()
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, overload
 
@@ -25,7 +25,7 @@ from agentworld.errors import ExecutorUnavailableError, InvalidInputError
 from agentworld.executor import CallLimits, Executor, ExecutorConfig, ModuleCallError
 from agentworld.manager import PluginManager, default_manager
 from agentworld.model import EffectIntent, Event, ModuleInstance, WorldState
-from agentworld.routing import Router
+from agentworld.routing import ModuleHaltError, Router
 from agentworld.store import ModuleStore
 
 # Events after which the routing table (active instances and their manifests) is rebuilt.
@@ -131,6 +131,7 @@ class World:
         self._pending: list[tuple[int, Any]] = []
         self._next_action_id = 1
         self._router = Router(self)
+        self._available: set[str] = set()  # artifact hashes seen in the store
         # True when the store is the `modules/` store of the directory this world was loaded
         # from: saving elsewhere then copies it, so every saved directory is self-contained.
         self._store_is_dir_local = False
@@ -186,6 +187,15 @@ class World:
     def has_blob(self, wasm_hash: str) -> bool:
         """True when the module store holds the artifact's bytes."""
         return self.store.has_blob(wasm_hash)
+
+    def artifact_available(self, wasm_hash: str) -> bool:
+        """True when the module store holds the artifact (a positive answer is remembered)."""
+        if wasm_hash in self._available:
+            return True
+        if self.store.has_blob(wasm_hash):
+            self._available.add(wasm_hash)
+            return True
+        return False
 
     def load_blob(self, wasm_hash: str) -> bytes:
         """The artifact's verified bytes from the module store."""
@@ -267,15 +277,15 @@ class World:
         return action_id
 
     def step(self) -> list[Event]:
-        """Advance time by 1 and apply every queued action, without module routing."""
+        """Advance time by 1 and apply every queued action, without module routing.
+
+        If deciding an action raises (say, the module store is unreachable during a deploy),
+        the step stops there: that action and the later ones stay queued, and the error
+        propagates. Time has advanced; events of the actions before it stand.
+        """
         self.time += 1
         start = len(self._events)
-        pending, self._pending = self._pending, []
-        for action_id, action in pending:
-            if isinstance(action, Rejected):
-                self.record_rejection(action_id, action)
-            else:
-                self.decide_and_append(action_id, action)
+        self._drain(self._apply_queued)
         return list(self._events[start:])
 
     def step_with_modules(self, executor: Executor | None = None) -> list[Event]:
@@ -283,7 +293,8 @@ class World:
 
         `executor` overrides the world's executor for this step. With no modules installed this
         is exactly `step()`. In a world with `halt_on_module_failure`, a failing call raises
-        `ModuleHaltError` after recording it; actions not yet routed stay queued.
+        `ModuleHaltError` after recording it: an action whose pre_action call failed and the
+        actions after it stay queued, and the step's ticks are not routed.
         """
         saved = self._executor
         if executor is not None:
@@ -291,18 +302,34 @@ class World:
         try:
             self.time += 1
             start = len(self._events)
-            pending, self._pending = self._pending, []
-            for index, (action_id, action) in enumerate(pending):
-                try:
-                    self._router.route_action(action_id, action)
-                except BaseException:
-                    self._pending = pending[index + 1:] + self._pending
-                    raise
+            self._drain(self._router.route_action)
             self._router.route_ticks()
             return list(self._events[start:])
         finally:
             if executor is not None:
                 self._executor = saved
+
+    def _drain(self, handle: Callable[[int, Any], None]) -> None:
+        """Hand every queued action to `handle`; on an error, requeue what was not done."""
+        pending, self._pending = self._pending, []
+        for index, (action_id, action) in enumerate(pending):
+            before = len(self._events)
+            try:
+                handle(action_id, action)
+            except BaseException as exc:
+                # An action that left no event (or halted before it was applied) is retried
+                # by the next step; one that left events is done and must not run twice.
+                unapplied = len(self._events) == before or (
+                    isinstance(exc, ModuleHaltError) and exc.stage == "pre_action"
+                )
+                self._pending = pending[index if unapplied else index + 1:] + self._pending
+                raise
+
+    def _apply_queued(self, action_id: int, action: Any) -> None:
+        if isinstance(action, Rejected):
+            self.record_rejection(action_id, action)
+        else:
+            self.decide_and_append(action_id, action)
 
     # -- what routing and decisions use -------------------------------------------------------
 
