@@ -123,7 +123,8 @@ def structure(value: Any, cls: type[T], what: str) -> T:
     except (AttributeError, KeyError, IndexError) as exc:
         # cattrs reaches for mapping methods on whatever it is given: a list or a string where
         # an object belongs fails this way.
-        raise InvalidInputError(what, [f"$: expected an object ({type(exc).__name__}: {exc})"])
+        problem = f"$: expected an object ({type(exc).__name__}: {exc})"
+        raise InvalidInputError(what, [problem]) from None
     except RecursionError:
         raise InvalidInputError(what, ["$: nested too deeply"]) from None
 
