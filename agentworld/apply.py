@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable
 
-from agentworld.errors import UnknownEventKindError
+from agentworld.errors import MalformedEventError, UnknownEventKindError
 from agentworld.manifest import parse_manifest
 from agentworld.model import (
     Agent,
@@ -182,9 +182,18 @@ def register_applier(kind: str, applier: Applier | None) -> None:
 
 
 def apply_event(state: WorldState, event: Event) -> None:
-    """Apply one event to `state` in place. Unknown kinds raise `UnknownEventKindError`."""
+    """Apply one event to `state` in place.
+
+    Unknown kinds raise `UnknownEventKindError`; data that does not fit raises
+    `MalformedEventError` (the state may then be partly changed: it came from a corrupt journal).
+    """
     applier = APPLIERS.get(event.kind)
     if applier is not None:
-        applier(state, event)
+        try:
+            applier(state, event)
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+            raise MalformedEventError(
+                f"event {event.id} ({event.kind}) cannot be applied: {type(exc).__name__}: {exc}"
+            ) from None
     elif event.kind not in FACT_KINDS:
         raise UnknownEventKindError(f"event {event.id} has unknown kind {event.kind!r}")

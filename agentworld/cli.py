@@ -41,7 +41,7 @@ class _Group(click.Group):
             raise
         except AgentWorldError as exc:
             raise click.ClickException(str(exc)) from None
-        except (OSError, ValueError) as exc:
+        except Exception as exc:  # never a traceback: name the error in one line
             raise click.ClickException(f"{type(exc).__name__}: {exc}") from None
 
 
@@ -130,6 +130,10 @@ def _read_manifest(path: str) -> Manifest:
         raise BadInput(f"{path}: cannot read: {exc.strerror or exc}") from None
     except json.JSONDecodeError as exc:
         raise BadInput(f"{path}: not JSON: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise BadInput(f"{path}: not UTF-8 text: {exc.reason} at byte {exc.start}") from None
+    except RecursionError:
+        raise BadInput(f"{path}: nested too deeply") from None
     except InvalidInputError as exc:
         raise BadInput(f"{path}: {exc}") from None
     problems = intrinsic_problems(manifest)
@@ -148,9 +152,13 @@ def check_upgrade(current: str, candidate: str, as_json: bool) -> None:
     Exit 0 when compatible, 1 when not (every violation listed), 2 on unusable input.
     """
     old, new = _read_manifest(current), _read_manifest(candidate)
+    # The upgrade action's own preconditions, named by the codes it is refused with.
     problems = []
     if old.module_id != new.module_id:
-        problems.append(f"module_id changes from {old.module_id!r} to {new.module_id!r}")
+        problems.append(f"[error] module_id_mismatch: module_id changes from {old.module_id!r} "
+                        f"to {new.module_id!r}")
+    if old.version == new.version:
+        problems.append(f"[error] same_version: both manifests are version {old.version!r}")
     report = check_compatibility(old, new, default_manager().compat_rules(),
                                  CompatContext(operation="check-upgrade"))
     verdict = report.compatible and not problems

@@ -45,6 +45,11 @@ def run_demo(echo: Callable[[str], None] | None = None) -> dict[str, Any]:
         world.submit({"type": "module.deploy_artifact", "data": {
             "publisher_agent_id": "ada", "wasm_bytes": wasm, "wasm_hash": hashes[guest]}})
     world.step_with_modules()
+    refused = [e.data for e in world.journal if e.kind == "domain.action_rejected"]
+    if refused:
+        first = refused[0]
+        raise AgentWorldError(f"demo: deploying the example guests was refused: "
+                              f"{first['code']}: {'; '.join(first['notes'])}")
     say(f"t={world.time}: 3 agents registered, 4 artifacts deployed")
 
     counter = _manifest("demo.counter", hashes["counter"], "reducer",

@@ -31,6 +31,10 @@ class UnknownEventKindError(AgentWorldError):
     """A journal holds an event kind this version of agentworld cannot apply."""
 
 
+class MalformedEventError(AgentWorldError):
+    """An event's data does not fit its kind or the state it is applied to (a corrupt journal)."""
+
+
 class ExecutorUnavailableError(AgentWorldError):
     """The requested executor is not registered or cannot run on this machine."""
 

@@ -182,6 +182,23 @@ class PluginManager:
             infos.append(PluginInfo(name, version, hooks, builtin))
         return infos
 
+    def _collect(self, hook_name: str, register: Callable[..., None]) -> None:
+        """Call one registry hook plugin by plugin, in registration order, so that a plugin
+        that raises or misuses `register` is named in the error."""
+        impls = getattr(self._pm.hook, hook_name).get_hookimpls()
+        plugins = [impl.plugin for impl in impls]
+        for impl in impls:
+            # A subset caller keeps pluggy's tracing (AGENTWORLD_TRACE_PLUGINS) per call.
+            others = [plugin for plugin in plugins if plugin is not impl.plugin]
+            caller = self._pm.subset_hook_caller(hook_name, remove_plugins=others)
+            try:
+                caller(register=register)
+            except Exception as exc:
+                detail = str(exc) if isinstance(exc, PluginError) else (
+                    f"{type(exc).__name__}: {exc}")
+                raise PluginError(f"plugin {impl.plugin_name!r} failed in {hook_name}: "
+                                  f"{detail}") from None
+
     def _table(self, key: str, build: Callable[[], Any]) -> Any:
         with self._lock:
             if key not in self._tables:
@@ -212,7 +229,7 @@ class PluginManager:
                 raise PluginError(f"executor {name!r}: factory is not callable")
             entries[name] = ExecutorEntry(name, factory, unavailable_reason, description)
 
-        self._pm.hook.agentworld_register_executors(register=register)
+        self._collect("agentworld_register_executors", register)
         return dict(sorted(entries.items()))
 
     def create_executor(self, name: str, config: ExecutorConfig | None = None) -> Executor:
@@ -243,7 +260,7 @@ class PluginManager:
                 raise PluginError(f"store scheme {scheme!r} is registered twice")
             entries[scheme] = StoreEntry(scheme, factory, description)
 
-        self._pm.hook.agentworld_register_module_stores(register=register)
+        self._collect("agentworld_register_module_stores", register)
         return dict(sorted(entries.items()))
 
     def open_store(self, uri: str) -> ModuleStore:
@@ -278,7 +295,7 @@ class PluginManager:
             seen.add(name)
             rules.append(rule)
 
-        self._pm.hook.agentworld_register_compat_rules(register=register)
+        self._collect("agentworld_register_compat_rules", register)
         return rules
 
 

@@ -224,6 +224,10 @@ def intrinsic_problems(manifest: Manifest) -> list[str]:
     for hook in abi.policy_hooks:
         if hook == manifest.module_id:
             problems.append(f"abi_contract: policy hook {hook!r} is the module itself")
+    for name, value in sorted(unstructure(manifest.limits).items()):
+        minimum = 0 if name in {"max_effects", "max_emits"} else 1
+        if value is not None and value < minimum:
+            problems.append(f"limits.{name} must be at least {minimum}, got {value}")
     return problems
 
 
@@ -255,10 +259,5 @@ def validate_manifest(manifest: Manifest, ctx: ValidationContext) -> list[str]:
 def _limit_problems(manifest: Manifest, ctx: ValidationContext, problems: list[str]) -> None:
     maxima = unstructure(ctx.max_limits)
     for name, value in sorted(unstructure(manifest.limits).items()):
-        if value is None:
-            continue
-        minimum = 0 if name in {"max_effects", "max_emits"} else 1
-        if value < minimum:
-            problems.append(f"limits.{name} must be at least {minimum}, got {value}")
-        elif value > maxima[name]:
+        if value is not None and value > maxima[name]:
             problems.append(f"limits.{name} = {value} exceeds the world's maximum {maxima[name]}")

@@ -6,8 +6,10 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from agentworld import __version__
+from worldkit import write_distribution
 
 
 def agentworld(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -50,6 +52,52 @@ def test_errors_are_one_line_without_traceback() -> None:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert "no_such_plugin" in lines[0] and "Traceback" not in result.stderr
+
+
+BROKEN_PLUGIN = """
+    from agentworld import hookimpl
+
+    @hookimpl
+    def agentworld_register_executors(register):
+        register("half-registered")
+"""
+
+GOOD_PLUGIN = """
+    from agentworld import hookimpl
+
+    class Loud:
+        name, description, severity = "loud", "warns about everything", "warning"
+
+        def check(self, current, candidate, context):
+            return ["changed"]
+
+    @hookimpl
+    def agentworld_register_compat_rules(register):
+        register(Loud())
+"""
+
+
+def test_third_party_plugins_are_listed_and_a_broken_one_is_one_line(tmp_path: Path) -> None:
+    write_distribution(tmp_path, "aw_loud", "2.0", "aw_loud_plugin", GOOD_PLUGIN)
+    env = {"PYTHONPATH": str(tmp_path), "AGENTWORLD_LOAD_PLUGINS": "aw_loud"}
+    report = json.loads(agentworld("plugins", "--json", **env).stdout)
+    assert {"name": "aw_loud", "version": "2.0",
+            "hooks": ["agentworld_register_compat_rules"]} in report["plugins"]
+    assert {"name": "loud", "severity": "warning",
+            "description": "warns about everything"} in report["compat_rules"]
+    write_distribution(tmp_path, "aw_broken", "0.1", "aw_broken_plugin", BROKEN_PLUGIN)
+    result = agentworld("plugins", PYTHONPATH=str(tmp_path),
+                        AGENTWORLD_LOAD_PLUGINS="aw_loud,aw_broken")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert "plugin 'aw_broken' failed in agentworld_register_executors" in line
+
+
+def test_demo_without_an_engine_fails_in_one_line() -> None:
+    result = agentworld("demo", AGENTWORLD_DISABLE_PLUGINS="wasmtime")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert "engine_unavailable" in line
 
 
 def test_unknown_command_is_a_usage_error() -> None:

@@ -157,3 +157,29 @@ def test_trace_env_logs_hook_calls(capsys: pytest.CaptureFixture[str]) -> None:
     manager = PluginManager(entrypoints=False, environ={"AGENTWORLD_TRACE_PLUGINS": "1"})
     manager.stores()
     assert "agentworld_register_module_stores" in capsys.readouterr().err
+
+
+class Raises:
+    @hookimpl
+    def agentworld_register_module_stores(self, register: Callable[..., None]) -> None:
+        raise RuntimeError("kaboom")
+
+
+class MisusesRegister:
+    @hookimpl
+    def agentworld_register_executors(self, register: Callable[..., None]) -> None:
+        register("oops")
+
+
+@pytest.mark.parametrize(("plugin", "table", "fragment"), [
+    (Raises(), "stores", "RuntimeError: kaboom"),
+    (MisusesRegister(), "executors", "TypeError"),
+])
+def test_a_failing_plugin_is_named_in_the_error(
+    plugin_manager: PluginManager, plugin: object, table: str, fragment: str
+) -> None:
+    plugin_manager.register(plugin, name="troublemaker")
+    with pytest.raises(PluginError, match="plugin 'troublemaker' failed in agentworld_register_"
+                       ) as failure:
+        getattr(plugin_manager, table)()
+    assert fragment in str(failure.value)

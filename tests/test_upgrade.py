@@ -316,7 +316,8 @@ def check_upgrade(tmp_path: Path, current: Any, candidate: Any, *flags: str,
     paths = []
     for name, content in (("current.json", current), ("candidate.json", candidate)):
         path = tmp_path / name
-        path.write_text(content if isinstance(content, str) else json.dumps(content))
+        text = content if isinstance(content, str) else json.dumps(content)
+        path.write_bytes(text.encode("utf-8", "surrogateescape"))
         paths.append(str(path))
     return subprocess.run([sys.executable, "-m", "agentworld", "module", "check-upgrade",
                            *paths, *flags], capture_output=True, text=True, timeout=120,
@@ -333,10 +334,19 @@ def test_check_upgrade_verdicts_and_exit_codes(tmp_path: Path) -> None:
     report = json.loads(as_json.stdout)
     assert as_json.returncode == 1 and report["compatible"] is False
     assert report["violations"][0]["rule"] == "exports-not-reduced"
+    same = check_upgrade(tmp_path, BASE, BASE)
+    assert same.returncode == 1 and "same_version" in same.stdout
+    renamed = check_upgrade(tmp_path, BASE, variant(module_id="m.other"))
+    assert renamed.returncode == 1 and "module_id_mismatch" in renamed.stdout
+    deep = "[" * 100_000 + "]" * 100_000
     for current, candidate, fragment in (
         ("{not json", BASE, "not JSON"),
         (BASE, {**BASE, "surprise": 1}, "surprise"),
         (BASE, {**BASE, "kind": "sideways"}, "kind must be"),
+        (BASE, [1, 2], "expected an object"),
+        (BASE, "\udcff\udcfe", "not UTF-8"),
+        (BASE, deep, "nested too deeply"),
+        (BASE, variant(limits={"max_gas": -5}), "limits.max_gas must be at least 1"),
     ):
         result = check_upgrade(tmp_path, current, candidate)
         assert result.returncode == 2, result
@@ -345,3 +355,19 @@ def test_check_upgrade_verdicts_and_exit_codes(tmp_path: Path) -> None:
                               str(tmp_path / "nope.json"), str(tmp_path / "nope.json")],
                              capture_output=True, text=True, timeout=120)
     assert missing.returncode == 2 and "cannot read" in missing.stderr
+
+
+def test_rollback_to_a_narrower_version_is_refused_by_the_same_gate(
+    counters: tuple[World, dict[str, Any], dict[str, Any]],
+) -> None:
+    world, _, v2 = counters
+    wider = {**v2, "subscriptions": [{"stage": "tick"}, {"stage": "post_event",
+                                                         "event_kinds": ["domain.*"]}]}
+    assert upgrade(world, "ada", "m.counter#1", "1.0.0", wider)["kind"] == "domain.module_upgraded"
+    world.submit({"type": "module.rollback", "data": {
+        "operator_agent_id": "ada", "instance_id": "m.counter#1", "target_version": "1.0.0"}})
+    world.step_with_modules()
+    refused = events(world, "domain.action_rejected")[-1]
+    assert refused["code"] == "incompatible_rollback"
+    assert [v["rule"] for v in refused["report"]["violations"]] == ["subscriptions-covered"]
+    assert world.instances["m.counter#1"].module_version == "2.0.0"
