@@ -271,12 +271,9 @@ def _run_action(directory: str, action: dict[str, Any], as_json: bool) -> None:
     Exit 1 when the action was rejected (the rejection is still saved in the journal).
     """
     world = _load_world(directory)
-    try:
-        action_id = world.submit(action)
-        events = world.step_with_modules()
-        world.save_to_dir(directory)
-    finally:
-        world.close()
+    action_id = world.submit(action)
+    events = world.step_with_modules()
+    world.save_to_dir(directory)
     _print_events(events, as_json)
     refused = [e for e in events
                if e.kind == "domain.action_rejected" and e.data.get("action_id") == action_id]
@@ -456,11 +453,8 @@ def world_submit(directory: str, action: str, as_json: bool) -> None:
 def world_step(directory: str, steps: int, as_json: bool) -> None:
     """Advance the world by STEPS steps with modules (ticks run), then save."""
     loaded = _load_world(directory)
-    try:
-        events = [event for _ in range(steps) for event in loaded.step_with_modules()]
-        loaded.save_to_dir(directory)
-    finally:
-        loaded.close()
+    events = [event for _ in range(steps) for event in loaded.step_with_modules()]
+    loaded.save_to_dir(directory)
     _print_events(events, as_json)
 
 

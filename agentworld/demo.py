@@ -111,7 +111,6 @@ def run_demo(echo: Callable[[str], None] | None = None) -> dict[str, Any]:
         world.step_with_modules()
         restored.step_with_modules()
         same = restored.state_root() == world.state_root()
-        restored.close()
     say(f"t={world.time}: saved with its modules, loaded, stepped both: "
         f"{'same state root' if same else 'ROOTS DIFFER'}")
     if not same:
@@ -121,7 +120,6 @@ def run_demo(echo: Callable[[str], None] | None = None) -> dict[str, Any]:
     root = world.state_root()
     say(f"{len(world.journal)} events: " + ", ".join(f"{k}={n}" for k, n in sorted(kinds.items())))
     say(f"state root: {root}")
-    world.close()
     return {
         "state_root": root,
         "events": len(world.journal),

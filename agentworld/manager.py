@@ -10,9 +10,11 @@ external plugins come from the `agentworld` entry-point group. Operators steer l
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import sys
 import threading
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -92,6 +94,10 @@ class PluginManager:
         self._builtin_names: set[str] = set()
         self._lock = threading.RLock()
         self._tables: dict[str, Any] = {}
+        self._executors: dict[tuple[Any, ...], Executor] = {}
+        # Engines must be released while the interpreter is whole: at exit (or when this
+        # manager is collected), not during module teardown when wasmtime's bindings are gone.
+        weakref.finalize(self, _close_executors, self._executors)
         for name in _names(env.get("AGENTWORLD_DISABLE_PLUGINS")):
             self._pm.set_blocked(name)
         if env.get("AGENTWORLD_TRACE_PLUGINS", "").lower() in {"1", "true", "yes", "on"}:
@@ -244,6 +250,26 @@ class PluginManager:
             )
         return entry.factory(config or ExecutorConfig())
 
+    def shared_executor(self, name: str, config: ExecutorConfig | None = None) -> Executor:
+        """The executor for `name` and `config`, built once per manager and shared by worlds.
+
+        Executors are thread-safe and reusable, and an engine reserves address space: one per
+        world would exhaust the process's memory mappings long before its memory.
+        """
+        config = config or ExecutorConfig()
+        key = (name, str(config.cache_dir), config.memory_cache_size,
+               json.dumps(config.options, sort_keys=True, default=repr))
+        with self._lock:
+            executor = self._executors.get(key)
+            if executor is None:
+                executor = self._executors[key] = self.create_executor(name, config)
+            return executor
+
+    def close(self) -> None:
+        """Close every shared executor (they are rebuilt on next use)."""
+        with self._lock:
+            _close_executors(self._executors)
+
     # -- stores -------------------------------------------------------------------------------
 
     def stores(self) -> dict[str, StoreEntry]:
@@ -297,6 +323,13 @@ class PluginManager:
 
         self._collect("agentworld_register_compat_rules", register)
         return rules
+
+
+def _close_executors(executors: dict[tuple[Any, ...], Executor]) -> None:
+    built = list(executors.values())
+    executors.clear()
+    for executor in built:
+        executor.close()
 
 
 _default: PluginManager | None = None

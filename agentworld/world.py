@@ -155,10 +155,11 @@ class World:
 
     @property
     def executor(self) -> Executor:
-        """The world's executor, built once through the executor plugins and reused."""
+        """The world's executor: built once through the executor plugins and shared by every
+        world of the same plugin manager that asks for the same engine and config."""
         if self._executor is None:
             assert isinstance(self._executor_choice, str)
-            self._executor = self.plugins.create_executor(
+            self._executor = self.plugins.shared_executor(
                 self._executor_choice, self._executor_config
             )
         return self._executor
@@ -212,11 +213,6 @@ class World:
     def config_hash(self) -> str:
         """SHA-256 of the canonical world config, passed to modules as `world_config_hash`."""
         return canonical_hash(unstructure(self.config))
-
-    def close(self) -> None:
-        """Release the executor's resources."""
-        if self._executor is not None:
-            self._executor.close()
 
     # -- reading ------------------------------------------------------------------------------
 

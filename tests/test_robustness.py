@@ -131,3 +131,16 @@ def test_missing_bytes_fail_even_when_a_shared_executor_has_the_module_cached(
     failure = events(bare, "module.call_failed")[-1]
     assert failure["code"] == "artifact_missing"
     assert str(directory) not in failure["detail"]  # the journal never depends on paths
+
+
+def test_many_worlds_share_one_engine() -> None:
+    # Each engine reserves address space; one per world used to exhaust the process's memory
+    # mappings at about 32 worlds and abort the interpreter.
+    worlds = []
+    for _ in range(60):
+        world = world_with_agents("ada")
+        install(world, "ada", manifest("m.counter", deploy(world, guest_wasm("counter"))))
+        world.step_with_modules()
+        worlds.append(world)
+    assert len({id(world.executor) for world in worlds}) == 1
+    assert all(world.module_state("m.counter#1") for world in worlds)
