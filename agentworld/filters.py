@@ -3,18 +3,27 @@
 A RuleSet is a list of rules (all must hold) or `{"all": [...], "any": [...]}`; a rule is
 `{"path": "/json/pointer", <op>: value}` with exactly one op of `eq ne gt gte lt lte re`. A
 path that does not resolve makes the rule false. Comparisons only hold between numbers or
-between strings; `re` searches strings. Invalid filters are refused at validation, never at
-routing time.
+between strings; `re` searches strings of at most `MAX_RE_SUBJECT` characters, with patterns
+that cannot backtrack exponentially (no nested quantifiers, no quantified alternation, no
+backreferences, at most two unbounded quantifiers). Invalid filters are refused at validation,
+never at routing time.
 """
 
 from __future__ import annotations
 
 import re
+from re import _constants as re_constants  # the parser's own constants (Python >= 3.11)
+from re import _parser as re_parser  # used only to vet patterns before compiling them
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 OPS = ("eq", "ne", "gt", "gte", "lt", "lte", "re")
 MAX_REGEX_LEN = 256
+# Python's `re` backtracks: its time is bounded only by keeping patterns free of nested or
+# repeated-alternation quantifiers, with few unbounded ones, and subjects short.
+MAX_UNBOUNDED_REPEATS = 2
+MAX_RE_SUBJECT = 1024
+_REPEATS = {"MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"}
 _MISSING = object()
 
 Predicate = Callable[[Any], bool]
@@ -48,6 +57,51 @@ def pattern_covers(wide: str, narrow: str) -> bool:
     if wide.endswith(".*"):
         return narrow.startswith(wide[:-1])
     return wide == narrow
+
+
+def regex_problem(pattern: str) -> str | None:
+    """Why `pattern` could take super-linear time (or does not compile), or None."""
+    try:
+        tree = re_parser.parse(pattern)
+    except re.error as exc:
+        return f"invalid regular expression {pattern!r}: {exc}"
+    unbounded = 0
+
+    def walk(items: Any, repeated: bool) -> str | None:
+        nonlocal unbounded
+        for op, arg in items:
+            name = str(op)
+            found = None
+            if name in _REPEATS:
+                low, high, body = arg
+                if repeated:
+                    return "nested quantifiers"
+                if high == re_constants.MAXREPEAT or high > 64:
+                    unbounded += 1
+                found = walk(body, True)
+            elif name == "BRANCH":
+                if repeated:
+                    return "an alternation under a quantifier"
+                for branch in arg[1]:
+                    found = found or walk(branch, repeated)
+            elif name == "SUBPATTERN":
+                found = walk(arg[3], repeated)
+            elif name in {"ASSERT", "ASSERT_NOT"}:
+                found = walk(arg[1], repeated)
+            elif name == "ATOMIC_GROUP":
+                found = walk(arg, repeated)
+            elif name in {"GROUPREF", "GROUPREF_EXISTS"}:
+                return "backreferences"
+            if found:
+                return found
+        return None
+
+    reason = walk(tree, False)
+    if reason is None and unbounded > MAX_UNBOUNDED_REPEATS:
+        reason = f"more than {MAX_UNBOUNDED_REPEATS} unbounded quantifiers"
+    if reason is None:
+        return None
+    return f"regular expression {pattern!r} could backtrack for a very long time ({reason})"
 
 
 def _pointer_tokens(path: str) -> list[str]:
@@ -127,15 +181,16 @@ def _compile_rule(rule: Any, where: str, problems: list[str]) -> Predicate | Non
         if not isinstance(expected, str) or len(expected) > MAX_REGEX_LEN:
             problems.append(f"{where}: 're' needs a string of at most {MAX_REGEX_LEN} chars")
             return None
-        try:
-            regex = re.compile(expected)
-        except re.error as exc:
-            problems.append(f"{where}: invalid regular expression {expected!r}: {exc}")
+        problem = regex_problem(expected)
+        if problem:
+            problems.append(f"{where}: {problem}")
             return None
+        regex = re.compile(expected)
 
         def matches_regex(document: Any) -> bool:
             found, value = resolve_pointer(document, path)
-            return found and isinstance(value, str) and regex.search(value) is not None
+            return (found and isinstance(value, str) and len(value) <= MAX_RE_SUBJECT
+                    and regex.search(value) is not None)
 
         return matches_regex
     if op in {"gt", "gte", "lt", "lte"} and not (

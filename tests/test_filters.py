@@ -87,6 +87,10 @@ def test_all_and_any() -> None:
     ([{"path": "/a", "like": 1}], "unknown rule keys"),
     ([{"path": "/a", "re": "("}], "invalid regular expression"),
     ([{"path": "/a", "re": "a" * 300}], "at most 256"),
+    ([{"path": "/a", "re": "^(a+)+$"}], "nested quantifiers"),
+    ([{"path": "/a", "re": "^(a|aa)*$"}], "alternation under a quantifier"),
+    ([{"path": "/a", "re": "a*a*a*b"}], "more than 2 unbounded quantifiers"),
+    ([{"path": "/a", "re": "(a)\\1"}], "backreferences"),
     ({"all": "x"}, "must be a list"),
 ])
 def test_invalid_rulesets_list_their_problem(ruleset: Any, fragment: str) -> None:
@@ -125,3 +129,9 @@ def test_any_ruleset_is_refused_or_evaluates_without_raising(ruleset: Any, docum
 def test_pointer_resolution_never_raises(document: Any, path: str) -> None:
     found, _ = resolve_pointer(document, "/" + path)
     assert found in (True, False)
+
+
+def test_re_only_searches_subjects_up_to_the_limit() -> None:
+    rule = [{"path": "/data/name", "re": "^a+$"}]
+    assert holds(rule, {"data": {"name": "a" * 1024}})
+    assert not holds(rule, {"data": {"name": "a" * 1025}})
