@@ -11,11 +11,14 @@ never at routing time.
 
 from __future__ import annotations
 
+import importlib
 import re
-from re import _constants as re_constants  # the parser's own constants (Python >= 3.11)
-from re import _parser as re_parser  # used only to vet patterns before compiling them
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
+
+# The standard library's own regex parser (Python >= 3.11), used only to vet patterns before
+# compiling them; typeshed does not describe it.
+re_parser: Any = importlib.import_module("re._parser")
 
 OPS = ("eq", "ne", "gt", "gte", "lt", "lte", "re")
 MAX_REGEX_LEN = 256
@@ -76,7 +79,7 @@ def regex_problem(pattern: str) -> str | None:
                 low, high, body = arg
                 if repeated:
                     return "nested quantifiers"
-                if high == re_constants.MAXREPEAT or high > 64:
+                if high == re_parser.MAXREPEAT or high > 64:
                     unbounded += 1
                 found = walk(body, True)
             elif name == "BRANCH":
