@@ -76,7 +76,7 @@ def regex_problem(pattern: str) -> str | None:
             name = str(op)
             found = None
             if name in _REPEATS:
-                low, high, body = arg
+                _, high, body = arg
                 if repeated:
                     return "nested quantifiers"
                 if high == re_parser.MAXREPEAT or high > 64:
