@@ -60,7 +60,8 @@ def _artifact_deployed(state: WorldState, event: Event) -> None:
     data = event.data
     if data["wasm_hash"] not in state.artifacts:  # redeploying known bytes changes nothing
         state.artifacts[data["wasm_hash"]] = ArtifactRecord(
-            data["wasm_hash"], data["publisher_agent_id"], data["size"], event.time
+            data["wasm_hash"], data["publisher_agent_id"], data["size"], event.time,
+            data.get("exports"),
         )
 
 

@@ -116,8 +116,9 @@ class Executor(Protocol):
         """Run independent calls in order; failures are returned in place, not raised."""
         ...
 
-    def check_artifact(self, wasm: bytes) -> None:
-        """Raise `InvalidArtifactError` unless `wasm` is a module this ABI accepts."""
+    def check_artifact(self, wasm: bytes) -> list[str]:
+        """The module's export names; raise `InvalidArtifactError` unless `wasm` is a module
+        this ABI accepts (valid WebAssembly that imports nothing)."""
         ...
 
     def close(self) -> None:

@@ -185,6 +185,7 @@ class ValidationContext:
     max_limits: CallLimits
     grants: dict[str, Any]
     artifact_deployed: Callable[[str], bool]
+    artifact_exports: Callable[[str], list[str] | None]
     artifact_present: Callable[[str], bool]
     manifest_kind: Callable[[str], str | None]
 
@@ -251,7 +252,13 @@ def validate_manifest(manifest: Manifest, ctx: ValidationContext) -> list[str]:
             problems.append(f"required cap {cap_ref!r} expired at {grant.expires_at}")
     if not ctx.artifact_deployed(manifest.wasm_hash):
         problems.append(f"artifact {manifest.wasm_hash} is not deployed")
-    elif not ctx.artifact_present(manifest.wasm_hash):
+        return problems
+    real_exports = ctx.artifact_exports(manifest.wasm_hash)
+    if real_exports is not None:
+        # Exports are promises the compatibility rules rely on: they must be true.
+        problems.extend(f"export {name!r} is not exported by artifact {manifest.wasm_hash}"
+                        for name in manifest.exports if name not in real_exports)
+    if not ctx.artifact_present(manifest.wasm_hash):
         problems.append(f"artifact {manifest.wasm_hash} is deployed but its bytes are missing")
     return problems
 

@@ -66,6 +66,8 @@ class ArtifactRecord:
     publisher_agent_id: str
     size: int
     deployed_at: int
+    # What the module really exports (None for artifacts deployed before this was recorded).
+    exports: list[str] | None = None
 
 
 @define

@@ -101,8 +101,8 @@ class ModuleServices(Protocol):
     def has_blob(self, wasm_hash: str) -> bool:
         """True when the module store holds the artifact's bytes."""
 
-    def check_artifact(self, wasm: bytes) -> None:
-        """Raise `InvalidArtifactError` unless the bytes are a module the ABI accepts."""
+    def check_artifact(self, wasm: bytes) -> list[str]:
+        """The module's exports; `InvalidArtifactError` unless the ABI accepts the bytes."""
 
     def compat_rules(self) -> list[CompatRule]:
         """The rules upgrades and rollbacks must pass."""
@@ -130,6 +130,7 @@ def validation_context(
         max_limits=services.max_limits,
         grants=state.grants,
         artifact_deployed=lambda wasm_hash: wasm_hash in state.artifacts,
+        artifact_exports=lambda wasm_hash: state.artifacts[wasm_hash].exports,
         artifact_present=services.has_blob,
         manifest_kind=manifest_kind,
     )
@@ -177,7 +178,7 @@ def decide_deploy(state: WorldState, action: DeployArtifact, ctx: DecisionContex
                                          f"bytes' SHA-256 {actual}")
     services = services_of(ctx)
     try:
-        services.check_artifact(action.wasm_bytes)
+        exports = services.check_artifact(action.wasm_bytes)
     except InvalidArtifactError as exc:
         return rejected("invalid_artifact", str(exc))
     except ExecutorUnavailableError as exc:
@@ -187,6 +188,7 @@ def decide_deploy(state: WorldState, action: DeployArtifact, ctx: DecisionContex
         "publisher_agent_id": action.publisher_agent_id,
         "wasm_hash": actual,
         "size": len(action.wasm_bytes),
+        "exports": exports,
     })]
 
 

@@ -202,9 +202,9 @@ class World:
         """The artifact's verified bytes from the module store."""
         return self.store.get_blob(wasm_hash)
 
-    def check_artifact(self, wasm: bytes) -> None:
-        """Raise unless `wasm` is a module the executor's ABI accepts."""
-        self.executor.check_artifact(wasm)
+    def check_artifact(self, wasm: bytes) -> list[str]:
+        """The module's exports; raises unless `wasm` is a module the executor's ABI accepts."""
+        return self.executor.check_artifact(wasm)
 
     def compat_rules(self) -> list[CompatRule]:
         """The compatibility rules upgrades and rollbacks are judged by."""

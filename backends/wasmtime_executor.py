@@ -684,12 +684,9 @@ class WasmtimeExecutor:
 
     def _load_guest(self, request: CallRequest) -> _Guest:
         wasm_hash = request.wasm_hash
-        cache_file = self._cache_file(wasm_hash)
-        if cache_file is not None:
-            cached = self._read_cache(cache_file, wasm_hash)
-            if cached is not None:
-                self.stats.disk_hits += 1
-                return _Guest(*cached)
+        cached = self._from_disk(wasm_hash)
+        if cached is not None:
+            return cached
         try:
             wasm = request.wasm_bytes()
         except ModuleCallError:
@@ -701,10 +698,23 @@ class WasmtimeExecutor:
                 "artifact_missing", f"the bytes given for {wasm_hash} do not match that hash"
             )
         try:
-            module = self._compile(wasm)
+            return self._compile_guest(wasm_hash, wasm)
         except InvalidArtifactError as exc:
             raise ModuleCallError("trap", str(exc)) from None
-        guest = _Guest(module, self.engine)
+
+    def _from_disk(self, wasm_hash: str) -> _Guest | None:
+        """The guest from the verified disk cache, or None."""
+        cache_file = self._cache_file(wasm_hash)
+        cached = None if cache_file is None else self._read_cache(cache_file, wasm_hash)
+        if cached is None:
+            return None
+        self.stats.disk_hits += 1
+        return _Guest(*cached)
+
+    def _compile_guest(self, wasm_hash: str, wasm: bytes) -> _Guest:
+        """Compile verified bytes and write them to the disk cache (if one is configured)."""
+        guest = _Guest(self._compile(wasm), self.engine)
+        cache_file = self._cache_file(wasm_hash)
         if cache_file is not None:
             self._write_cache(cache_file, wasm_hash, guest)
         return guest
@@ -875,18 +885,19 @@ class WasmtimeExecutor:
                 results.append(exc)
         return results
 
-    def check_artifact(self, wasm: bytes) -> None:
-        """Raise `InvalidArtifactError` unless `wasm` is an import-free WebAssembly module."""
+    def check_artifact(self, wasm: bytes) -> list[str]:
+        """The module's export names; `InvalidArtifactError` unless `wasm` is an import-free
+        WebAssembly module. The compiled module is kept (in memory and the disk cache)."""
         wasm = bytes(wasm)
         wasm_hash = hashlib.sha256(wasm).hexdigest()
         with self._lock:
-            guest = self._guests.get(wasm_hash)
-        if guest is None:
-            guest = _Guest(self._compile(wasm), self.engine)
-            with self._lock:
-                self._remember(wasm_hash, guest)
+            guest = self._guests.get(wasm_hash) or self._from_disk(wasm_hash)
+            if guest is None:
+                guest = self._compile_guest(wasm_hash, wasm)
+            self._remember(wasm_hash, guest)
         if guest.problem is not None:
             raise InvalidArtifactError(guest.problem)
+        return list(guest.exports)
 
     def close(self) -> None:
         """Stop the watchdog thread and drop compiled modules."""

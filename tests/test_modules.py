@@ -42,7 +42,9 @@ def test_deploy_records_hash_and_size_never_bytes(world: World) -> None:
     wasm = guest_wasm("counter")
     wasm_hash = deploy(world, wasm)
     deployed = events(world, "domain.module_artifact_deployed")
-    assert deployed == [{"publisher_agent_id": "ada", "wasm_hash": wasm_hash, "size": len(wasm)}]
+    assert deployed == [{"publisher_agent_id": "ada", "wasm_hash": wasm_hash, "size": len(wasm),
+                         "exports": ["memory", "alloc", "reduce", "reduce_packed",
+                                     "reduce_retarea"]}]
     assert world.store.get_blob(wasm_hash) == wasm
     assert all(b"wasm_bytes" not in event_to_json(e) for e in world.journal)
     deploy(world, wasm)  # idempotent
@@ -85,6 +87,18 @@ def test_manifest_validation_lists_every_problem(world: World) -> None:
                      "'cap.none' is not granted", "is not deployed"]:
         assert fragment in notes, fragment
     assert len(result["notes"]) >= 13
+
+
+def test_manifest_exports_must_be_real(world: World) -> None:
+    claims = counter_manifest(world, exports=["memory", "alloc", "reduce", "reduce_v2"])
+    result = install(world, "ada", claims)
+    assert result["code"] == "invalid_manifest"
+    assert result["notes"] == [f"export 'reduce_v2' is not exported by artifact "
+                               f"{claims['wasm_hash']}"]
+    pure_without_call = {**counter_manifest(world), "kind": "pure",
+                         "exports": ["memory", "alloc", "call"]}
+    assert "export 'call' is not exported" in install(world, "ada", pure_without_call)[
+        "notes"][0]
 
 
 def test_unknown_manifest_fields_are_refused(world: World) -> None:

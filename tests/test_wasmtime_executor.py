@@ -56,6 +56,20 @@ def test_disk_cache_serves_a_second_executor_without_compiling(
     assert (second.stats.compiled, second.stats.disk_hits) == (0, 1)
 
 
+def test_modules_checked_at_deploy_reach_the_disk_cache(
+    make_executor: type[WasmtimeExecutor], tmp_path: Path
+) -> None:
+    first = make_executor(ExecutorConfig(cache_dir=tmp_path))
+    first.check_artifact(guest_wasm("counter"))
+    assert (first.stats.compiled, first.stats.disk_writes) == (1, 1)
+    assert first.call(counter_request(1)) == counter_output(2)
+    assert first.stats.compiled == 1  # the deploy-time compile serves the calls
+
+    second = make_executor(ExecutorConfig(cache_dir=tmp_path))
+    assert "reduce" in second.check_artifact(guest_wasm("counter"))
+    assert (second.stats.compiled, second.stats.disk_hits) == (0, 1)
+
+
 def _corrupt(path: Path) -> None:
     blob = bytearray(path.read_bytes())
     blob[-100] ^= 0xFF

@@ -316,9 +316,10 @@ class ExecutorConformance:
         self.assert_serves_good_call(executor)
 
     def test_check_artifact(self, executor: Executor) -> None:
-        """Any import-free module passes; bytes that are not a module do not."""
-        executor.check_artifact(guest_wasm("counter"))
-        executor.check_artifact(guest_wasm("noentry"))
+        """Any import-free module passes and its exports are listed; non-modules do not pass."""
+        assert executor.check_artifact(guest_wasm("counter")) == [
+            "memory", "alloc", "reduce", "reduce_packed", "reduce_retarea"]
+        assert "call" not in executor.check_artifact(guest_wasm("noentry"))
         for junk in (b"", b"\0asm\x01\0\0\0garbage", b"(module)"):
             with pytest.raises(InvalidArtifactError):
                 executor.check_artifact(junk)
