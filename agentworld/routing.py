@@ -139,17 +139,18 @@ class Router:
         results = world.journal[start:]
         effective_envelope = action_envelope(action_id, effective_action)
         effective_label = f"action.{effective_action.type}"
-        first_result = event_json(results[0]) if results else None
+        # The event the action resulted in: its last (an install registers, then installs).
+        result = event_json(results[-1]) if results else None
         for route in self.routes():
             for sub in route.subscriptions:
                 if (sub.stage == "post_action" and sub.matches_kind(effective_label)
                         and (sub.action_filter is None or sub.action_filter(effective_envelope))
                         and (sub.event_filter is None
-                             or (first_result is not None and sub.event_filter(first_result)))):
+                             or (result is not None and sub.event_filter(result)))):
                     trace_id = f"action-{action_id}-{route.instance.instance_id}"
                     self._call(route, "post_action", trace_id,
                                {"kind": "action", "id": action_id}, cause,
-                               action=effective_envelope, event=first_result)
+                               action=effective_envelope, event=result)
                     break
         self._route_events(results, cause)
 

@@ -504,3 +504,17 @@ def test_an_unavailable_engine_refuses_deploys_and_fails_calls_with_a_code(
     assert events(broken, "domain.action_rejected")[-1]["code"] == "engine_unavailable"
     failure = events(broken, "module.call_failed")[-1]
     assert failure["code"] == "engine_unavailable" and "no-such-engine" in failure["detail"]
+
+
+def test_post_action_sees_the_event_an_install_resulted_in() -> None:
+    world = world_with_agents("ada")
+    install(world, "ada", manifest(
+        "m.obs", deploy(world, guest_wasm("observer")), kind="pure",
+        subscriptions=[{"stage": "post_action", "action_kinds": ["action.module.install"]}]))
+    install(world, "ada", manifest("m.counter", deploy(world, guest_wasm("counter"))))
+    # An instance is routed to from the moment it is installed: it sees its own install too.
+    own, other = [e.data["payload"] for e in world.journal if e.kind == "module.emitted"
+                  and e.data["kind"] == "observer.saw"]
+    assert own["event"]["data"]["instance_id"] == "m.obs#1"
+    assert other["event"]["kind"] == "domain.module_installed"
+    assert other["event"]["data"]["instance_id"] == "m.counter#2"
