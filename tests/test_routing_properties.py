@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agentworld import World
-from agentworld.canonical import canonical_hash
+from agentworld.canonical import canonical_hash, sha256_hex
 from agentworld.convert import unstructure
 from agentworld.model import Event
 from agentworld.testing.guests import guest_wasm
@@ -68,3 +68,59 @@ def test_routing_is_deterministic_and_replayable(script: list[list[dict[str, Any
     replayed = rebuild_state(Event(**json.loads(line)) for line in lines)
     assert canonical_hash(unstructure(replayed)) == first.state_root() == second.state_root()
     assert [e.id for e in first.journal] == list(range(1, len(first.journal) + 1))
+
+
+COUNTER_HASH = sha256_hex(guest_wasm("counter"))
+scalars = st.none() | st.booleans() | st.integers(-3, 10**10) | st.text(max_size=6)
+subscription = st.fixed_dictionaries({}, optional={
+    "stage": st.sampled_from(["tick", "pre_action", "post_event", "post_action", "nope"]),
+    "event_kinds": st.lists(st.sampled_from(["domain.*", "*", "x.", "a*b"]), max_size=2),
+    "action_kinds": st.lists(st.sampled_from(["action.*", "move_agent", ""]), max_size=2),
+    "every_ticks": st.integers(-1, 3),
+    "filters": st.sampled_from([None, {}, {"event": [{"path": "/data/x", "eq": 1}]},
+                                {"action": {"any": []}}, {"event": "bad"}]),
+})
+manifests = st.fixed_dictionaries({
+    "module_id": st.sampled_from(["m.counter", "M", "m.other"]),
+    "name": st.sampled_from(["counter", " "]),
+    "version": st.sampled_from(["1.0.0", "2.0.0", "bad version"]),
+    "kind": st.sampled_from(["reducer", "pure", "weird"]),
+    "wasm_hash": st.sampled_from([COUNTER_HASH, "0" * 64, "nothex"]),
+    "interface_version": st.sampled_from(["wasm-1", "wasm-0"]),
+    "exports": st.lists(st.sampled_from(["memory", "alloc", "reduce", "call", "ghost"]),
+                        max_size=4),
+}, optional={
+    "subscriptions": st.lists(subscription, max_size=2),
+    "required_caps": st.lists(st.sampled_from(["cap.bank", "cap.none"]), max_size=2),
+    "abi_contract": st.fixed_dictionaries({}, optional={
+        "cap_slots": st.dictionaries(st.sampled_from(["pay"]),
+                                     st.sampled_from(["cap.bank", "cap.x"])),
+        "input_schema": scalars, "output_schema": scalars,
+        "policy_hooks": st.lists(st.sampled_from(["m.counter", "m.rule"]), max_size=1)}),
+    "limits": st.dictionaries(st.sampled_from(["max_gas", "max_emits", "max_call_ms"]),
+                              st.integers(-1, 10**12), max_size=2),
+    "extra": scalars,
+})
+module_actions = st.one_of(
+    st.builds(lambda m: {"type": "module.install",
+                         "data": {"installer_agent_id": "ada", "manifest": m}}, manifests),
+    st.builds(lambda m, v: {"type": "module.upgrade", "data": {
+        "upgrader_agent_id": "ada", "instance_id": "m.counter#3", "from_version": v,
+        "manifest": m}}, manifests, st.sampled_from(["1", "1.0.0"])),
+    st.builds(lambda v: {"type": "module.rollback", "data": {
+        "operator_agent_id": "ada", "instance_id": "m.counter#3", "target_version": v}},
+        st.sampled_from(["1", "1.0.0", "2.0.0"])),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.lists(st.one_of(module_actions, actions), max_size=3), min_size=1,
+                max_size=4))
+def test_module_lifecycle_actions_never_raise_and_stay_deterministic(
+    script: list[list[dict[str, Any]]],
+) -> None:
+    first, second = run(script), run(script)
+    assert [event_to_json(e) for e in first.journal] == [
+        event_to_json(e) for e in second.journal]
+    assert first.state_root() == second.state_root()
+    assert canonical_hash(unstructure(rebuild_state(first.journal))) == first.state_root()
