@@ -405,6 +405,11 @@ def world_verify(directory: str, as_json: bool) -> None:
             report = verify_dir(directory, open_store=manager.open_store)
     except NotAWorldError as exc:
         raise BadInput(str(exc)) from None
+    except AgentWorldError as exc:  # too damaged to replay at all: still a verdict, not a crash
+        if not as_json:
+            raise
+        _emit_json({"ok": False, "state_root": None, "problems": [str(exc)]})
+        sys.exit(1)
     if as_json:
         _emit_json(report.to_json())
     else:
@@ -453,7 +458,16 @@ def world_submit(directory: str, action: str, as_json: bool) -> None:
 def world_step(directory: str, steps: int, as_json: bool) -> None:
     """Advance the world by STEPS steps with modules (ticks run), then save."""
     loaded = _load_world(directory)
-    events = [event for _ in range(steps) for event in loaded.step_with_modules()]
+    events: list[Event] = []
+    if sys.stderr.isatty() and steps > 1:
+        with Progress(console=Console(stderr=True), transient=True) as bar:
+            task = bar.add_task("stepping", total=steps)
+            for _ in range(steps):
+                events += loaded.step_with_modules()
+                bar.advance(task)
+    else:
+        for _ in range(steps):
+            events += loaded.step_with_modules()
     loaded.save_to_dir(directory)
     _print_events(events, as_json)
 

@@ -210,6 +210,8 @@ def intrinsic_problems(manifest: Manifest) -> list[str]:
                         f"{manifest.entrypoint!r}")
     if not re.fullmatch(r"[0-9a-f]{64}", manifest.wasm_hash):
         problems.append(f"wasm_hash {manifest.wasm_hash!r} is not a SHA-256 hex digest")
+    if sum(sub.stage == "tick" for sub in manifest.subscriptions) > 1:
+        problems.append("at most one tick subscription: an instance has one tick schedule")
     for index, sub in enumerate(manifest.subscriptions):
         _subscription_problems(index, sub, problems)
         for key, ruleset in sorted((sub.filters or {}).items()):

@@ -46,8 +46,9 @@ def _exports(current: Manifest, candidate: Manifest) -> list[str]:
 
 
 def _same_filter(current: Subscription, candidate: Subscription) -> bool:
-    return candidate.filters is None or (
-        canonical_json(candidate.filters) == canonical_json(current.filters)
+    # An empty filter object filters nothing: it is the same as no filter.
+    return not candidate.filters or (
+        canonical_json(candidate.filters) == canonical_json(current.filters or None)
     )
 
 

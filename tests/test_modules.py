@@ -70,6 +70,7 @@ def test_manifest_validation_lists_every_problem(world: World) -> None:
             {"stage": "post_event", "event_kinds": ["domain.*"],
              "filters": {"event": [{"path": "data/agent_id", "eq": "ada"}]}},
             {"stage": "pre_action", "action_kinds": ["move_agent"]},
+            {"stage": "tick"},
         ],
         "required_caps": ["cap.none"],
         "abi_contract": {"input_schema": "in", "cap_slots": {"pay": "cap.other"},
@@ -83,6 +84,7 @@ def test_manifest_validation_lists_every_problem(world: World) -> None:
                      "entrypoint 'reduce'", "tick subscription takes no kinds",
                      "not a JSON pointer", "must start with 'action.'", "come in pairs",
                      "cap slot 'pay'", "policy hook 'bad-id'", "limits.max_gas",
+                     "at most one tick subscription",
                      "'cap.none' is not granted", "is not deployed"]:
         assert fragment in notes, fragment
     assert len(result["notes"]) >= 13
