@@ -783,20 +783,24 @@ class WasmtimeExecutor:
 
     # -- the hot path -------------------------------------------------------------------------
 
-    def invoke(self, request: CallRequest) -> bytes:
-        """Run one call and return the guest's raw output bytes (no decoding)."""
-        limits = request.limits
-        memory_limit = min(limits.max_mem_bytes, self._max_memory)
+    def _prepare(self, request: CallRequest) -> tuple[_Guest, _Plan, int]:
+        """The guest, its call plan and the call's memory limit; the caller holds the lock."""
         if self._stop.is_set():
             # Without its watchdog a closed executor could not enforce max_call_ms.
             raise ModuleCallError("engine_unavailable", "this wasmtime executor is closed")
+        guest = self._guest(request)
+        plan = guest.plan(request.entrypoint)
+        if type(plan) is str:
+            raise ModuleCallError("trap", plan)
+        assert isinstance(plan, _Plan)
+        return guest, plan, min(request.limits.max_mem_bytes, self._max_memory)
+
+    def invoke(self, request: CallRequest) -> bytes:
+        """Run one call and return the guest's raw output bytes (no decoding)."""
+        limits = request.limits
         # One lock for the caches and the scratch buffers: calls on one executor are serial.
         with self._lock:
-            guest = self._guest(request)
-            plan = guest.plan(request.entrypoint)
-            if type(plan) is str:
-                raise ModuleCallError("trap", plan)
-            assert isinstance(plan, _Plan)
+            guest, plan, memory_limit = self._prepare(request)
             try:
                 return self._run(guest, plan, request.input, limits, memory_limit)
             except _Failure as failure:
@@ -848,19 +852,11 @@ class WasmtimeExecutor:
         run the same call-through as `invoke`, under `request`'s limits; `request.input` is
         not used. Raises `ModuleCallError` as `invoke` does.
         """
-        limits = request.limits
-        memory_limit = min(limits.max_mem_bytes, self._max_memory)
-        if self._stop.is_set():
-            raise ModuleCallError("engine_unavailable", "this wasmtime executor is closed")
         with self._lock:
-            guest = self._guest(request)
-            plan = guest.plan(request.entrypoint)
-            if type(plan) is str:
-                raise ModuleCallError("trap", plan)
-            assert isinstance(plan, _Plan)
+            guest, plan, memory_limit = self._prepare(request)
             session = _Session(self)
             try:
-                session.open(guest, plan, limits, memory_limit, self._tick_ms)
+                session.open(guest, plan, request.limits, memory_limit, self._tick_ms)
             except _Failure as failure:
                 session.close()
                 raise self._classify(guest, plan, request, memory_limit, failure) from None
