@@ -9,10 +9,16 @@ from __future__ import annotations
 import base64
 import binascii
 import math
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args, get_origin
 
 import cattrs
-from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
+from cattrs.errors import (
+    ClassValidationError,
+    ForbiddenExtraKeysError,
+    IterableValidationError,
+    IterableValidationNote,
+)
+from cattrs.v import format_exception as cattrs_format_exception
 
 from agentworld.errors import InvalidInputError
 
@@ -66,6 +72,35 @@ converter.register_unstructure_hook_func(
     lambda value: [converter.unstructure(item) for item in value],
 )
 
+def _is_sequence_type(cls: Any) -> bool:
+    return get_origin(cls) in (list, tuple)
+
+
+def _strict_sequence(value: Any, cls: Any) -> Any:
+    # cattrs would iterate any iterable: "abc" would become ["a", "b", "c"].
+    if not isinstance(value, list | tuple):
+        raise TypeError(f"expected a list, got {type(value).__name__}")
+    args = get_args(cls)
+    if get_origin(cls) is tuple and not (len(args) == 2 and args[1] is Ellipsis):
+        if len(value) != len(args):
+            raise ValueError(f"expected a list of {len(args)} items, got {len(value)}")
+        item_types = list(args)
+    else:
+        item_types = [args[0] if args else Any] * len(value)
+    items, errors = [], []
+    for index, (item, item_type) in enumerate(zip(value, item_types, strict=True)):
+        try:
+            items.append(converter.structure(item, item_type))
+        except Exception as exc:  # collected, so that every bad item is reported
+            exc.__notes__ = [*getattr(exc, "__notes__", []),
+                             IterableValidationNote(f"item {index}", index, item_type)]
+            errors.append(exc)
+    if errors:
+        raise IterableValidationError(f"while structuring {cls}", errors, cls)
+    return tuple(items) if get_origin(cls) is tuple else items
+
+
+converter.register_structure_hook_func(_is_sequence_type, _strict_sequence)
 converter.register_structure_hook(int, _strict_int)
 converter.register_structure_hook(str, _strict_str)
 converter.register_structure_hook(bool, _strict_bool)
@@ -73,10 +108,17 @@ converter.register_structure_hook(float, _strict_float)
 converter.register_structure_hook(bytes, _bytes_or_base64)
 
 
+def _describe(exc: BaseException, cls: type | None) -> str:
+    # Our own hooks' messages say exactly what is wrong; cattrs' generic text does not.
+    if type(exc) in (TypeError, ValueError) and str(exc):
+        return str(exc)
+    return cattrs_format_exception(exc, cls)
+
+
 def problems_of(exc: BaseException) -> list[str]:
     """Flatten a cattrs/attrs structuring error into readable problems, one per failing field."""
     if isinstance(exc, ClassValidationError | IterableValidationError | ForbiddenExtraKeysError):
-        return cattrs.transform_error(exc, path="$")
+        return cattrs.transform_error(exc, path="$", format_exception=_describe)
     return [str(exc)]
 
 
@@ -88,8 +130,13 @@ def json_problems(value: Any, where: str = "$", depth: int = 0) -> list[str]:
     unencodable text (lone surrogates), NaN/Infinity, other types. Empty when it is fine."""
     if depth > MAX_DEPTH:
         return [f"{where}: nested deeper than {MAX_DEPTH} levels"]
-    if value is None or isinstance(value, bool | int | bytes | bytearray | memoryview):
+    if value is None or isinstance(value, bool | bytes | bytearray | memoryview):
         return []
+    if isinstance(value, int):
+        # Guests see CBOR integers of 64 bits at most, and JSON encoders refuse huge ones.
+        if -(2**63) <= value < 2**64:
+            return []
+        return [f"{where}: integer does not fit in 64 bits"]
     if isinstance(value, float):
         return [] if math.isfinite(value) else [f"{where}: {value} is not a finite number"]
     if isinstance(value, str):

@@ -5,8 +5,8 @@ A RuleSet is a list of rules (all must hold) or `{"all": [...], "any": [...]}`; 
 path that does not resolve makes the rule false. Comparisons only hold between numbers or
 between strings; `re` searches strings of at most `MAX_RE_SUBJECT` characters, with patterns
 that cannot backtrack exponentially (no nested quantifiers, no quantified alternation, no
-backreferences, at most two unbounded quantifiers). Invalid filters are refused at validation,
-never at routing time.
+backreferences, at most two quantifiers of variable count). Invalid filters are refused at
+validation, never at routing time.
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ re_parser: Any = importlib.import_module("re._parser")
 OPS = ("eq", "ne", "gt", "gte", "lt", "lte", "re")
 MAX_REGEX_LEN = 256
 # Python's `re` backtracks: its time is bounded only by keeping patterns free of nested or
-# repeated-alternation quantifiers, with few unbounded ones, and subjects short.
-MAX_UNBOUNDED_REPEATS = 2
+# repeated-alternation quantifiers, with at most two quantifiers of variable count (`?`, `*`,
+# `+`, `{m,n}`; each can multiply the work by the subject's length), and subjects short.
+MAX_VARIABLE_REPEATS = 2
 MAX_RE_SUBJECT = 1024
 _REPEATS = {"MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"}
 _MISSING = object()
@@ -68,19 +69,19 @@ def regex_problem(pattern: str) -> str | None:
         tree = re_parser.parse(pattern)
     except re.error as exc:
         return f"invalid regular expression {pattern!r}: {exc}"
-    unbounded = 0
+    variable = 0
 
     def walk(items: Any, repeated: bool) -> str | None:
-        nonlocal unbounded
+        nonlocal variable
         for op, arg in items:
             name = str(op)
             found = None
             if name in _REPEATS:
-                _, high, body = arg
+                low, high, body = arg
                 if repeated:
                     return "nested quantifiers"
-                if high == re_parser.MAXREPEAT or high > 64:
-                    unbounded += 1
+                if low != high:
+                    variable += 1
                 found = walk(body, True)
             elif name == "BRANCH":
                 if repeated:
@@ -100,8 +101,8 @@ def regex_problem(pattern: str) -> str | None:
         return None
 
     reason = walk(tree, False)
-    if reason is None and unbounded > MAX_UNBOUNDED_REPEATS:
-        reason = f"more than {MAX_UNBOUNDED_REPEATS} unbounded quantifiers"
+    if reason is None and variable > MAX_VARIABLE_REPEATS:
+        reason = f"more than {MAX_VARIABLE_REPEATS} quantifiers of variable count"
     if reason is None:
         return None
     return f"regular expression {pattern!r} could backtrack for a very long time ({reason})"
@@ -129,7 +130,8 @@ def resolve_pointer(document: Any, path: str) -> tuple[bool, Any]:
     for token in _pointer_tokens(path):
         if isinstance(value, Mapping):
             value = value.get(token, _MISSING)
-        elif isinstance(value, list) and token.isdigit() and token == str(int(token)):
+        elif (isinstance(value, list) and token.isascii() and token.isdigit()
+              and token == str(int(token))):
             index = int(token)
             value = value[index] if index < len(value) else _MISSING
         else:

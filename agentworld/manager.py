@@ -10,10 +10,12 @@ external plugins come from the `agentworld` entry-point group. Operators steer l
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import json
 import os
 import sys
 import threading
+import warnings
 import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -110,6 +112,13 @@ class PluginManager:
                     self._builtin_names.add(name)
         if entrypoints:
             self._load_entrypoints(env.get("AGENTWORLD_LOAD_PLUGINS"))
+            known = {name for name, _ in BUILTIN_PLUGINS} | {
+                entry.name for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
+            for name in _names(env.get("AGENTWORLD_DISABLE_PLUGINS")):
+                if name not in known:
+                    # A typo here would silently leave, say, the default upgrade policy on.
+                    warnings.warn(f"AGENTWORLD_DISABLE_PLUGINS names {name!r}, which is neither "
+                                  "a built-in plugin nor an installed one", stacklevel=2)
 
     def _load_entrypoints(self, only: str | None) -> None:
         try:

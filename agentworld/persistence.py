@@ -22,7 +22,7 @@ from attrs import frozen
 
 from agentworld.actions import envelope_of, parse_action
 from agentworld.apply import apply_event
-from agentworld.canonical import canonical_hash, canonical_json, sha256_hex
+from agentworld.canonical import canonical_hash, canonical_json, ordered_json, sha256_hex
 from agentworld.convert import structure, unstructure
 from agentworld.domain import Rejected
 from agentworld.durable import fsync_dir, replace_atomic, write_new
@@ -258,7 +258,7 @@ def save_world(world: World, path: str | os.PathLike[str]) -> None:
         state=world.state,
         pending=tuple(_queued_json(action_id, action) for action_id, action in pending),
     )
-    snapshot_bytes = canonical_json(unstructure(snapshot))
+    snapshot_bytes = ordered_json(unstructure(snapshot))
     metadata = Metadata(
         schema_version=SCHEMA_VERSION,
         generation=generation,

@@ -38,7 +38,6 @@ class ModuleHaltError(AgentWorldError):
     def __init__(self, event: Event) -> None:
         self.event = event
         data = event.data
-        self.stage: str = data["stage"]
         super().__init__(f"halted: {data['instance_id']} failed at {data['stage']} "
                          f"({data['code']}: {data['detail']})")
 
@@ -62,6 +61,11 @@ class RuleDecision:
     verdict: str
     override: Any
     notes: str
+
+
+def install_number(instance: ModuleInstance) -> int:
+    """The `n` of `<module_id>#<n>`: the world-wide install counter when it was installed."""
+    return int(instance.instance_id.rsplit("#", 1)[1])
 
 
 def action_envelope(action_id: int, action: Any) -> dict[str, Any]:
@@ -93,7 +97,8 @@ class Router:
             state = self.world.state
             config_hash = self.world.config_hash()
             routes = []
-            for instance in state.instances.values():
+            # Install order is the instance number, whatever order the map was rebuilt in.
+            for instance in sorted(state.instances.values(), key=install_number):
                 if not instance.active:
                     continue
                 manifest = state.manifests[f"{instance.module_id}@{instance.module_version}"]

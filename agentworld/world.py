@@ -25,7 +25,7 @@ from agentworld.errors import ExecutorUnavailableError, InvalidInputError
 from agentworld.executor import CallLimits, Executor, ExecutorConfig, ModuleCallError
 from agentworld.manager import PluginManager, default_manager
 from agentworld.model import EffectIntent, Event, ModuleInstance, WorldState
-from agentworld.routing import ModuleHaltError, Router
+from agentworld.routing import Router
 from agentworld.store import ModuleStore
 
 # Events after which the routing table (active instances and their manifests) is rebuilt.
@@ -132,6 +132,7 @@ class World:
         self._next_action_id = 1
         self._router = Router(self)
         self._available: set[str] = set()  # artifact hashes seen in the store
+        self._applied: int | None = None  # the last action whose events were all appended
         # True when the store is the `modules/` store of the directory this world was loaded
         # from: saving elsewhere then copies it, so every saved directory is self-contained.
         self._store_is_dir_local = False
@@ -289,8 +290,8 @@ class World:
 
         `executor` overrides the world's executor for this step. With no modules installed this
         is exactly `step()`. In a world with `halt_on_module_failure`, a failing call raises
-        `ModuleHaltError` after recording it: an action whose pre_action call failed and the
-        actions after it stay queued, and the step's ticks are not routed.
+        `ModuleHaltError` after recording it: an action not yet applied (its pre_action call
+        failed) and the actions after it stay queued, and the step's ticks are not routed.
         """
         saved = self._executor
         if executor is not None:
@@ -309,16 +310,14 @@ class World:
         """Hand every queued action to `handle`; on an error, requeue what was not done."""
         pending, self._pending = self._pending, []
         for index, (action_id, action) in enumerate(pending):
-            before = len(self._events)
+            self._applied = None
             try:
                 handle(action_id, action)
-            except BaseException as exc:
-                # An action that left no event (or halted before it was applied) is retried
-                # by the next step; one that left events is done and must not run twice.
-                unapplied = len(self._events) == before or (
-                    isinstance(exc, ModuleHaltError) and exc.stage == "pre_action"
-                )
-                self._pending = pending[index if unapplied else index + 1:] + self._pending
+            except BaseException:
+                # An action not yet applied (decided into its events or its refusal) is retried
+                # by the next step, pre_action calls included; an applied one must not run twice.
+                done = self._applied == action_id
+                self._pending = pending[index + 1 if done else index:] + self._pending
                 raise
 
     def _apply_queued(self, action_id: int, action: Any) -> None:
@@ -338,12 +337,15 @@ class World:
             return
         for draft in decision:
             self.append(draft, {"action": action_id})
+        self._applied = action_id
 
     def record_rejection(self, action_id: int, rejection: Rejected) -> Event:
         """Append `domain.action_rejected` for `action_id`."""
         data = {"action_id": action_id, "code": rejection.code, "notes": list(rejection.notes),
                 **(rejection.details or {})}
-        return self.append(Draft("domain.action_rejected", data), {"action": action_id})
+        event = self.append(Draft("domain.action_rejected", data), {"action": action_id})
+        self._applied = action_id
+        return event
 
     def append(self, draft: Draft, caused_by: dict[str, int] | None) -> Event:
         """Give a draft its id and time, apply it, and add it to the journal."""

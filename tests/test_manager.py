@@ -183,3 +183,10 @@ def test_a_failing_plugin_is_named_in_the_error(
                        ) as failure:
         getattr(plugin_manager, table)()
     assert fragment in str(failure.value)
+
+
+def test_disabling_an_unknown_plugin_warns() -> None:
+    with pytest.warns(UserWarning, match="'default-rule'"):
+        manager = PluginManager(environ={"AGENTWORLD_DISABLE_PLUGINS": "default-rule",
+                                         "AGENTWORLD_LOAD_PLUGINS": ""})
+    assert "default-rules" in [info.name for info in manager.plugins()]

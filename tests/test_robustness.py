@@ -10,6 +10,7 @@ from agentworld import World, WorldConfig, hookimpl
 from agentworld.canonical import sha256_hex
 from agentworld.errors import StoreError
 from agentworld.manager import PluginManager
+from agentworld.plugins.memory_store import MemoryStore
 from agentworld.routing import ModuleHaltError
 from agentworld.testing.guests import guest_wasm
 from worldkit import deploy, events, install, manifest, world_with_agents
@@ -106,7 +107,6 @@ def test_halt_keeps_the_halted_action_and_later_ones_queued() -> None:
                                                              "position": [0, 0]}})
     with pytest.raises(ModuleHaltError, match=r"m\.trap#1 failed at pre_action") as halt:
         world.step_with_modules()
-    assert halt.value.stage == "pre_action"
     assert world.journal[-1].kind == "module.call_failed"
     assert "bob" in world.state.agents and "cy" not in world.state.agents
     assert world.pending_action_ids == [halted, later]
@@ -144,3 +144,72 @@ def test_many_worlds_share_one_engine() -> None:
         worlds.append(world)
     assert len({id(world.executor) for world in worlds}) == 1
     assert all(world.module_state("m.counter#1") for world in worlds)
+
+
+class FlakyStore(MemoryStore):
+    """A working store whose writes can be made to fail, as during a network outage."""
+
+    failing = False
+
+    def put_blob(self, wasm_hash: str, data: bytes) -> None:
+        if self.failing:
+            raise StoreError("flaky://: endpoint unreachable")
+        super().put_blob(wasm_hash, data)
+
+
+def test_an_action_seen_by_pre_action_modules_is_kept_when_its_step_fails() -> None:
+    store = FlakyStore("flaky://")
+    world = world_with_agents("ada", store=store)
+    install(world, "ada", manifest(
+        "m.obs", deploy(world, guest_wasm("observer")), kind="pure",
+        subscriptions=[{"stage": "pre_action", "action_kinds": ["action.*"]}]))
+    wasm = guest_wasm("counter")
+    store.failing = True
+    deploy_id = world.submit({"type": "module.deploy_artifact", "data": {
+        "publisher_agent_id": "ada", "wasm_bytes": wasm, "wasm_hash": sha256_hex(wasm)}})
+    with pytest.raises(StoreError):
+        world.step_with_modules()
+    assert world.pending_action_ids == [deploy_id]
+    store.failing = False
+    world.step_with_modules()
+    assert sha256_hex(wasm) in world.state.artifacts
+    seen = [e for e in world.journal if e.kind == "module.emitted"
+            and e.caused_by == {"action": deploy_id}]
+    assert len(seen) == 2  # the observer saw both attempts; the journal records both
+
+
+def test_a_loaded_world_routes_in_install_order_like_the_saved_one(tmp_path: object) -> None:
+    from pathlib import Path
+
+    world = world_with_agents("ada")
+    world.submit({"type": "grant_capability", "data": {"cap_ref": "cap.bank",
+                                                       "allowed_effect_kinds": ["bank.*"]}})
+    effector = deploy(world, guest_wasm("effector_ref"))
+    # Installed in an order that sorting by id would reverse.
+    for module_id in ("z.pay", "a.pay", "m.pay"):
+        install(world, "ada", manifest(module_id, effector, kind="pure",
+                                       required_caps=["cap.bank"]))
+    world.save_to_dir(Path(str(tmp_path)))
+    loaded = World.load_from_dir(Path(str(tmp_path)))
+    live_events = world.step_with_modules()
+    loaded_events = loaded.step_with_modules()
+    assert [e.data for e in live_events] == [e.data for e in loaded_events]
+    assert [e.data["instance_id"] for e in live_events if e.kind == "effect.queued"] == [
+        "z.pay#1", "a.pay#2", "m.pay#3"]
+    assert loaded.state_root() == world.state_root()
+    assert [i.intent_id for i in loaded.pending_effects()] == [
+        i.intent_id for i in world.pending_effects()]
+
+
+@pytest.mark.parametrize("action", [
+    {"type": "register_agent", "data": {"agent_id": "a", "position": [10**5000, 0]}},
+    {"type": "register_agent", "data": {"agent_id": "a", "position": [2**64, 0]}},
+    {"type": "grant_capability", "data": {"cap_ref": "c", "allowed_effect_kinds": "bank.*"}},
+    {"type": "move_agent", "data": {"agent_id": "ada", "to": [1, 2, 3]}},
+])
+def test_out_of_range_integers_and_strings_for_lists_are_refused(action: object) -> None:
+    world = world_with_agents("ada")
+    world.submit(action)
+    world.step()
+    assert events(world, "domain.action_rejected")[0]["code"] == "invalid_action"
+    assert len(world.state_root()) == 64
