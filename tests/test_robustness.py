@@ -105,7 +105,7 @@ def test_halt_keeps_the_halted_action_and_later_ones_queued() -> None:
     halted = world.submit({"type": "move_agent", "data": {"agent_id": "ada", "to": [1, 1]}})
     later = world.submit({"type": "register_agent", "data": {"agent_id": "cy",
                                                              "position": [0, 0]}})
-    with pytest.raises(ModuleHaltError, match=r"m\.trap#1 failed at pre_action") as halt:
+    with pytest.raises(ModuleHaltError, match=r"m\.trap#1 failed at pre_action"):
         world.step_with_modules()
     assert world.journal[-1].kind == "module.call_failed"
     assert "bob" in world.state.agents and "cy" not in world.state.agents
