@@ -15,6 +15,7 @@ from rich.table import Table
 
 from agentworld import __version__
 from agentworld.compat import CompatContext, check_compatibility
+from agentworld.convert import json_problems
 from agentworld.errors import AgentWorldError, InvalidInputError
 from agentworld.manager import PluginManager, default_manager
 from agentworld.manifest import Manifest, intrinsic_problems, parse_manifest
@@ -120,20 +121,43 @@ def module() -> None:
     """Work with module manifests and instances."""
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [key for key, _ in pairs]
+    duplicates = sorted({key for key in keys if keys.count(key) > 1})
+    if duplicates:
+        raise ValueError(f"duplicate keys {duplicates}")
+    return dict(pairs)
+
+
+def read_json_input(source: str, *, text: str | None = None) -> Any:
+    """JSON from file `source` (or the given `text`), strictly: any problem exits 2 in one line.
+
+    Duplicate keys are refused rather than silently resolved to the last one.
+    """
+    where = "input" if text is not None else source
+    try:
+        if text is None:
+            with open(source, "rb") as handle:
+                text = handle.read().decode("utf-8")
+        return json.loads(text, object_pairs_hook=_unique_keys)
+    except OSError as exc:
+        raise BadInput(f"{where}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise BadInput(f"{where}: not UTF-8 text: {exc.reason} at byte {exc.start}") from None
+    except RecursionError:
+        raise BadInput(f"{where}: nested too deeply") from None
+    except ValueError as exc:  # JSONDecodeError, duplicate keys, integers too long to parse
+        raise BadInput(f"{where}: not usable JSON: {exc}") from None
+
+
 def _read_manifest(path: str) -> Manifest:
     """Load and check a manifest file, or exit 2 with one line saying what is wrong."""
+    raw = read_json_input(path)
+    problems = json_problems(raw)
+    if problems:
+        raise BadInput(f"{path}: invalid manifest: " + "; ".join(problems))
     try:
-        with open(path, encoding="utf-8") as handle:
-            raw = json.load(handle)
         manifest = parse_manifest(raw)
-    except OSError as exc:
-        raise BadInput(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except json.JSONDecodeError as exc:
-        raise BadInput(f"{path}: not JSON: {exc}") from None
-    except UnicodeDecodeError as exc:
-        raise BadInput(f"{path}: not UTF-8 text: {exc.reason} at byte {exc.start}") from None
-    except RecursionError:
-        raise BadInput(f"{path}: nested too deeply") from None
     except InvalidInputError as exc:
         raise BadInput(f"{path}: {exc}") from None
     problems = intrinsic_problems(manifest)
@@ -434,17 +458,10 @@ def world_submit(directory: str, action: str, as_json: bool) -> None:
 
     Exit 1 when the action is rejected (the rejection is saved too), 2 on unusable input.
     """
-    text = action
     if action.startswith("@"):
-        try:
-            with open(action[1:], encoding="utf-8") as handle:
-                text = handle.read()
-        except OSError as exc:
-            raise BadInput(f"{action[1:]}: cannot read: {exc.strerror or exc}") from None
-    try:
-        envelope = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise BadInput(f"action is not JSON: {exc}") from None
+        envelope = read_json_input(action[1:])
+    else:
+        envelope = read_json_input("action", text=action)
     if not isinstance(envelope, dict):
         raise BadInput('action must be a JSON object: {"type": ..., "data": {...}}')
     _run_action(directory, envelope, as_json)

@@ -341,7 +341,9 @@ def test_check_upgrade_verdicts_and_exit_codes(tmp_path: Path) -> None:
     assert renamed.returncode == 1 and "module_id_mismatch" in renamed.stdout
     deep = "[" * 100_000 + "]" * 100_000
     for current, candidate, fragment in (
-        ("{not json", BASE, "not JSON"),
+        ("{not json", BASE, "not usable JSON"),
+        (BASE, json.dumps(BASE)[:-1] + ', "name": "again"}', "duplicate keys ['name']"),
+        (BASE, '{"limits": {"max_gas": ' + "9" * 5000 + "}}", "not usable JSON"),
         (BASE, {**BASE, "surprise": 1}, "surprise"),
         (BASE, {**BASE, "kind": "sideways"}, "kind must be"),
         (BASE, [1, 2], "expected an object"),

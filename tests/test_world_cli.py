@@ -154,3 +154,20 @@ def test_bad_input_exits_2_with_one_line(tmp_path: Path) -> None:
     refused = agentworld("module", "deploy", world, "--agent", "ada", "--wasm",
                          tmp_path / "file.wasm")
     assert refused.returncode == 1 and "invalid_artifact" in refused.stdout
+
+
+def test_unusable_actions_on_the_command_line_exit_2(tmp_path: Path) -> None:
+    world = tmp_path / "w"
+    assert agentworld("world", "init", world, "--agent", "ada").returncode == 0
+    (tmp_path / "latin1.json").write_bytes(b'{"type": "caf\xe9"}')
+    (tmp_path / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    for action, fragment in (
+        ('{"type": "move_agent", "data": {"agent_id": "ada", "to": [' + "9" * 5000 + ", 0]}}",
+         "not usable JSON"),
+        ('{"type": "move_agent", "type": "x", "data": {}}', "duplicate keys ['type']"),
+        (f"@{tmp_path / 'latin1.json'}", "not UTF-8"),
+        (f"@{tmp_path / 'deep.json'}", "nested too deeply"),
+        ("[1, 2]", "must be a JSON object"),
+    ):
+        assert fragment in one_line_error(agentworld("world", "submit", world, action), 2)
+    assert json.loads(agentworld("world", "info", world, "--json").stdout)["time"] == 1  # init
