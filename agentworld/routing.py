@@ -25,6 +25,7 @@ from agentworld.executor import CallRequest, ModuleCallError, ModuleOutput
 from agentworld.filters import kind_matches
 from agentworld.manifest import CompiledSubscription, Manifest, compile_subscriptions
 from agentworld.model import Event, ModuleInstance
+from agentworld.module_actions import DeployArtifact
 
 if TYPE_CHECKING:
     from agentworld.world import World
@@ -68,9 +69,21 @@ def install_number(instance: ModuleInstance) -> int:
     return int(instance.instance_id.rsplit("#", 1)[1])
 
 
+def action_data(action: Any) -> dict[str, Any]:
+    """An action's data as modules, filters and the journal see it.
+
+    A deploy shows its hash and size, never its bytes: artifact bytes live in the store only.
+    """
+    data: dict[str, Any] = unstructure(action)
+    if isinstance(action, DeployArtifact):
+        del data["wasm_bytes"]
+        data["size"] = len(action.wasm_bytes)
+    return data
+
+
 def action_envelope(action_id: int, action: Any) -> dict[str, Any]:
     """The action as modules and filters see it: `{action_id, type, data}`."""
-    return {"action_id": action_id, "type": action.type, "data": unstructure(action)}
+    return {"action_id": action_id, "type": action.type, "data": action_data(action)}
 
 
 def event_json(event: Event) -> dict[str, Any]:
@@ -196,7 +209,7 @@ class Router:
             self.world.append(Draft("rule.action_overridden", {
                 "action_id": action_id,
                 "original_action": {"type": envelope["type"], "data": envelope["data"]},
-                "override_action": {"type": overridden.type, "data": unstructure(overridden)},
+                "override_action": {"type": overridden.type, "data": action_data(overridden)},
             }), cause)
             return overridden
         return action

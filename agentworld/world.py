@@ -52,7 +52,10 @@ MAX_LIMITS = CallLimits(
 class WorldConfig:
     """World-wide settings that shape results; their hash is in every module call's context.
 
-    Engine and store choices are deliberately not here: they never change a result.
+    Engine and store choices are deliberately not here: a store never changes a result, and
+    engines must not either. Executor options that bound resources (wasmtime's native stack
+    size, its memory ceiling) decide which calls fail, so machines that must agree run the
+    same engine version with the same options.
     """
 
     world_id: str = "world"

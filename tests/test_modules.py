@@ -524,3 +524,16 @@ def test_post_action_sees_the_event_an_install_resulted_in() -> None:
     assert own["event"]["data"]["instance_id"] == "m.obs#1"
     assert other["event"]["kind"] == "domain.module_installed"
     assert other["event"]["data"]["instance_id"] == "m.counter#2"
+
+
+def test_modules_see_a_deploy_without_its_bytes() -> None:
+    world = world_with_agents("ada")
+    install(world, "ada", manifest(
+        "m.obs", deploy(world, guest_wasm("observer")), kind="pure",
+        subscriptions=[{"stage": "pre_action", "action_kinds": ["action.module.*"]}]))
+    wasm = guest_wasm("counter")
+    wasm_hash = deploy(world, wasm)
+    (saw,) = [e.data["payload"] for e in world.journal if e.kind == "module.emitted"]
+    assert saw["action"]["data"] == {"publisher_agent_id": "ada", "wasm_hash": wasm_hash,
+                                     "size": len(wasm)}
+    assert max(len(event_to_json(e)) for e in world.journal) < len(wasm)
