@@ -3,31 +3,24 @@
 A RuleSet is a list of rules (all must hold) or `{"all": [...], "any": [...]}`; a rule is
 `{"path": "/json/pointer", <op>: value}` with exactly one op of `eq ne gt gte lt lte re`. A
 path that does not resolve makes the rule false. Comparisons only hold between numbers or
-between strings; `re` searches strings of at most `MAX_RE_SUBJECT` characters, with patterns
-that cannot backtrack exponentially (no nested quantifiers, no quantified alternation, no
-backreferences, at most two quantifiers of variable count). Invalid filters are refused at
-validation, never at routing time.
+between strings; `re` searches strings of at most `MAX_RE_SUBJECT` characters in linear time
+(`agentworld.safe_regex`: Python's syntax without flags, backreferences, lookarounds or word
+boundaries). Invalid filters are refused at validation, never at routing time.
 """
 
 from __future__ import annotations
 
-import importlib
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-# The standard library's own regex parser (Python >= 3.11), used only to vet patterns before
-# compiling them; typeshed does not describe it.
-re_parser: Any = importlib.import_module("re._parser")
+from agentworld.safe_regex import SafeRegex, UnsupportedPattern
 
 OPS = ("eq", "ne", "gt", "gte", "lt", "lte", "re")
 MAX_REGEX_LEN = 256
-# Python's `re` backtracks: its time is bounded only by keeping patterns free of nested or
-# repeated-alternation quantifiers, with at most two quantifiers of variable count (`?`, `*`,
-# `+`, `{m,n}`; each can multiply the work by the subject's length), and subjects short.
-MAX_VARIABLE_REPEATS = 2
-MAX_RE_SUBJECT = 1024
-_REPEATS = {"MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"}
+# `re` rules match in time linear in the subject (agentworld.safe_regex); longer subjects than
+# this never match, which bounds a filter's cost per routed event.
+MAX_RE_SUBJECT = 65_536
 _MISSING = object()
 
 Predicate = Callable[[Any], bool]
@@ -61,51 +54,6 @@ def pattern_covers(wide: str, narrow: str) -> bool:
     if wide.endswith(".*"):
         return narrow.startswith(wide[:-1])
     return wide == narrow
-
-
-def regex_problem(pattern: str) -> str | None:
-    """Why `pattern` could take super-linear time (or does not compile), or None."""
-    try:
-        tree = re_parser.parse(pattern)
-    except re.error as exc:
-        return f"invalid regular expression {pattern!r}: {exc}"
-    variable = 0
-
-    def walk(items: Any, repeated: bool) -> str | None:
-        nonlocal variable
-        for op, arg in items:
-            name = str(op)
-            found = None
-            if name in _REPEATS:
-                low, high, body = arg
-                if repeated:
-                    return "nested quantifiers"
-                if low != high:
-                    variable += 1
-                found = walk(body, True)
-            elif name == "BRANCH":
-                if repeated:
-                    return "an alternation under a quantifier"
-                for branch in arg[1]:
-                    found = found or walk(branch, repeated)
-            elif name == "SUBPATTERN":
-                found = walk(arg[3], repeated)
-            elif name in {"ASSERT", "ASSERT_NOT"}:
-                found = walk(arg[1], repeated)
-            elif name == "ATOMIC_GROUP":
-                found = walk(arg, repeated)
-            elif name in {"GROUPREF", "GROUPREF_EXISTS"}:
-                return "backreferences"
-            if found:
-                return found
-        return None
-
-    reason = walk(tree, False)
-    if reason is None and variable > MAX_VARIABLE_REPEATS:
-        reason = f"more than {MAX_VARIABLE_REPEATS} quantifiers of variable count"
-    if reason is None:
-        return None
-    return f"regular expression {pattern!r} could backtrack for a very long time ({reason})"
 
 
 def _pointer_tokens(path: str) -> list[str]:
@@ -186,16 +134,19 @@ def _compile_rule(rule: Any, where: str, problems: list[str]) -> Predicate | Non
         if not isinstance(expected, str) or len(expected) > MAX_REGEX_LEN:
             problems.append(f"{where}: 're' needs a string of at most {MAX_REGEX_LEN} chars")
             return None
-        problem = regex_problem(expected)
-        if problem:
-            problems.append(f"{where}: {problem}")
+        try:
+            regex = SafeRegex(expected)
+        except re.error as exc:
+            problems.append(f"{where}: invalid regular expression {expected!r}: {exc}")
             return None
-        regex = re.compile(expected)
+        except UnsupportedPattern as exc:
+            problems.append(f"{where}: regular expression {expected!r}: {exc}")
+            return None
 
         def matches_regex(document: Any) -> bool:
             found, value = resolve_pointer(document, path)
             return (found and isinstance(value, str) and len(value) <= MAX_RE_SUBJECT
-                    and regex.search(value) is not None)
+                    and regex.search(value))
 
         return matches_regex
     if op in {"gt", "gte", "lt", "lte"} and not (

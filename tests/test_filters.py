@@ -87,12 +87,11 @@ def test_all_and_any() -> None:
     ([{"path": "/a", "like": 1}], "unknown rule keys"),
     ([{"path": "/a", "re": "("}], "invalid regular expression"),
     ([{"path": "/a", "re": "a" * 300}], "at most 256"),
-    ([{"path": "/a", "re": "^(a+)+$"}], "nested quantifiers"),
-    ([{"path": "/a", "re": "^(a|aa)*$"}], "alternation under a quantifier"),
-    ([{"path": "/a", "re": "a*a*a*b"}], "more than 2 quantifiers of variable count"),
-    ([{"path": "/a", "re": "a{0,60}" * 5 + "b"}], "more than 2 quantifiers of variable count"),
-    ([{"path": "/a", "re": "a?" * 30 + "a" * 30}], "more than 2 quantifiers of variable count"),
-    ([{"path": "/a", "re": "(a)\\1"}], "backreferences"),
+    ([{"path": "/a", "re": "(a)\\1"}], "groupref is not supported"),
+    ([{"path": "/a", "re": "(?=a)"}], "assert is not supported"),
+    ([{"path": "/a", "re": "\\bword"}], "word boundary"),
+    ([{"path": "/a", "re": "(?i)abc"}], "inline flags"),
+    ([{"path": "/a", "re": "(a{1,100}){1,100}"}], "more than 2000 states"),
     ({"all": "x"}, "must be a list"),
 ])
 def test_invalid_rulesets_list_their_problem(ruleset: Any, fragment: str) -> None:
@@ -135,5 +134,13 @@ def test_pointer_resolution_never_raises(document: Any, path: str) -> None:
 
 def test_re_only_searches_subjects_up_to_the_limit() -> None:
     rule = [{"path": "/data/name", "re": "^a+$"}]
-    assert holds(rule, {"data": {"name": "a" * 1024}})
-    assert not holds(rule, {"data": {"name": "a" * 1025}})
+    assert holds(rule, {"data": {"name": "a" * 65_536}})
+    assert not holds(rule, {"data": {"name": "a" * 65_537}})
+
+
+@pytest.mark.parametrize("pattern", ["^(a+)+$", ".*.*" + "a" * 240 + "z", "a{0,60}" * 5 + "b",
+                                     "(a|aa)*c", "(x+x+)+y"])
+def test_patterns_that_make_backtracking_engines_explode_are_fine(pattern: str) -> None:
+    # Each of these takes `re` seconds to hours on such subjects; ours walks the text once.
+    subject = "a" * 4096 + "!"
+    assert not holds([{"path": "/data/name", "re": pattern}], {"data": {"name": subject}})
