@@ -19,8 +19,10 @@ from agentworld.safe_regex import SafeRegex, UnsupportedPattern
 OPS = ("eq", "ne", "gt", "gte", "lt", "lte", "re")
 MAX_REGEX_LEN = 256
 # `re` rules match in time linear in the subject (agentworld.safe_regex); longer subjects than
-# this never match, which bounds a filter's cost per routed event.
-MAX_RE_SUBJECT = 65_536
+# this never match, and a manifest has at most MAX_RE_RULES of them: together these bound what
+# filters cost per routed event (tens of milliseconds at worst, microseconds typically).
+MAX_RE_RULES = 8
+MAX_RE_SUBJECT = 2_048
 _MISSING = object()
 
 Predicate = Callable[[Any], bool]
@@ -160,6 +162,16 @@ def _compile_rule(rule: Any, where: str, problems: list[str]) -> Predicate | Non
         return found and _compare(op, value, expected)
 
     return holds
+
+
+def count_regex_rules(ruleset: Any) -> int:
+    """How many `re` rules a RuleSet holds (malformed parts count as none)."""
+    if isinstance(ruleset, Mapping):
+        groups = [ruleset.get("all"), ruleset.get("any")]
+    else:
+        groups = [ruleset]
+    return sum(1 for group in groups if isinstance(group, list)
+               for rule in group if isinstance(rule, Mapping) and "re" in rule)
 
 
 def compile_ruleset(ruleset: Any, where: str, problems: list[str]) -> Predicate | None:

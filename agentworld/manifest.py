@@ -12,7 +12,14 @@ from agentworld.canonical import canonical_hash
 from agentworld.convert import structure, unstructure
 from agentworld.errors import InvalidInputError
 from agentworld.executor import CallLimits
-from agentworld.filters import Predicate, compile_ruleset, kind_matches, kind_pattern_problem
+from agentworld.filters import (
+    MAX_RE_RULES,
+    Predicate,
+    compile_ruleset,
+    count_regex_rules,
+    kind_matches,
+    kind_pattern_problem,
+)
 
 INTERFACE_VERSIONS = ("wasm-1",)
 ENTRYPOINTS = {"reducer": "reduce", "pure": "call"}
@@ -210,6 +217,10 @@ def intrinsic_problems(manifest: Manifest) -> list[str]:
                         f"{manifest.entrypoint!r}")
     if not re.fullmatch(r"[0-9a-f]{64}", manifest.wasm_hash):
         problems.append(f"wasm_hash {manifest.wasm_hash!r} is not a SHA-256 hex digest")
+    regex_rules = sum(count_regex_rules(ruleset) for sub in manifest.subscriptions
+                      for ruleset in (sub.filters or {}).values())
+    if regex_rules > MAX_RE_RULES:
+        problems.append(f"at most {MAX_RE_RULES} 're' filter rules per manifest, got {regex_rules}")
     if sum(sub.stage == "tick" for sub in manifest.subscriptions) > 1:
         problems.append("at most one tick subscription: an instance has one tick schedule")
     for index, sub in enumerate(manifest.subscriptions):

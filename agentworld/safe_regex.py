@@ -21,8 +21,9 @@ from typing import Any
 # The standard library's regex parser (Python >= 3.11); typeshed does not describe it.
 _parser: Any = importlib.import_module("re._parser")
 
-MAX_STATES = 2_000
-_CACHE_LIMIT = 20_000
+MAX_STATES = 64
+# The lazily built DFA keeps at most this many state-set members in its cache, bounding memory.
+_CACHE_MEMBERS = 200_000
 _DEFAULT_FLAGS = 32  # re.UNICODE, implied for str patterns
 
 CharTest = Callable[[str], bool]
@@ -85,9 +86,12 @@ class _Builder:
 
     def fragment(self, items: Any) -> tuple[int, list[tuple[int, int]]]:
         """(entry node, dangling exits) for a sequence; an exit is (node, slot)."""
-        entry = self.node(_JUMP)
-        exits = [(entry, 2)]
-        for op, arg in items:
+        parts = list(items)
+        if not parts:
+            entry = self.node(_JUMP)
+            return entry, [(entry, 2)]
+        entry, exits = self.item(str(parts[0][0]), parts[0][1])
+        for op, arg in parts[1:]:
             start, ends = self.item(str(op), arg)
             for node, slot in exits:
                 self.nodes[node][slot] = start
@@ -171,7 +175,10 @@ class SafeRegex:
     """A compiled linear-time pattern; `search(text)` answers like `re.search` would."""
 
     def __init__(self, pattern: str) -> None:
-        tree = _parser.parse(pattern)
+        try:
+            tree = _parser.parse(pattern)
+        except (OverflowError, RecursionError) as exc:  # repeat counts >= 2**32, deep nesting
+            raise UnsupportedPattern(f"the pattern is too large ({exc})") from None
         if tree.state.flags != _DEFAULT_FLAGS:
             raise UnsupportedPattern("inline flags are not supported")
         builder = _Builder()
@@ -182,7 +189,12 @@ class SafeRegex:
         self.pattern = pattern
         self._nodes = builder.nodes
         self._start = start
+        self._match_nodes = frozenset(
+            index for index, node in enumerate(builder.nodes) if node[0] == _MATCH)
         self._cache: dict[tuple[frozenset[int], str, bool, bool], frozenset[int]] = {}
+        self._cached_members = 0
+        # Away from the text's ends no anchor holds, so a node's closure is fixed: memoized.
+        self._inner: list[frozenset[int] | None] = [None] * len(builder.nodes)
 
     def _closure(self, seeds: set[int], at_start: bool, at_end: bool, at_last_newline: bool,
                  ) -> frozenset[int]:
@@ -208,13 +220,19 @@ class SafeRegex:
                     stack.append(nxt)
         return frozenset(i for i in seen if nodes[i][0] in (_CHAR, _MATCH))
 
+    def _inner_closure(self, index: int) -> frozenset[int]:
+        closure = self._inner[index]
+        if closure is None:
+            closure = self._inner[index] = self._closure({index}, False, False, False)
+        return closure
+
     def search(self, text: str) -> bool:
         """True when the pattern matches somewhere in `text`."""
-        nodes, length = self._nodes, len(text)
+        nodes, length, matches = self._nodes, len(text), self._match_nodes
         last_newline = length - 1 if text.endswith("\n") else -1
         current = self._closure({self._start}, True, length == 0, last_newline == 0)
         for position, char in enumerate(text):
-            if any(nodes[i][0] == _MATCH for i in current):
+            if not current.isdisjoint(matches):
                 return True
             after = position + 1
             at_end, before_newline = after == length, after == last_newline
@@ -224,9 +242,14 @@ class SafeRegex:
                 seeds = {nodes[i][2] for i in current
                          if nodes[i][0] == _CHAR and nodes[i][1](char)}
                 seeds.add(self._start)  # search: a match may begin at any position
-                following = self._closure(seeds, False, at_end, before_newline)
-                if len(self._cache) >= _CACHE_LIMIT:
+                if at_end or before_newline:
+                    following = self._closure(seeds, False, at_end, before_newline)
+                else:
+                    following = frozenset().union(*(self._inner_closure(s) for s in seeds))
+                if self._cached_members + len(following) > _CACHE_MEMBERS:
                     self._cache.clear()
+                    self._cached_members = 0
                 self._cache[key] = following
+                self._cached_members += len(following)
             current = following
-        return any(nodes[i][0] == _MATCH for i in current)
+        return not current.isdisjoint(matches)
