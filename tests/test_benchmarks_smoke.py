@@ -75,3 +75,14 @@ def test_persistence_benchmark_reports_throughput_and_start_ratio() -> None:
     assert set(results) >= {"save_events_per_s", "load_events_per_s", "replay_events_per_s",
                             "cold_start_s", "warm_start_s", "warm_vs_cold_speedup"}
     assert all(value > 0 for value in results.values())
+
+
+def test_filters_benchmark_reports_each_case() -> None:
+    completed = subprocess.run(
+        [sys.executable, str(BENCHMARKS), "filters", "--json", "--quick"],
+        check=True, capture_output=True, text=True, timeout=120,
+    )
+    results = json.loads(completed.stdout)
+    assert set(results) == {"max_subject_chars", "typical_us", "prefix_scan_us",
+                            "adversarial_us"}
+    assert all(value > 0 for value in results.values())
