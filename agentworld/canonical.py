@@ -14,14 +14,6 @@ from typing import Any
 
 from agentworld.errors import CanonicalEncodingError
 
-_ENCODER = json.JSONEncoder(
-    ensure_ascii=False,
-    allow_nan=False,
-    sort_keys=True,
-    separators=(",", ":"),
-    default=lambda value: _encode_special(value),
-)
-
 
 def _encode_special(value: Any) -> Any:
     if isinstance(value, bytes | bytearray | memoryview):
@@ -31,13 +23,27 @@ def _encode_special(value: Any) -> Any:
     raise CanonicalEncodingError(f"cannot encode {type(value).__name__} canonically")
 
 
-_ORDERED_ENCODER = json.JSONEncoder(
-    ensure_ascii=False,
-    allow_nan=False,
-    sort_keys=False,
-    separators=(",", ":"),
-    default=lambda value: _encode_special(value),
-)
+def _encoder(sort_keys: bool) -> json.JSONEncoder:
+    return json.JSONEncoder(ensure_ascii=False, allow_nan=False, sort_keys=sort_keys,
+                            separators=(",", ":"), default=_encode_special)
+
+
+_CANONICAL = _encoder(sort_keys=True)
+_ORDERED = _encoder(sort_keys=False)
+
+
+def _encode(encoder: json.JSONEncoder, value: Any) -> bytes:
+    try:
+        return encoder.encode(value).encode("utf-8")
+    except CanonicalEncodingError:
+        raise
+    except (ValueError, TypeError) as exc:  # NaN/Infinity, non-string keys, huge integers
+        raise CanonicalEncodingError(str(exc)) from exc
+
+
+def canonical_json(value: Any) -> bytes:
+    """Encode `value` as canonical JSON bytes."""
+    return _encode(_CANONICAL, value)
 
 
 def ordered_json(value: Any) -> bytes:
@@ -46,22 +52,7 @@ def ordered_json(value: Any) -> bytes:
     For snapshots: the order of the world's maps (install order, registration order) is
     derived from the journal, so it is deterministic, and a loaded world must keep it.
     """
-    try:
-        return _ORDERED_ENCODER.encode(value).encode("utf-8")
-    except (ValueError, TypeError) as exc:
-        raise CanonicalEncodingError(str(exc)) from exc
-
-
-def canonical_json(value: Any) -> bytes:
-    """Encode `value` as canonical JSON bytes."""
-    try:
-        return _ENCODER.encode(value).encode("utf-8")
-    except ValueError as exc:  # json refuses NaN/Infinity with a ValueError
-        if isinstance(exc, CanonicalEncodingError):
-            raise
-        raise CanonicalEncodingError(str(exc)) from exc
-    except TypeError as exc:  # non-string dict keys and similar
-        raise CanonicalEncodingError(str(exc)) from exc
+    return _encode(_ORDERED, value)
 
 
 def sha256_hex(data: bytes) -> str:
