@@ -174,14 +174,6 @@ FACT_KINDS: set[str] = {
 }
 
 
-def register_applier(kind: str, applier: Applier | None) -> None:
-    """Teach `apply_event` a new event kind; `None` marks it as a fact that changes no state."""
-    if applier is None:
-        FACT_KINDS.add(kind)
-    else:
-        APPLIERS[kind] = applier
-
-
 def apply_event(state: WorldState, event: Event) -> None:
     """Apply one event to `state` in place.
 

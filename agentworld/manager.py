@@ -352,11 +352,3 @@ def default_manager() -> PluginManager:
         if _default is None:
             _default = PluginManager()
         return _default
-
-
-def set_default_manager(manager: PluginManager | None) -> None:
-    """Replace (or with None, reset) the process-wide plugin manager."""
-    global _default
-    with _default_lock:
-        _default = manager
-

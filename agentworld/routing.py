@@ -21,7 +21,7 @@ from agentworld.canonical import canonical_json
 from agentworld.convert import unstructure
 from agentworld.domain import Draft, Rejected
 from agentworld.errors import AgentWorldError, InvalidInputError, StoreError
-from agentworld.executor import CallRequest, ModuleCallError, ModuleOutput
+from agentworld.executor import CallLimits, CallRequest, ModuleCallError, ModuleOutput
 from agentworld.filters import kind_matches
 from agentworld.manifest import CompiledSubscription, Manifest, compile_subscriptions
 from agentworld.model import Event, ModuleInstance
@@ -52,6 +52,7 @@ class Route:
     subscriptions: tuple[CompiledSubscription, ...]
     ctx_base: dict[str, Any]
     tick_every: int | None
+    limits: CallLimits
 
 
 @frozen
@@ -129,6 +130,7 @@ class Router:
                         "world_config_hash": config_hash,
                     },
                     manifest.tick_every,
+                    manifest.limits.resolve(self.world.config.default_limits),
                 ))
             self._routes = routes
         return self._routes
@@ -258,7 +260,7 @@ class Router:
         reducer = manifest.kind == "reducer"
         state = world.state.module_states.get(instance.instance_id, b"") if reducer else None
         try:
-            output = self._execute(manifest, instance.instance_id,
+            output = self._execute(manifest, route.limits, instance.instance_id,
                                    encode_input(ctx, event=event, action=action, state=state))
             intents = self._check_effects(route, output, trace_id, ctx)
             decisions = (self._decisions(instance.instance_id, output, action_id)
@@ -291,7 +293,9 @@ class Router:
             world.append(Draft("module.tick_scheduled", {**base, "next_tick": next_tick}), cause)
         return decisions
 
-    def _execute(self, manifest: Manifest, instance_id: str, payload: bytes) -> ModuleOutput:
+    def _execute(
+        self, manifest: Manifest, limits: CallLimits, instance_id: str, payload: bytes
+    ) -> ModuleOutput:
         world = self.world
         executor = world.executor_for_calls()
         wasm_hash = manifest.wasm_hash
@@ -307,7 +311,7 @@ class Router:
             wasm=_loader(world.load_blob, wasm_hash),
             entrypoint=manifest.entrypoint,
             input=payload,
-            limits=manifest.limits.resolve(world.config.default_limits),
+            limits=limits,
             kind=manifest.kind,
         ))
 
@@ -385,8 +389,9 @@ class Router:
         manifest = versions[-1]
         hook_ctx = {**ctx, "stage": "policy", "trace_id": f"policy-{trace_id}-{hook}"}
         payload = cbor2.dumps({"ctx": hook_ctx, "effect": intent}, canonical=True)
+        limits = manifest.limits.resolve(self.world.config.default_limits)
         try:
-            output = self._execute(manifest, instance.instance_id, payload)
+            output = self._execute(manifest, limits, instance.instance_id, payload)
         except ModuleCallError as failure:
             raise ModuleCallError("policy_denied", f"policy hook {hook!r} failed: "
                                   f"{failure.code}: {failure.detail}") from None
