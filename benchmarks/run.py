@@ -1,6 +1,6 @@
 """agentworld benchmarks (SPEC §13): measured side by side in one run, reported as ratios.
 
-    python benchmarks/run.py executor|ticks|persistence|filters [--json] [--quick]
+    python benchmarks/run.py executor|ticks|persistence|filters|kernel [--json] [--quick]
 
 Each subcommand is one function taking the parsed arguments and returning a dict of results;
 add one by writing the function and listing it in `COMMANDS`.
@@ -303,6 +303,13 @@ def bench_persistence(args: argparse.Namespace) -> dict[str, Any]:
     return {key: round(value, 4) for key, value in measure_persistence(quick=args.quick).items()}
 
 
+def bench_kernel(args: argparse.Namespace) -> dict[str, Any]:
+    """Kernel scale: routed call vs engine, unmatched actions, installs, roots, saves, replay."""
+    from bench_kernel import measure as measure_kernel
+
+    return measure_kernel(quick=args.quick)
+
+
 def bench_filters(args: argparse.Namespace) -> dict[str, Any]:
     """Cost of one `re` filter rule per routed event: typical and adversarial patterns."""
     from bench_filters import measure as measure_filters
@@ -315,6 +322,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "ticks": bench_ticks,
     "persistence": bench_persistence,
     "filters": bench_filters,
+    "kernel": bench_kernel,
 }
 
 
