@@ -26,11 +26,20 @@ from agentworld.filters import kind_matches
 from agentworld.manifest import CompiledSubscription, Manifest, compile_subscriptions
 from agentworld.model import Event, ModuleInstance
 from agentworld.module_actions import DeployArtifact
+from agentworld.subscriptions import Entry, SubscriptionIndex, TickSchedule, next_due
 
 if TYPE_CHECKING:
     from agentworld.world import World
 
 VERDICT_RANK = {"allow": 0, "modify": 1, "deny": 2}
+
+# Events after which an instance's route (its manifest, activity, tick cadence) is rebuilt.
+ROUTING_KINDS = frozenset({
+    "domain.module_installed",
+    "domain.module_active_set",
+    "domain.module_upgraded",
+    "domain.module_rolled_back",
+})
 
 
 class ModuleHaltError(AgentWorldError):
@@ -48,6 +57,7 @@ class Route:
     """One active instance's view for routing: its manifest, subscriptions and call constants."""
 
     instance: ModuleInstance
+    number: int
     manifest: Manifest
     subscriptions: tuple[CompiledSubscription, ...]
     ctx_base: dict[str, Any]
@@ -98,42 +108,91 @@ class Router:
 
     def __init__(self, world: World) -> None:
         self.world = world
-        self._routes: list[Route] | None = None
         self._compiled: dict[str, tuple[CompiledSubscription, ...]] = {}
+        self._config_hash: str | None = None
+        # Built on first use and then kept up to date event by event (see `observe`).
+        self._index: SubscriptionIndex | None = None
+        self._schedule = TickSchedule()
+        self._routes: dict[str, Route] = {}
 
     def invalidate(self) -> None:
-        """Forget the routing table (instances or manifests changed)."""
-        self._routes = None
+        """Forget the routing tables (the whole state was replaced)."""
+        self._index = None
 
-    def routes(self) -> list[Route]:
-        """Active instances in install order, with what routing needs of each."""
-        if self._routes is None:
-            state = self.world.state
-            config_hash = self.world.config_hash()
-            routes = []
+    def observe(self, event: Event) -> None:
+        """Keep the routing tables in step with an event just applied to the state."""
+        if self._index is None:
+            return
+        if event.kind in ROUTING_KINDS:
+            instance_id = event.data.get("instance_id")
+            if isinstance(instance_id, str):
+                self._refresh(instance_id)
+            else:  # an install recorded before instances had ids: rebuild from the state
+                self.invalidate()
+        elif event.kind == "module.tick_scheduled":
+            route = self._routes.get(event.data["instance_id"])
+            if route is not None:
+                self._reschedule(route, self.world.time)
+
+    def _tables(self) -> SubscriptionIndex:
+        if self._index is None:
+            self._index = SubscriptionIndex()
+            self._schedule = TickSchedule()
+            self._routes = {}
             # Install order is the instance number, whatever order the map was rebuilt in.
-            for instance in sorted(state.instances.values(), key=install_number):
-                if not instance.active:
-                    continue
-                manifest = state.manifests[f"{instance.module_id}@{instance.module_version}"]
-                if manifest.key not in self._compiled:
-                    self._compiled[manifest.key] = compile_subscriptions(manifest)
-                routes.append(Route(
-                    instance, manifest, self._compiled[manifest.key],
-                    {
-                        "v": manifest.interface_version,
-                        "module_id": instance.module_id,
-                        "instance_id": instance.instance_id,
-                        "module_version": instance.module_version,
-                        "install_target": instance.install_target,
-                        "manifest_hash": instance.manifest_hash,
-                        "world_config_hash": config_hash,
-                    },
-                    manifest.tick_every,
-                    manifest.limits.resolve(self.world.config.default_limits),
-                ))
-            self._routes = routes
-        return self._routes
+            for instance in sorted(self.world.state.instances.values(), key=install_number):
+                self._enter(self._index, instance)
+        return self._index
+
+    def _refresh(self, instance_id: str) -> None:
+        index = self._tables()
+        index.remove(instance_id)
+        self._routes.pop(instance_id, None)
+        self._schedule.set(instance_id, 0, None)
+        instance = self.world.state.instances.get(instance_id)
+        if instance is not None:
+            self._enter(index, instance)
+
+    def _enter(self, index: SubscriptionIndex, instance: ModuleInstance) -> None:
+        if not instance.active:
+            return
+        route = self._route(instance)
+        self._routes[instance.instance_id] = route
+        index.add(instance.instance_id, route.number, route, route.subscriptions)
+        self._reschedule(route, self.world.time)
+
+    def _reschedule(self, route: Route, start: int) -> None:
+        instance_id = route.instance.instance_id
+        self._schedule.set(instance_id, route.number, self._due_from(instance_id, start))
+
+    def _due_from(self, instance_id: str, start: int) -> int | None:
+        anchor = self.world.state.instances[instance_id].tick_anchor
+        return next_due(anchor, self._routes[instance_id].tick_every, start)
+
+    def _route(self, instance: ModuleInstance) -> Route:
+        world = self.world
+        if self._config_hash is None:
+            self._config_hash = world.config_hash()
+        manifest = world.state.manifests[f"{instance.module_id}@{instance.module_version}"]
+        if manifest.key not in self._compiled:
+            self._compiled[manifest.key] = compile_subscriptions(manifest)
+        return Route(
+            instance, install_number(instance), manifest, self._compiled[manifest.key],
+            {
+                "v": manifest.interface_version,
+                "module_id": instance.module_id,
+                "instance_id": instance.instance_id,
+                "module_version": instance.module_version,
+                "install_target": instance.install_target,
+                "manifest_hash": instance.manifest_hash,
+                "world_config_hash": self._config_hash,
+            },
+            manifest.tick_every,
+            manifest.limits.resolve(world.config.default_limits),
+        )
+
+    def _matching(self, stage: str, label: str) -> list[Entry]:
+        return self._tables().matching(stage, label)
 
     # -- the step -----------------------------------------------------------------------------
 
@@ -161,17 +220,18 @@ class Router:
         effective_label = f"action.{effective_action.type}"
         # The event the action resulted in: its last (an install registers, then installs).
         result = event_json(results[-1]) if results else None
-        for route in self.routes():
-            for sub in route.subscriptions:
-                if (sub.stage == "post_action" and sub.matches_kind(effective_label)
-                        and (sub.action_filter is None or sub.action_filter(effective_envelope))
-                        and (sub.event_filter is None
-                             or (result is not None and sub.event_filter(result)))):
-                    trace_id = f"action-{action_id}-{route.instance.instance_id}"
-                    self._call(route, "post_action", trace_id,
-                               {"kind": "action", "id": action_id}, cause,
-                               action=effective_envelope, event=result)
-                    break
+        called = 0
+        for entry in self._matching("post_action", effective_label):
+            sub = entry.sub
+            if (entry.number != called
+                    and (sub.action_filter is None or sub.action_filter(effective_envelope))
+                    and (sub.event_filter is None
+                         or (result is not None and sub.event_filter(result)))):
+                called = entry.number
+                route = entry.route
+                trace_id = f"action-{action_id}-{route.instance.instance_id}"
+                self._call(route, "post_action", trace_id, {"kind": "action", "id": action_id},
+                           cause, action=effective_envelope, event=result)
         self._route_events(results, cause)
 
     def _pre_action(
@@ -180,11 +240,14 @@ class Router:
     ) -> Any:
         decisions: list[RuleDecision] = []
         failed: list[str] = []
-        for route in self.routes():
-            if not any(sub.stage == "pre_action" and sub.matches_kind(label)
-                       and (sub.action_filter is None or sub.action_filter(envelope))
-                       for sub in route.subscriptions):
+        called = 0
+        for entry in self._matching("pre_action", label):
+            sub = entry.sub
+            if entry.number == called or (sub.action_filter is not None
+                                          and not sub.action_filter(envelope)):
                 continue
+            called = entry.number
+            route = entry.route
             instance_id = route.instance.instance_id
             result = self._call(route, "pre_action", f"action-{action_id}-{instance_id}",
                                 {"kind": "action", "id": action_id}, cause, action=envelope,
@@ -218,25 +281,35 @@ class Router:
 
     def _route_events(self, events: Any, cause: dict[str, int] | None) -> None:
         for event in events:
+            entries = self._matching("post_event", event.kind)
+            if not entries:
+                continue
             document = event_json(event)
-            for route in self.routes():
-                for sub in route.subscriptions:
-                    if (sub.stage == "post_event" and sub.matches_kind(event.kind)
-                            and (sub.event_filter is None or sub.event_filter(document))):
-                        self._call(route, "post_event",
-                                   f"event-{event.id}-{route.instance.instance_id}",
-                                   {"kind": "event", "id": event.id}, cause, event=document)
-                        break
+            called = 0
+            for entry in entries:
+                sub = entry.sub
+                if entry.number == called or (sub.event_filter is not None
+                                              and not sub.event_filter(document)):
+                    continue
+                called = entry.number
+                route = entry.route
+                self._call(route, "post_event", f"event-{event.id}-{route.instance.instance_id}",
+                           {"kind": "event", "id": event.id}, cause, event=document)
 
     def route_ticks(self) -> None:
         """Call every active instance whose tick is due at the current time."""
         time = self.world.time
-        for route in self.routes():
-            every, anchor = route.tick_every, route.instance.tick_anchor
-            if every is None or anchor is None or time < anchor or (time - anchor) % every:
-                continue
+        self._tables()
+        due = [self._routes[instance_id]
+               for instance_id in self._schedule.due(time, self._due_from)]
+        for route in due:
             self._call(route, "tick", f"tick-{time}-{route.instance.instance_id}",
                        {"kind": "tick", "id": time}, None)
+        for route in due:
+            # The instance's next tick: its cadence, or what its tick_lifecycle asked for.
+            current = self._routes.get(route.instance.instance_id)
+            if current is not None:
+                self._reschedule(current, time + 1)
 
     # -- one call -----------------------------------------------------------------------------
 

@@ -28,15 +28,6 @@ from agentworld.model import EffectIntent, Event, ModuleInstance, WorldState
 from agentworld.routing import Router
 from agentworld.store import ModuleStore
 
-# Events after which the routing table (active instances and their manifests) is rebuilt.
-ROUTING_KINDS = frozenset({
-    "domain.module_installed",
-    "domain.module_active_set",
-    "domain.module_upgraded",
-    "domain.module_rolled_back",
-})
-
-
 # The largest limits a manifest may ask for unless the world says otherwise.
 MAX_LIMITS = CallLimits(
     max_mem_bytes=256 * 1024 * 1024,
@@ -355,8 +346,7 @@ class World:
         event = Event(len(self._events) + 1, self.time, caused_by, draft.kind, draft.data)
         apply_event(self._state, event)
         self._events.append(event)
-        if event.kind in ROUTING_KINDS:
-            self._router.invalidate()
+        self._router.observe(event)
         return event
 
     # -- persistence (agentworld.persistence does the file work) --------------------------------
