@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable
+from typing import Any
+
+from attrs import evolve
 
 from agentworld.errors import MalformedEventError, UnknownEventKindError
 from agentworld.manifest import parse_manifest
@@ -33,20 +36,26 @@ def _agent_registered(state: WorldState, event: Event) -> None:
 
 def _agent_moved(state: WorldState, event: Event) -> None:
     x, y = event.data["to"]
-    state.agents[event.data["agent_id"]].position = (x, y)
+    agent = state.agents[event.data["agent_id"]]
+    state.agents[agent.agent_id] = Agent(agent.agent_id, (x, y), agent.resources)
 
 
 def _resource_transferred(state: WorldState, event: Event) -> None:
     data = event.data
     kind, amount = data["kind"], data["amount"]
-    source = state.agents[data["from_agent_id"]].resources
+    source_agent = state.agents[data["from_agent_id"]]
+    target_agent = state.agents[data["to_agent_id"]]
+    source = dict(source_agent.resources)
     source[kind] -= amount
     if source[kind] == 0:
         del source[kind]
-    target = state.agents[data["to_agent_id"]].resources
+    target = dict(target_agent.resources)
     target[kind] = target.get(kind, 0) + amount
+    state.agents[source_agent.agent_id] = Agent(source_agent.agent_id, source_agent.position,
+                                                source)
     # Keep resource maps in sorted order so the snapshot never depends on transfer history.
-    state.agents[data["to_agent_id"]].resources = dict(sorted(target.items()))
+    state.agents[target_agent.agent_id] = Agent(target_agent.agent_id, target_agent.position,
+                                                dict(sorted(target.items())))
 
 
 def _capability_granted(state: WorldState, event: Event) -> None:
@@ -99,25 +108,25 @@ def _module_installed(state: WorldState, event: Event) -> None:
 
 def _active_set(state: WorldState, event: Event) -> None:
     instance = state.instances[event.data["instance_id"]]
-    instance.active = event.data["active"]
-    if instance.active and instance.tick_anchor is None:
-        instance.tick_anchor = _first_tick(
-            state, instance.module_id, instance.module_version, event.time
-        )
+    active = event.data["active"]
+    anchor = instance.tick_anchor
+    if active and anchor is None:
+        anchor = _first_tick(state, instance.module_id, instance.module_version, event.time)
+    state.instances[instance.instance_id] = evolve(instance, active=active, tick_anchor=anchor)
 
 
 def _instance_moved(state: WorldState, event: Event) -> None:
     """An upgrade or rollback: same id, owner, target and state; new version and code."""
     data = event.data
     instance = state.instances[data["instance_id"]]
-    instance.module_version = data["to_module_version"]
-    instance.wasm_hash = data["to_wasm_hash"]
-    instance.manifest_hash = data["manifest_hash"]
-    instance.active = data.get("active", instance.active)
-    if instance.tick_anchor is None:
-        instance.tick_anchor = _first_tick(
-            state, instance.module_id, instance.module_version, event.time
-        )
+    version = data["to_module_version"]
+    anchor = instance.tick_anchor
+    if anchor is None:
+        anchor = _first_tick(state, instance.module_id, version, event.time)
+    state.instances[instance.instance_id] = evolve(
+        instance, module_version=version, wasm_hash=data["to_wasm_hash"],
+        manifest_hash=data["manifest_hash"], active=data.get("active", instance.active),
+        tick_anchor=anchor)
 
 
 def _state_updated(state: WorldState, event: Event) -> None:
@@ -125,7 +134,8 @@ def _state_updated(state: WorldState, event: Event) -> None:
 
 
 def _tick_scheduled(state: WorldState, event: Event) -> None:
-    state.instances[event.data["instance_id"]].tick_anchor = event.data["next_tick"]
+    instance = state.instances[event.data["instance_id"]]
+    state.instances[instance.instance_id] = evolve(instance, tick_anchor=event.data["next_tick"])
 
 
 def _effect_queued(state: WorldState, event: Event) -> None:
@@ -172,6 +182,58 @@ FACT_KINDS: set[str] = {
     "rule.decision_recorded",
     "rule.action_overridden",
 }
+
+
+Change = tuple[str, str | None]
+"""A field of the state that an event changes, and the key of its entry (None for a counter)."""
+
+_Changes = Callable[[WorldState, dict[str, Any]], list[Change]]
+
+
+def _instance_installed(state: WorldState, data: dict[str, Any]) -> list[Change]:
+    instance_id = data.get("instance_id") or f"{data['module_id']}#{state.instance_counter + 1}"
+    return [("instances", instance_id), ("instance_counter", None)]
+
+
+def _manifest_registered(state: WorldState, data: dict[str, Any]) -> list[Change]:
+    manifest = data["manifest"]
+    return [("manifests", f"{manifest['module_id']}@{manifest['version']}")]
+
+
+CHANGES: dict[str, _Changes] = {
+    "domain.agent_registered": lambda state, data: [("agents", data["agent_id"])],
+    "domain.agent_moved": lambda state, data: [("agents", data["agent_id"])],
+    "domain.resource_transferred": lambda state, data: [
+        ("agents", data["from_agent_id"]), ("agents", data["to_agent_id"])],
+    "domain.capability_granted": lambda state, data: [("grants", data["cap_ref"])],
+    "domain.module_artifact_deployed": lambda state, data: [("artifacts", data["wasm_hash"])],
+    "domain.module_registered": _manifest_registered,
+    "domain.module_installed": _instance_installed,
+    "domain.module_active_set": lambda state, data: [("instances", data["instance_id"])],
+    "domain.module_upgraded": lambda state, data: [("instances", data["instance_id"])],
+    "domain.module_rolled_back": lambda state, data: [("instances", data["instance_id"])],
+    "module.state_updated": lambda state, data: [("module_states", data["instance_id"])],
+    "module.tick_scheduled": lambda state, data: [("instances", data["instance_id"])],
+    "effect.queued": lambda state, data: [
+        ("pending_effects", data["intent_id"]), ("effect_counter", None)],
+    "effect.receipt_recorded": lambda state, data: [("pending_effects", data["intent_id"])],
+}
+"""What each state-changing kind changes; appliers replace the entries they change, never
+mutate them, so an entry object a caller holds keeps its old value."""
+
+
+def changes(state: WorldState, event: Event) -> list[Change] | None:
+    """The entries `event` will change when applied to `state` (call it before applying).
+
+    None when the event's data does not say (it is malformed): anything may change.
+    """
+    declared = CHANGES.get(event.kind)
+    if declared is None:
+        return []
+    try:
+        return declared(state, event.data)
+    except (KeyError, TypeError):
+        return None
 
 
 def apply_event(state: WorldState, event: Event) -> None:

@@ -16,7 +16,7 @@ from attrs import Factory, frozen
 
 import agentworld.module_actions  # noqa: F401  (registers the module action types)
 from agentworld.actions import envelope_of, parse_action
-from agentworld.apply import apply_event
+from agentworld.apply import apply_event, changes
 from agentworld.canonical import canonical_hash, canonical_json
 from agentworld.compat import CompatRule
 from agentworld.convert import structure, unstructure
@@ -26,6 +26,7 @@ from agentworld.executor import CallLimits, Executor, ExecutorConfig, ModuleCall
 from agentworld.manager import PluginManager, default_manager
 from agentworld.model import EffectIntent, Event, ModuleInstance, WorldState
 from agentworld.routing import Router
+from agentworld.stateroot import StateRoot
 from agentworld.store import ModuleStore
 
 # The largest limits a manifest may ask for unless the world says otherwise.
@@ -121,6 +122,7 @@ class World:
         self._events: list[Event] = []
         self._journal = Journal(self._events)
         self._state = WorldState()
+        self._root = StateRoot(self._state)
         # (action_id, parsed action or the Rejected it will be recorded as)
         self._pending: list[tuple[int, Any]] = []
         self._next_action_id = 1
@@ -248,7 +250,7 @@ class World:
 
     def state_root(self) -> str:
         """Lowercase hex SHA-256 of the canonical encoding of the state."""
-        return canonical_hash(unstructure(self._state))
+        return self._root.hexdigest()
 
     # -- writing ------------------------------------------------------------------------------
 
@@ -344,7 +346,13 @@ class World:
     def append(self, draft: Draft, caused_by: dict[str, int] | None) -> Event:
         """Give a draft its id and time, apply it, and add it to the journal."""
         event = Event(len(self._events) + 1, self.time, caused_by, draft.kind, draft.data)
+        changed = changes(self._state, event)
         apply_event(self._state, event)
+        if changed is None:
+            self._root.touch_all()
+        else:
+            for name, key in changed:
+                self._root.touch(name, key)
         self._events.append(event)
         self._router.observe(event)
         return event
@@ -386,6 +394,7 @@ class World:
         self.time = time
         self._events[:] = events
         self._state = state
+        self._root = StateRoot(state)
         self._next_action_id = next_action_id
         self._pending = list(pending)
         self._store_is_dir_local = store_is_dir_local
