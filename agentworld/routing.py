@@ -15,8 +15,14 @@ from typing import TYPE_CHECKING, Any
 import cbor2
 from attrs import frozen
 
-from agentworld.abi import encode_input
 from agentworld.actions import parse_action
+from agentworld.callinput import (
+    InputTemplate,
+    encode_call,
+    encode_origin,
+    encode_text,
+    encode_value,
+)
 from agentworld.canonical import canonical_json
 from agentworld.convert import unstructure
 from agentworld.domain import Draft, Rejected
@@ -32,6 +38,8 @@ if TYPE_CHECKING:
     from agentworld.world import World
 
 VERDICT_RANK = {"allow": 0, "modify": 1, "deny": 2}
+STAGE_CBOR = {stage: encode_text(stage) for stage in ("pre_action", "post_action", "post_event",
+                                                       "tick")}
 
 # Events after which an instance's route (its manifest, activity, tick cadence) is rebuilt.
 ROUTING_KINDS = frozenset({
@@ -61,8 +69,25 @@ class Route:
     manifest: Manifest
     subscriptions: tuple[CompiledSubscription, ...]
     ctx_base: dict[str, Any]
+    template: InputTemplate
     tick_every: int | None
     limits: CallLimits
+
+
+class Routed:
+    """An event or action routed to several instances: its JSON document, encoded once."""
+
+    __slots__ = ("_encoded", "document")
+
+    def __init__(self, document: dict[str, Any]) -> None:
+        self.document = document
+        self._encoded: bytes | None = None
+
+    def encoded(self) -> bytes:
+        """The document's canonical CBOR, encoded on first use."""
+        if self._encoded is None:
+            self._encoded = encode_value(self.document)
+        return self._encoded
 
 
 @frozen
@@ -176,18 +201,18 @@ class Router:
         manifest = world.state.manifests[f"{instance.module_id}@{instance.module_version}"]
         if manifest.key not in self._compiled:
             self._compiled[manifest.key] = compile_subscriptions(manifest)
+        constants = {
+            "v": manifest.interface_version,
+            "module_id": instance.module_id,
+            "instance_id": instance.instance_id,
+            "module_version": instance.module_version,
+            "install_target": instance.install_target,
+            "manifest_hash": instance.manifest_hash,
+            "world_config_hash": self._config_hash,
+        }
         return Route(
             instance, install_number(instance), manifest, self._compiled[manifest.key],
-            {
-                "v": manifest.interface_version,
-                "module_id": instance.module_id,
-                "instance_id": instance.instance_id,
-                "module_version": instance.module_version,
-                "install_target": instance.install_target,
-                "manifest_hash": instance.manifest_hash,
-                "world_config_hash": self._config_hash,
-            },
-            manifest.tick_every,
+            constants, InputTemplate(constants), manifest.tick_every,
             manifest.limits.resolve(world.config.default_limits),
         )
 
@@ -220,6 +245,7 @@ class Router:
         effective_label = f"action.{effective_action.type}"
         # The event the action resulted in: its last (an install registers, then installs).
         result = event_json(results[-1]) if results else None
+        routed_action = routed_result = None
         called = 0
         for entry in self._matching("post_action", effective_label):
             sub = entry.sub
@@ -230,8 +256,10 @@ class Router:
                 called = entry.number
                 route = entry.route
                 trace_id = f"action-{action_id}-{route.instance.instance_id}"
-                self._call(route, "post_action", trace_id, {"kind": "action", "id": action_id},
-                           cause, action=effective_envelope, event=result)
+                routed_action = routed_action or Routed(effective_envelope)
+                routed_result = routed_result or (None if result is None else Routed(result))
+                self._call(route, "post_action", trace_id, "action", action_id, cause,
+                           action=routed_action, event=routed_result)
         self._route_events(results, cause)
 
     def _pre_action(
@@ -240,6 +268,7 @@ class Router:
     ) -> Any:
         decisions: list[RuleDecision] = []
         failed: list[str] = []
+        routed = Routed(envelope)
         called = 0
         for entry in self._matching("pre_action", label):
             sub = entry.sub
@@ -250,8 +279,7 @@ class Router:
             route = entry.route
             instance_id = route.instance.instance_id
             result = self._call(route, "pre_action", f"action-{action_id}-{instance_id}",
-                                {"kind": "action", "id": action_id}, cause, action=envelope,
-                                action_id=action_id)
+                                "action", action_id, cause, action=routed, action_id=action_id)
             if result is None:
                 failed.append(instance_id)
             else:
@@ -284,17 +312,17 @@ class Router:
             entries = self._matching("post_event", event.kind)
             if not entries:
                 continue
-            document = event_json(event)
+            routed = Routed(event_json(event))
             called = 0
             for entry in entries:
                 sub = entry.sub
                 if entry.number == called or (sub.event_filter is not None
-                                              and not sub.event_filter(document)):
+                                              and not sub.event_filter(routed.document)):
                     continue
                 called = entry.number
                 route = entry.route
                 self._call(route, "post_event", f"event-{event.id}-{route.instance.instance_id}",
-                           {"kind": "event", "id": event.id}, cause, event=document)
+                           "event", event.id, cause, event=routed)
 
     def route_ticks(self) -> None:
         """Call every active instance whose tick is due at the current time."""
@@ -303,8 +331,8 @@ class Router:
         due = [self._routes[instance_id]
                for instance_id in self._schedule.due(time, self._due_from)]
         for route in due:
-            self._call(route, "tick", f"tick-{time}-{route.instance.instance_id}",
-                       {"kind": "tick", "id": time}, None)
+            self._call(route, "tick", f"tick-{time}-{route.instance.instance_id}", "tick", time,
+                       None)
         for route in due:
             # The instance's next tick: its cadence, or what its tick_lifecycle asked for.
             current = self._routes.get(route.instance.instance_id)
@@ -318,24 +346,28 @@ class Router:
         route: Route,
         stage: str,
         trace_id: str,
-        origin: dict[str, Any],
+        origin_kind: str,
+        origin_id: int,
         cause: dict[str, int] | None,
         *,
-        event: dict[str, Any] | None = None,
-        action: dict[str, Any] | None = None,
+        event: Routed | None = None,
+        action: Routed | None = None,
         action_id: int | None = None,
     ) -> list[RuleDecision] | None:
         """Run one call and record its outputs as a whole; None when it failed."""
         world = self.world
         instance, manifest = route.instance, route.manifest
-        ctx = {**route.ctx_base, "trace_id": trace_id, "stage": stage, "time": world.time,
-               "origin": origin}
         reducer = manifest.kind == "reducer"
         state = world.state.module_states.get(instance.instance_id, b"") if reducer else None
+        context = route.template.context(trace_id, STAGE_CBOR[stage], world.time,
+                                         encode_origin(origin_kind, origin_id))
+        payload = encode_call(context, event=None if event is None else event.encoded(),
+                              action=None if action is None else action.encoded(), state=state)
         try:
-            output = self._execute(manifest, route.limits, instance.instance_id,
-                                   encode_input(ctx, event=event, action=action, state=state))
-            intents = self._check_effects(route, output, trace_id, ctx)
+            output = self._execute(manifest, route.limits, instance.instance_id, payload)
+            intents = (self._check_effects(route, output, trace_id, {
+                **route.ctx_base, "trace_id": trace_id, "stage": stage, "time": world.time,
+                "origin": {"kind": origin_kind, "id": origin_id}}) if output.effects else [])
             decisions = (self._decisions(instance.instance_id, output, action_id)
                          if stage == "pre_action" else [])
         except ModuleCallError as failure:
