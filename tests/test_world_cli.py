@@ -58,31 +58,31 @@ def test_a_cli_only_user_runs_the_whole_module_lifecycle(tmp_path: Path) -> None
         assert [(e["kind"], e["data"]["wasm_hash"]) for e in json_lines(deployed)] == [
             ("domain.module_artifact_deployed", wasm_hash)]
 
-    installed = agentworld("module", "install", world, "--agent", "ada",
+    installed = agentworld("module", "install", world, "--as", "ada",
                            "--manifest", files / "v1.json", "--json")
     assert installed.returncode == 0, installed.stderr
     kinds = [e["kind"] for e in json_lines(installed)]
     assert kinds[:2] == ["domain.module_registered", "domain.module_installed"]
-    parked = agentworld("module", "install", world, "--agent", "bob", "--manifest",
+    parked = agentworld("module", "install", world, "--as", "bob", "--manifest",
                         files / "v1.json", "--location", "hub", "--inactive")
     assert parked.returncode == 0, parked.stderr
     assert "domain.module_installed" in parked.stdout and '"location_id": "hub"' in parked.stdout
 
-    stolen = agentworld("module", "upgrade", world, "--agent", "bob", "--instance", "m.counter#1",
+    stolen = agentworld("module", "upgrade", world, "--as", "bob", "--instance", "m.counter#1",
                         "--from-version", "1.0.0", "--manifest", files / "v2.json", "--json")
     assert stolen.returncode == 1
     assert json_lines(stolen)[0]["data"]["code"] == "not_instance_owner"
-    upgraded = agentworld("module", "upgrade", world, "--agent", "ada", "--instance",
+    upgraded = agentworld("module", "upgrade", world, "--as", "ada", "--instance",
                           "m.counter#1", "--from-version", "1.0.0", "--manifest",
                           files / "v2.json", "--json")
     assert upgraded.returncode == 0, upgraded.stderr
     assert "domain.module_upgraded" in [e["kind"] for e in json_lines(upgraded)]
-    rolled = agentworld("module", "rollback", world, "--agent", "ada", "--instance",
+    rolled = agentworld("module", "rollback", world, "--as", "ada", "--instance",
                         "m.counter#1", "--to-version", "1.0.0")
     assert rolled.returncode == 0, rolled.stderr
     assert "domain.module_rolled_back" in rolled.stdout
 
-    moved = agentworld("world", "submit", world,
+    moved = agentworld("world", "submit", world, "--as", "bob",
                        '{"type": "move_agent", "data": {"agent_id": "bob", "to": [5, 5]}}')
     assert moved.returncode == 0 and "domain.agent_moved" in moved.stdout, moved.stderr
     assert agentworld("world", "step", world, "--steps", "2").returncode == 0

@@ -31,11 +31,14 @@ def constant_guest(output: dict[str, Any], entrypoint: str = "call") -> bytes:
     """)
 
 
-def deploy(world: World, wasm: bytes, publisher: str = "ada") -> str:
-    """Deploy `wasm` (stepping once) and return its hash."""
+def deploy(world: World, wasm: bytes, publisher: str = "ada",
+           submitter: str | None = None) -> str:
+    """Deploy `wasm` (stepping once) and return its hash; the system actor submits it unless
+    `submitter` is given."""
     wasm_hash = sha256_hex(wasm)
     world.submit({"type": "module.deploy_artifact", "data": {
-        "publisher_agent_id": publisher, "wasm_bytes": wasm, "wasm_hash": wasm_hash}})
+        "publisher_agent_id": publisher, "wasm_bytes": wasm, "wasm_hash": wasm_hash}},
+        submitter)
     world.step_with_modules()
     assert wasm_hash in world.state.artifacts, events(world, "domain.action_rejected")[-1:]
     return wasm_hash
@@ -63,14 +66,15 @@ def manifest(
 
 def install(
     world: World, agent: str, manifest_json: dict[str, Any],
-    target: dict[str, Any] | None = None, activate: bool = True,
+    target: dict[str, Any] | None = None, activate: bool = True, submitter: str | None = None,
 ) -> dict[str, Any]:
-    """Install (stepping once); return the last event's data (installed or rejected)."""
+    """Install (stepping once); return the last event's data (installed or rejected). The
+    system actor submits it unless `submitter` is given."""
     data: dict[str, Any] = {"installer_agent_id": agent, "manifest": manifest_json,
                             "activate": activate}
     if target is not None:
         data["install_target"] = target
-    world.submit({"type": "module.install", "data": data})
+    world.submit({"type": "module.install", "data": data}, submitter)
     world.step_with_modules()
     installed = [e for e in world.journal if e.kind in {"domain.module_installed",
                                                          "domain.action_rejected"}]
