@@ -352,10 +352,13 @@ class World:
     # -- what routing and decisions use -------------------------------------------------------
 
     def decide_and_append(self, action_id: int, action: Any, submitter: str | None) -> None:
-        """Decide `action` against the current state and append its events (or its refusal)."""
+        """Decide `action` against the current state and append its events (or its refusal).
+
+        The submitter checks run here too, so an action a rule rewrote passes them again.
+        """
         decide = DOMAIN_DECIDERS[type(action)]
-        decision = decide(self._state, action,
-                          DecisionContext(self.time, action_id, self, submitter))
+        decision = submitter_refusal(action, submitter) or decide(
+            self._state, action, DecisionContext(self.time, action_id, self, submitter))
         if isinstance(decision, Rejected):
             self.record_rejection(action_id, decision, submitter)
             return

@@ -171,3 +171,32 @@ def test_unusable_actions_on_the_command_line_exit_2(tmp_path: Path) -> None:
     ):
         assert fragment in one_line_error(agentworld("world", "submit", world, action), 2)
     assert json.loads(agentworld("world", "info", world, "--json").stdout)["time"] == 1  # init
+
+
+def test_as_submits_for_an_agent_and_the_world_checks_it(tmp_path: Path) -> None:
+    world = tmp_path / "w"
+    assert agentworld("world", "init", world, "--agent", "ada", "--agent", "bob").returncode == 0
+    forged = agentworld("world", "submit", world, "--as", "bob", "--json",
+                        '{"type": "move_agent", "data": {"agent_id": "ada", "to": [5, 5]}}')
+    assert forged.returncode == 1
+    (rejected,) = json_lines(forged)
+    assert rejected["data"]["code"] == "actor_mismatch"
+    assert rejected["caused_by"]["submitter"] == "bob"
+    granted = agentworld("world", "submit", world, "--as", "ada",
+                         '{"type": "grant_role", "data": {"agent_id": "ada", '
+                         '"role": "rule_author"}}')
+    assert granted.returncode == 1 and "not_system_actor" in granted.stderr
+    by_host = agentworld("world", "submit", world,
+                         '{"type": "grant_role", "data": {"agent_id": "ada", '
+                         '"role": "rule_author"}}')
+    assert by_host.returncode == 0 and "domain.role_granted" in by_host.stdout
+    wasm = tmp_path / "counter.wasm"
+    wasm.write_bytes(guest_wasm("counter"))
+    deployed = agentworld("module", "deploy", world, "--as", "bob", "--wasm", wasm, "--json")
+    assert json_lines(deployed)[0]["data"]["publisher_agent_id"] == "bob"
+    assert "--agent or --as" in one_line_error(
+        agentworld("module", "deploy", world, "--wasm", wasm), 2)
+    assert "blank" in one_line_error(
+        agentworld("module", "deploy", world, "--as", " ", "--wasm", wasm), 2)
+    info = json.loads(agentworld("world", "info", world, "--json").stdout)
+    assert info["roles"] == {"ada": ["rule_author"]}
