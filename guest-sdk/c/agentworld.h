@@ -340,6 +340,19 @@ static inline double aw_float_or(aw_item it, double fallback) {
     return aw__bits_to_double(sign | (exp + 1008) << 52 | man << 42);
 }
 
+/* The item that follows `it` in the encoding without skipping a container's contents: for an
+ * array or map its first element (or key), for anything else the next item. Walks a whole
+ * tree in order, without recursion (stop at `it.p + aw_item_size(it)` of the tree's root). */
+static inline aw_item aw_step(aw_item it) {
+    aw__head h = aw__read_head(it.p, it.end);
+    aw_item next = {h.next, it.end};
+    if (h.major == 2 || h.major == 3) {
+        AW_CHECK(h.arg <= (uint64_t)(it.end - h.next));
+        next.p += h.arg;
+    }
+    return next;
+}
+
 /* The item's encoded bytes, e.g. to compare or copy it. */
 static inline size_t aw_item_size(aw_item it) {
     return it.p == NULL ? 0 : (size_t)(aw__skip(it.p, it.end) - it.p);
