@@ -56,7 +56,10 @@ def _json_object(option: str, text: str | None) -> dict[str, Any]:
         return {}
     from agentworld.cli import read_json_input  # the CLI's strict reader; cli imports us
 
-    value = read_json_input(text[1:]) if text.startswith("@") else read_json_input(option, text=text)
+    if text.startswith("@"):
+        value = read_json_input(text[1:])
+    else:
+        value = read_json_input(option, text=text)
     if not isinstance(value, dict):
         raise _BadInput(f"{option}: must be a JSON object")
     return value

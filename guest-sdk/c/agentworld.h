@@ -66,6 +66,11 @@ __attribute__((weak, visibility("hidden"), no_builtin)) void *memcpy(void *d, co
                                                                      size_t n) {
     uint8_t *to = d;
     const uint8_t *from = s;
+    for (; n >= 8; n -= 8, to += 8, from += 8) {  /* a word at a time: 1 MiB states are common */
+        uint64_t word;
+        __builtin_memcpy(&word, from, 8);
+        __builtin_memcpy(to, &word, 8);
+    }
     while (n--) *to++ = *from++;
     return d;
 }
@@ -593,12 +598,18 @@ static inline int64_t aw__run(int32_t ptr, int32_t len, void (*body)(const aw_in
     aw_input in;
     in.root.p = start;
     in.root.end = end;
-    in.ctx = aw_get(in.root, "ctx");
-    in.event = aw_get(in.root, "event");
-    in.action = aw_get(in.root, "action");
-    in.from_version = aw_get(in.root, "from_version");
-    in.to_version = aw_get(in.root, "to_version");
-    aw_item state = aw_get(in.root, "state");
+    in.ctx = in.event = in.action = in.from_version = in.to_version = aw__absent();
+    aw_item key, value, state = aw__absent();
+    /* One pass over the input's entries: a deep event is skipped once, not once per key. */
+    for (aw_iter it = aw_iter_of(in.root); aw_next(&it, &key, &value);) {
+        if (aw_text_eq(key, "ctx")) in.ctx = value;
+        else if (aw_text_eq(key, "event")) in.event = value;
+        else if (aw_text_eq(key, "action")) in.action = value;
+        else if (aw_text_eq(key, "state")) state = value;
+        else if (aw_text_eq(key, "from_version")) in.from_version = value;
+        else if (aw_text_eq(key, "to_version")) in.to_version = value;
+    }
+    AW_CHECK(aw_type_of(in.ctx) == AW_MAP);
     aw_str bytes = aw_bytes(state);
     AW_CHECK(state.p == NULL || bytes.ptr != NULL);
     in.state = (const uint8_t *)bytes.ptr;

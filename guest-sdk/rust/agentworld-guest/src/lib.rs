@@ -736,19 +736,29 @@ pub fn run(ptr: i32, len: i32, body: fn(&Input, &mut Output)) -> i64 {
     // The input must be exactly one well-formed map: checked once, up front.
     check(!buf.is_empty() && buf[0] >> 5 == 5 && skip(buf) == buf.len());
     let root = Item::new(buf);
-    let ctx = root.get("ctx").unwrap_or_else(|| trap());
-    let state = match root.get("state") {
-        Some(item) => item.as_bytes().unwrap_or_else(|| trap()),
-        None => &[],
-    };
+    let (mut ctx, mut event, mut action, mut state) = (None, None, None, None);
+    let (mut from_version, mut to_version) = (None, None);
+    // One pass over the input's entries: a deep event is skipped once, not once per key.
+    for (key, value) in root.entries() {
+        match key.as_str() {
+            Some("ctx") => ctx = Some(value),
+            Some("event") => event = Some(value),
+            Some("action") => action = Some(value),
+            Some("state") => state = Some(value),
+            Some("from_version") => from_version = Some(value),
+            Some("to_version") => to_version = Some(value),
+            _ => {}
+        }
+    }
+    let ctx = ctx.filter(|ctx| ctx.kind() == Kind::Map).unwrap_or_else(|| trap());
     let input = Input {
         root,
         ctx,
-        event: root.get("event"),
-        action: root.get("action"),
-        state,
-        from_version: text_of(root.get("from_version")),
-        to_version: text_of(root.get("to_version")),
+        event,
+        action,
+        state: state.map_or(&[][..], |s| s.as_bytes().unwrap_or_else(|| trap())),
+        from_version: text_of(from_version),
+        to_version: text_of(to_version),
         stage: text_of(ctx.get("stage")).unwrap_or(""),
         time: ctx.get("time").and_then(|t| t.as_i64()).unwrap_or(0),
     };
