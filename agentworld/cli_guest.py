@@ -281,8 +281,9 @@ def guest_inspect(wasm_file: str, manifest_only: bool, module_id: str | None,
     if not interface.imports:  # the engine's own verdict on the code, which we do not parse
         try:
             default_manager().shared_executor("wasmtime").check_artifact(wasm)
-        except AgentWorldError as exc:
-            raise _BadInput(f"{wasm_file}: {exc}") from None
+        except AgentWorldError as exc:  # the engine's message may span lines: one line here
+            reason = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+            raise _BadInput(f"{wasm_file}: {reason}") from None
     skeleton = manifest_skeleton(interface, sha256_hex(wasm),
                                  module_id or default_module_id(wasm_file))
     report = {
