@@ -22,10 +22,11 @@ INSTALL_HINT = "run scripts/install-guest-toolchains.sh to install the guest too
 EXAMPLES = ("counter", "rule", "observer", "tally", "counter_v1", "counter_v2")
 """Example modules, the same in both languages."""
 
-CLANG_FLAGS = ("--target=wasm32", "-O2", "-nostdlib", "-Wl,--no-entry",
+CLANG_FLAGS = ("--target=wasm32", "-O2", "-nostdlib", "-Wl,--no-entry", "-Wl,--stack-first",
                "-Wall", "-Wextra", "-Werror")
 RUSTC_FLAGS = ("--edition", "2021", "--target", "wasm32-unknown-unknown", "-C", "opt-level=s",
-               "-C", "lto", "-C", "strip=symbols", "-C", "panic=abort")
+               "-C", "lto", "-C", "strip=symbols", "-C", "panic=abort",
+               "-C", "link-arg=-zstack-size=65536")
 
 
 class ToolchainMissing(RuntimeError):

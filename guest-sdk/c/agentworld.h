@@ -87,11 +87,14 @@ static inline bool aw__memeq(const void *a, const void *b, size_t n) {
     return true;
 }
 
-static inline size_t aw__strlen(const char *s) {
+__attribute__((weak, visibility("hidden"), no_builtin)) size_t strlen(const char *s) {
     size_t n = 0;
     while (s[n]) n++;
     return n;
 }
+
+/* Folded at compile time for string literals, a call to strlen otherwise. */
+#define aw__strlen(s) __builtin_strlen(s)
 
 /* Little-endian loads and stores, for state bytes. */
 static inline uint32_t aw_le32(const uint8_t *p) {
@@ -593,15 +596,16 @@ static inline int64_t aw__run(int32_t ptr, int32_t len, void (*body)(const aw_in
     uint64_t memory = (uint64_t)__builtin_wasm_memory_size(0) << 16;
     AW_CHECK(ptr >= 0 && len >= 0 && (uint64_t)ptr + (uint64_t)len <= memory);
     const uint8_t *start = (const uint8_t *)(uintptr_t)ptr, *end = start + len;
-    /* The input must be exactly one well-formed map: checked once, up front. */
-    AW_CHECK(len > 0 && (*start >> 5) == 5 && aw__skip(start, end) == end);
     aw_input in;
     in.root.p = start;
     in.root.end = end;
     in.ctx = in.event = in.action = in.from_version = in.to_version = aw__absent();
     aw_item key, value, state = aw__absent();
-    /* One pass over the input's entries: a deep event is skipped once, not once per key. */
-    for (aw_iter it = aw_iter_of(in.root); aw_next(&it, &key, &value);) {
+    AW_CHECK(aw_type_of(in.root) == AW_MAP);
+    /* One pass over the input's entries, skipping (and so checking) each one: the input is
+     * exactly one well-formed map, and a deep event is skipped once, not once per key. */
+    aw_iter it = aw_iter_of(in.root);
+    while (aw_next(&it, &key, &value)) {
         if (aw_text_eq(key, "ctx")) in.ctx = value;
         else if (aw_text_eq(key, "event")) in.event = value;
         else if (aw_text_eq(key, "action")) in.action = value;
@@ -609,7 +613,7 @@ static inline int64_t aw__run(int32_t ptr, int32_t len, void (*body)(const aw_in
         else if (aw_text_eq(key, "from_version")) in.from_version = value;
         else if (aw_text_eq(key, "to_version")) in.to_version = value;
     }
-    AW_CHECK(aw_type_of(in.ctx) == AW_MAP);
+    AW_CHECK(it.p == end && aw_type_of(in.ctx) == AW_MAP);
     aw_str bytes = aw_bytes(state);
     AW_CHECK(state.p == NULL || bytes.ptr != NULL);
     in.state = (const uint8_t *)bytes.ptr;
