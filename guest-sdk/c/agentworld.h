@@ -80,7 +80,7 @@ __attribute__((weak, visibility("hidden"), no_builtin)) void *memset(void *d, in
     return d;
 }
 
-static inline bool aw__memeq(const void *a, const void *b, size_t n) {
+AW__NOINLINE static bool aw__memeq(const void *a, const void *b, size_t n) {
     const uint8_t *x = a, *y = b;
     for (size_t i = 0; i < n; i++)
         if (x[i] != y[i]) return false;
@@ -390,7 +390,7 @@ AW__NOINLINE static void aw__reserve(aw_buf *b, size_t n) {
     b->cap = cap;
 }
 
-static inline void aw_w_raw(aw_buf *w, const void *data, size_t len) {
+AW__NOINLINE static void aw_w_raw(aw_buf *w, const void *data, size_t len) {
     aw__reserve(w, len);
     if (len) memcpy(w->data + w->len, data, len);
     w->len += len;
@@ -422,7 +422,7 @@ static inline void aw_w_bytes(aw_buf *w, const void *data, size_t len) {
     aw_w_raw(w, data, len);
 }
 /* Text of `len` bytes (must be UTF-8). */
-static inline void aw_w_textn(aw_buf *w, const char *s, size_t len) {
+AW__NOINLINE static void aw_w_textn(aw_buf *w, const char *s, size_t len) {
     aw__w_head(w, 3, len);
     aw_w_raw(w, s, len);
 }
