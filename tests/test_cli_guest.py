@@ -12,13 +12,17 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sdkkit import sdk_paths
 
 from agentworld import World
 from agentworld.cli import cli
+from agentworld.executor import InvalidArtifactError
 from agentworld.manifest import intrinsic_problems, parse_manifest
 from agentworld.testing.conformance import guest_request
 from agentworld.testing.guests import guest_wasm
+from agentworld.wasm_info import abi_problems, manifest_skeleton, read_interface
 
 CTX_KEYS = {"v", "module_id", "instance_id", "module_version", "trace_id", "stage", "time",
             "origin", "install_target", "manifest_hash", "world_config_hash"}
@@ -236,3 +240,18 @@ def test_inspect_refuses_a_file_that_is_not_a_module(tmp_path: Path) -> None:
     # A function with no body: the sections we read parse, the engine refuses the module.
     junk.write_bytes(b"\0asm\x01\0\0\0\x01\x04\x01\x60\x00\x00\x03\x02\x01\x00")
     assert "junk.wasm" in error_line("inspect", junk)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_reading_a_damaged_artifact_only_ever_refuses_it(data: st.DataObject) -> None:
+    wasm = bytearray(guest_wasm(data.draw(st.sampled_from(["counter", "imports", "rule"]))))
+    for _ in range(data.draw(st.integers(1, 4))):
+        position = data.draw(st.integers(0, len(wasm) - 1))
+        wasm[position] = data.draw(st.integers(0, 255))
+    try:
+        interface = read_interface(bytes(wasm))
+    except InvalidArtifactError:
+        return
+    abi_problems(interface)
+    manifest_skeleton(interface, "0" * 64, "m")

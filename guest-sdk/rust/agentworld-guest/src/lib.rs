@@ -463,7 +463,8 @@ impl Writer {
         let want = self.len.checked_add(n).unwrap_or_else(|| trap());
         let cap = want.max(self.cap.saturating_mul(2)).max(64);
         if !self.ptr.is_null() && self.ptr as usize + self.cap == top() {
-            set_top(self.ptr as usize + cap); // the last allocation: grow in place
+            // The last allocation: grow in place.
+            set_top((self.ptr as usize).checked_add(cap).unwrap_or_else(|| trap()));
         } else {
             let fresh = bump(cap);
             unsafe { core::ptr::copy_nonoverlapping(self.ptr, fresh, self.len) };
