@@ -479,8 +479,13 @@ def test_allocator_resets_between_calls_on_a_warm_instance(
                           entrypoint="reduce", input=b"",
                           limits=CallLimits(max_mem_bytes=4 * 1024 * 1024,
                                             max_output_bytes=1024 * 1024))
+    outputs = set()
     with executor.warm_instance(request) as warm:
         # Each call needs about 0.8 MiB (input, state copy, output): without the reset, the
-        # fifth would pass the 4 MiB limit.
-        outputs = {warm.invoke(payload) for _ in range(40)}
+        # fifth would pass the 4 MiB limit. A trapped call leaves nothing behind either.
+        for index in range(40):
+            outputs.add(warm.invoke(payload))
+            if index % 10 == 0:
+                with pytest.raises(ModuleCallError):
+                    warm.invoke(payload[:-1])
     assert len(outputs) == 1

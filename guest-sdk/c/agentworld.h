@@ -1,7 +1,8 @@
 /* agentworld.h: write agentworld `wasm-1` modules in freestanding C. One header, no libc.
  *
  * Build (clang and lld, nothing else):
- *   clang --target=wasm32 -O2 -nostdlib -Wl,--no-entry -I guest-sdk/c -o m.wasm m.c
+ *   clang --target=wasm32 -O2 -nostdlib -Wl,--no-entry -Wl,--stack-first -I guest-sdk/c \
+ *         -o m.wasm m.c
  *
  * A module is one .c file that includes this header once and defines its entry points:
  *
@@ -27,11 +28,10 @@
 
 #define AW_CHECK(cond) do { if (!(cond)) __builtin_trap(); } while (0)
 
-/* ---- memory: a bump allocator, reset when the host allocates the next call's input ------ */
+/* ---- memory: a bump allocator, reset when the host allocates a call's input ------------- */
 
 extern unsigned char __heap_base;
-static uintptr_t aw__top;   /* next free byte; 0 until first use */
-static bool aw__returned;   /* an entry point returned: the next host `alloc` starts a new call */
+static uintptr_t aw__top;  /* next free byte; 0 until first use */
 
 /* Move the heap top to `end`, growing memory as needed; trap when the host refuses. */
 AW__NOINLINE static void aw__set_top(uintptr_t end) {
@@ -52,11 +52,10 @@ static inline void *aw_alloc(size_t len) {
     return (void *)p;
 }
 
+/* The host calls `alloc` once per call, for the input, before the entry point: nothing of an
+ * earlier call on the same instance (a warm one) is alive then, even if it trapped. */
 __attribute__((export_name("alloc"))) void *aw__host_alloc(int32_t len) {
-    if (aw__returned) {  /* a warm instance's next call: nothing of the last one is alive */
-        aw__top = 0;
-        aw__returned = false;
-    }
+    aw__top = 0;
     AW_CHECK(len >= 0);
     return aw_alloc((size_t)len);
 }
@@ -588,7 +587,6 @@ static inline int64_t aw__finish(aw_output *out) {
             aw_w_text(&w, "suspend");
         }
     }
-    aw__returned = true;
     return (int64_t)((uint64_t)w.len << 32 | (uint32_t)(uintptr_t)w.data);
 }
 

@@ -13,7 +13,7 @@
 //! ```
 //!
 //! The crate exports `alloc`, the ABI's allocator (a bump allocator reset when the host
-//! allocates the next call's input), and a panic handler that traps. [`reduce!`], [`call!`]
+//! allocates a call's input), and a panic handler that traps. [`reduce!`], [`call!`]
 //! and [`migrate!`] export entry points. Input is read in place through [`Item`]s over the
 //! input bytes; output is written with [`Output`] and [`Writer`]. Malformed input (truncated,
 //! lengths past the end, indefinite lengths, reserved bytes) and exhausted memory end the call
@@ -50,7 +50,6 @@ extern "C" {
 
 // A module is single-threaded: these are only touched from the one thread of a call.
 static mut TOP: usize = 0;
-static mut RETURNED: bool = false;
 
 fn top() -> usize {
     unsafe {
@@ -84,16 +83,13 @@ pub fn alloc_bytes(len: usize) -> &'static mut [u8] {
     bytes
 }
 
+/// The ABI's allocator. The host calls it once per call, for the input, before the entry
+/// point: nothing of an earlier call on the same instance (a warm one) is alive then, even if
+/// it trapped, so the heap starts over.
 #[doc(hidden)]
 #[export_name = "alloc"]
 pub extern "C" fn host_alloc(len: i32) -> i32 {
-    unsafe {
-        if RETURNED {
-            // A warm instance's next call: nothing of the last call is alive.
-            TOP = 0;
-            RETURNED = false;
-        }
-    }
+    unsafe { TOP = 0 }
     check(len >= 0);
     bump(len as usize) as i32 // the host writes every byte: no need to zero them
 }
@@ -724,7 +720,6 @@ impl Output {
                 w.text("tick_lifecycle").map(1).text("mode").text("suspend");
             }
         }
-        unsafe { RETURNED = true }
         ((w.len as u64) << 32 | w.ptr as u32 as u64) as i64
     }
 }
