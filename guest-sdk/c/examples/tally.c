@@ -3,7 +3,8 @@
 #include "agentworld.h"
 
 AW_REDUCE(in, out) {
-    uint64_t moves = in->state_len == 8 ? aw_le64(in->state) : 0;
+    AW_CHECK(in->state_len == 0 || in->state_len == 8);
+    uint64_t moves = in->state_len ? aw_le64(in->state) : 0;
     if (!aw_text_eq(aw_get(in->event, "kind"), "domain.agent_moved")) return;
     aw_put_le64(aw_new_state(out, 8), ++moves);
     aw_buf *w = aw_emit(out, "tally.moved");

@@ -4,8 +4,17 @@
 use agentworld_guest::{trap, Input, Item, Output, Token, Tokens, Writer};
 
 const CTX_KEYS: [&str; 11] = [
-    "v", "module_id", "instance_id", "module_version", "trace_id", "stage", "time", "origin",
-    "install_target", "manifest_hash", "world_config_hash",
+    "v",
+    "module_id",
+    "instance_id",
+    "module_version",
+    "trace_id",
+    "stage",
+    "time",
+    "origin",
+    "install_target",
+    "manifest_hash",
+    "world_config_hash",
 ];
 
 /// Re-encodes an item value by value (not a byte copy), token by token: no recursion.
@@ -43,7 +52,8 @@ fn probe(input: &Input, out: &mut Output) {
     w.text("entries").uint(input.ctx.count() as u64);
     transcode(out.emit("probe.event"), input.event);
     transcode(out.emit("probe.action"), input.action);
-    let hash = input.state.iter().fold(2166136261u32, |h, b| (h ^ *b as u32).wrapping_mul(16777619));
+    let hash =
+        input.state.iter().fold(2166136261u32, |h, b| (h ^ *b as u32).wrapping_mul(16777619));
     let w = out.emit("probe.state").map(2);
     w.text("size").uint(input.state.len() as u64).text("fnv1a32").uint(hash as u64);
     let w = out.emit("probe.migrate").map(2).text("from_version");
