@@ -13,6 +13,7 @@ from typing import Any
 
 from attrs import evolve
 
+from agentworld.authority import pin_policy_hooks
 from agentworld.errors import MalformedEventError, UnknownEventKindError
 from agentworld.manifest import parse_manifest
 from agentworld.model import (
@@ -22,6 +23,7 @@ from agentworld.model import (
     EffectIntent,
     Event,
     ModuleInstance,
+    ModuleNamespace,
     WorldState,
 )
 
@@ -74,9 +76,52 @@ def _artifact_deployed(state: WorldState, event: Event) -> None:
         )
 
 
+def _role_granted(state: WorldState, event: Event) -> None:
+    agent_id = event.data["agent_id"]
+    state.roles[agent_id] = sorted([*state.roles.get(agent_id, ()), event.data["role"]])
+
+
+def _role_revoked(state: WorldState, event: Event) -> None:
+    agent_id = event.data["agent_id"]
+    roles = list(state.roles[agent_id])
+    roles.remove(event.data["role"])
+    if roles:
+        state.roles[agent_id] = roles
+    else:
+        del state.roles[agent_id]
+
+
 def _module_registered(state: WorldState, event: Event) -> None:
     manifest = parse_manifest(event.data["manifest"])
     state.manifests[manifest.key] = manifest
+    if "registrant_agent_id" in event.data:
+        _attribute(state, manifest.key, event.data["registrant_agent_id"])
+
+
+def _attribute(state: WorldState, key: str, agent_id: str) -> None:
+    """Record that `agent_id` registered `key`: the first registrant of a module owns it.
+
+    Registrations written before namespaces existed name no registrant; the install or
+    upgrade event that follows in the same action calls this with its acting agent, and
+    before it no other event can name the new version, so the first call for a key is right.
+    """
+    if key in state.manifest_registrants:
+        return
+    state.manifest_registrants[key] = agent_id
+    manifest = state.manifests[key]
+    namespace = state.modules.get(manifest.module_id)
+    if namespace is None:
+        state.modules[manifest.module_id] = ModuleNamespace(agent_id, manifest.version)
+    elif namespace.owner_agent_id == agent_id:
+        state.modules[manifest.module_id] = evolve(namespace, last_version=manifest.version)
+
+
+def _pins(state: WorldState, key: str, data: dict[str, object]) -> list[str]:
+    pins = data.get("policy_hooks")
+    if isinstance(pins, list):
+        return list(pins)
+    # Written before hooks were pinned: pin them as a decision would have then.
+    return pin_policy_hooks(state, state.manifests[key])
 
 
 def _first_tick(state: WorldState, module_id: str, version: str, time: int) -> int | None:
@@ -87,7 +132,9 @@ def _first_tick(state: WorldState, module_id: str, version: str, time: int) -> i
 def _module_installed(state: WorldState, event: Event) -> None:
     data = event.data
     module_id, version = data["module_id"], data["module_version"]
-    manifest = state.manifests[f"{module_id}@{version}"]
+    key = f"{module_id}@{version}"
+    manifest = state.manifests[key]
+    _attribute(state, key, data["installer_agent_id"])
     # Events written before instances existed carry no instance_id: number them in order.
     instance_id = data.get("instance_id") or f"{module_id}#{state.instance_counter + 1}"
     number = int(instance_id.rsplit("#", 1)[1])
@@ -102,6 +149,7 @@ def _module_installed(state: WorldState, event: Event) -> None:
         active=data.get("active", True),
         installed_at=event.time,
         manifest_hash=data.get("manifest_hash", manifest.manifest_hash()),
+        policy_hooks=_pins(state, key, data),
         tick_anchor=_first_tick(state, module_id, version, event.time),
     )
 
@@ -120,13 +168,15 @@ def _instance_moved(state: WorldState, event: Event) -> None:
     data = event.data
     instance = state.instances[data["instance_id"]]
     version = data["to_module_version"]
+    key = f"{instance.module_id}@{version}"
+    _attribute(state, key, data.get("upgrader_agent_id") or data["operator_agent_id"])
     anchor = instance.tick_anchor
     if anchor is None:
         anchor = _first_tick(state, instance.module_id, version, event.time)
     state.instances[instance.instance_id] = evolve(
-        instance, module_version=version, wasm_hash=data["to_wasm_hash"],
-        manifest_hash=data["manifest_hash"], active=data.get("active", instance.active),
-        tick_anchor=anchor)
+        instance, policy_hooks=_pins(state, key, data), module_version=version,
+        wasm_hash=data["to_wasm_hash"], manifest_hash=data["manifest_hash"],
+        active=data.get("active", instance.active), tick_anchor=anchor)
 
 
 def _state_updated(state: WorldState, event: Event) -> None:
@@ -162,6 +212,8 @@ APPLIERS: dict[str, Applier] = {
     "domain.agent_moved": _agent_moved,
     "domain.resource_transferred": _resource_transferred,
     "domain.capability_granted": _capability_granted,
+    "domain.role_granted": _role_granted,
+    "domain.role_revoked": _role_revoked,
     "domain.module_artifact_deployed": _artifact_deployed,
     "domain.module_registered": _module_registered,
     "domain.module_installed": _module_installed,
@@ -190,14 +242,27 @@ Change = tuple[str, str | None]
 _Changes = Callable[[WorldState, dict[str, Any]], list[Change]]
 
 
+def _attributed(module_id: str, version: str) -> list[Change]:
+    """What `_attribute` may change for `module_id@version`."""
+    return [("manifest_registrants", f"{module_id}@{version}"), ("modules", module_id)]
+
+
 def _instance_installed(state: WorldState, data: dict[str, Any]) -> list[Change]:
     instance_id = data.get("instance_id") or f"{data['module_id']}#{state.instance_counter + 1}"
-    return [("instances", instance_id), ("instance_counter", None)]
+    return [("instances", instance_id), ("instance_counter", None),
+            *_attributed(data["module_id"], data["module_version"])]
 
 
 def _manifest_registered(state: WorldState, data: dict[str, Any]) -> list[Change]:
     manifest = data["manifest"]
-    return [("manifests", f"{manifest['module_id']}@{manifest['version']}")]
+    module_id, version = manifest["module_id"], manifest["version"]
+    return [("manifests", f"{module_id}@{version}"), *_attributed(module_id, version)]
+
+
+def _instance_moved_changes(state: WorldState, data: dict[str, Any]) -> list[Change]:
+    instance_id = data["instance_id"]
+    module_id = state.instances[instance_id].module_id
+    return [("instances", instance_id), *_attributed(module_id, data["to_module_version"])]
 
 
 CHANGES: dict[str, _Changes] = {
@@ -206,12 +271,14 @@ CHANGES: dict[str, _Changes] = {
     "domain.resource_transferred": lambda state, data: [
         ("agents", data["from_agent_id"]), ("agents", data["to_agent_id"])],
     "domain.capability_granted": lambda state, data: [("grants", data["cap_ref"])],
+    "domain.role_granted": lambda state, data: [("roles", data["agent_id"])],
+    "domain.role_revoked": lambda state, data: [("roles", data["agent_id"])],
     "domain.module_artifact_deployed": lambda state, data: [("artifacts", data["wasm_hash"])],
     "domain.module_registered": _manifest_registered,
     "domain.module_installed": _instance_installed,
     "domain.module_active_set": lambda state, data: [("instances", data["instance_id"])],
-    "domain.module_upgraded": lambda state, data: [("instances", data["instance_id"])],
-    "domain.module_rolled_back": lambda state, data: [("instances", data["instance_id"])],
+    "domain.module_upgraded": _instance_moved_changes,
+    "domain.module_rolled_back": _instance_moved_changes,
     "module.state_updated": lambda state, data: [("module_states", data["instance_id"])],
     "module.tick_scheduled": lambda state, data: [("instances", data["instance_id"])],
     "effect.queued": lambda state, data: [
@@ -232,7 +299,7 @@ def changes(state: WorldState, event: Event) -> list[Change] | None:
         return []
     try:
         return declared(state, event.data)
-    except (KeyError, TypeError):
+    except (KeyError, TypeError, AttributeError):
         return None
 
 

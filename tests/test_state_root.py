@@ -86,6 +86,9 @@ actions = st.one_of(
     st.builds(lambda name: {"type": "register_agent", "data": {
         "agent_id": name, "position": [0, 0], "resources": {"ore": 1}}},
         st.text(alphabet="abcxyz", min_size=1, max_size=3)),
+    st.builds(lambda verb, agent: {"type": f"{verb}_role", "data": {
+        "agent_id": agent, "role": "rule_author"}},
+        st.sampled_from(["grant", "revoke"]), agents),
     st.builds(lambda cap, until: {"type": "grant_capability", "data": {
         "cap_ref": cap, "allowed_effect_kinds": ["bank.*"], "expires_at": until}},
         st.sampled_from(["cap.a", "cap.b"]), st.sampled_from([None, 99])),
