@@ -74,31 +74,55 @@ _STATE = encode_text("state")
 _ACTION = encode_text("action")
 
 
-class InputTemplate:
-    """One route's call input with its context constants already encoded."""
+class CallSite:
+    """What every call routed for one event, action or tick shares: its stage, the time and its
+    origin (encoded once), and its trace ids' prefix."""
 
-    __slots__ = ("_pieces",)
+    __slots__ = ("origin", "origin_id", "origin_kind", "stage", "stage_name", "time",
+                 "trace_prefix")
+
+    def __init__(self, stage: str, time: int, origin_kind: str, origin_id: int) -> None:
+        self.stage_name = stage
+        self.origin_kind = origin_kind
+        self.origin_id = origin_id
+        self.stage = encode_text(stage)
+        self.time = encode_int(time)
+        self.origin = encode_origin(origin_kind, origin_id)
+        self.trace_prefix = f"{origin_kind}-{origin_id}-"
+
+
+class InputTemplate:
+    """One route's call context with its constants already encoded.
+
+    Every context has the same keys, so the canonical layout is fixed per template: constant
+    bytes with the four per-call values between them, in an order found once.
+    """
+
+    __slots__ = ("_consts", "_order")
 
     def __init__(self, constants: Mapping[str, Any]) -> None:
         if set(constants) & set(VARIABLE_KEYS):
             raise ValueError("a context constant may not be one of the variable keys")
         keys = {encode_text(key): key for key in (*constants, *VARIABLE_KEYS)}
-        pieces: list[bytes | int] = [_head(5, len(keys))]
+        consts = [_head(5, len(keys))]
+        order = []
         for encoded in sorted(keys, key=_key_order):
             key = keys[encoded]
+            consts[-1] += encoded
             if key in VARIABLE_KEYS:
-                pieces += [encoded, VARIABLE_KEYS.index(key)]
-            elif isinstance(pieces[-1], bytes):
-                pieces[-1] += encoded + encode_value(constants[key])
+                order.append(VARIABLE_KEYS.index(key))
+                consts.append(b"")
             else:
-                pieces.append(encoded + encode_value(constants[key]))
-        self._pieces = tuple(pieces)
+                consts[-1] += encode_value(constants[key])
+        self._consts = tuple(consts)
+        self._order = tuple(order)
 
-    def context(self, trace_id: str, stage: bytes, time: int, origin: bytes) -> bytes:
-        """The encoded context of one call (`stage` and `origin` already encoded)."""
-        values = (encode_text(trace_id), stage, encode_int(time), origin)
-        return b"".join(piece if type(piece) is bytes else values[piece]  # type: ignore[index]
-                        for piece in self._pieces)
+    def context(self, site: CallSite, trace_id: str) -> bytes:
+        """The encoded context of this route's call at `site`."""
+        values = (encode_text(trace_id), site.stage, site.time, site.origin)
+        c0, c1, c2, c3, c4 = self._consts
+        o0, o1, o2, o3 = self._order
+        return b"".join((c0, values[o0], c1, values[o1], c2, values[o2], c3, values[o3], c4))
 
 
 def encode_call(

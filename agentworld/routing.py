@@ -13,7 +13,7 @@ rewritten action keeps its submitter.
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import cbor2
@@ -21,13 +21,7 @@ from attrs import frozen
 
 from agentworld.actions import parse_action
 from agentworld.authority import cause_of, override_problem
-from agentworld.callinput import (
-    InputTemplate,
-    encode_call,
-    encode_origin,
-    encode_text,
-    encode_value,
-)
+from agentworld.callinput import CallSite, InputTemplate, encode_call, encode_value
 from agentworld.canonical import canonical_json
 from agentworld.convert import unstructure
 from agentworld.domain import Draft, Rejected
@@ -43,8 +37,6 @@ if TYPE_CHECKING:
     from agentworld.world import World
 
 VERDICT_RANK = {"allow": 0, "modify": 1, "deny": 2}
-STAGE_CBOR = {stage: encode_text(stage) for stage in ("pre_action", "post_action", "post_event",
-                                                       "tick")}
 
 # Events after which an instance's route (its manifest, activity, tick cadence) is rebuilt.
 ROUTING_KINDS = frozenset({
@@ -156,6 +148,7 @@ class Router:
         self._index: SubscriptionIndex | None = None
         self._schedule = TickSchedule()
         self._routes: dict[str, Route] = {}
+        self._loaders: dict[str, Callable[[], bytes]] = {}
 
     def invalidate(self) -> None:
         """Forget the routing tables (the whole state was replaced)."""
@@ -283,7 +276,7 @@ class Router:
         effective_label = f"action.{effective_action.type}"
         # The event the action resulted in: its last (an install registers, then installs).
         result = event_json(results[-1]) if results else None
-        routed_action = routed_result = None
+        calls: list[Call] = []
         called = 0
         for entry in self._matching("post_action", effective_label):
             sub = entry.sub
@@ -292,21 +285,22 @@ class Router:
                     and (sub.event_filter is None
                          or (result is not None and sub.event_filter(result)))):
                 called = entry.number
-                route = entry.route
-                trace_id = f"action-{action_id}-{route.instance.instance_id}"
-                routed_action = routed_action or Routed(effective_envelope)
-                routed_result = routed_result or (None if result is None else Routed(result))
-                self._call(route, "post_action", trace_id, "action", action_id, cause,
-                           action=routed_action, event=routed_result)
+                if not calls:
+                    site = CallSite("post_action", world.time, "action", action_id)
+                    routed_action = Routed(effective_envelope)
+                    routed_result = None if result is None else Routed(result)
+                calls.append(self._plan(entry.route, site, cause, action=routed_action,
+                                        event=routed_result))
+        self._run(calls)
         self._route_events(results, cause)
 
     def _pre_action(
         self, action_id: int, action: Any, envelope: dict[str, Any], label: str,
         cause: dict[str, int | str],
     ) -> Any:
-        decisions: list[RuleDecision] = []
-        failed: list[str] = []
         routed = Routed(envelope)
+        site = CallSite("pre_action", self.world.time, "action", action_id)
+        calls: list[Call] = []
         called = 0
         for entry in self._matching("pre_action", label):
             sub = entry.sub
@@ -314,15 +308,11 @@ class Router:
                                           and not sub.action_filter(envelope)):
                 continue
             called = entry.number
-            route = entry.route
-            instance_id = route.instance.instance_id
-            result = self._call(route, "pre_action", f"action-{action_id}-{instance_id}",
-                                "action", action_id, cause, action=routed,
-                                ruled=(action_id, action))
-            if result is None:
-                failed.append(instance_id)
-            else:
-                decisions.extend(result)
+            calls.append(self._plan(entry.route, site, cause, action=routed,
+                                    ruled=(action_id, action)))
+        self._run(calls)
+        decisions = [decision for call in calls for decision in call.decisions]
+        failed = [call.instance_id for call in calls if call.output is None]
         if not decisions and not failed:
             return action
         verdict, override, notes = merge_decisions(decisions, failed)
@@ -352,6 +342,8 @@ class Router:
             if not entries:
                 continue
             routed = Routed(event_json(event))
+            site = CallSite("post_event", self.world.time, "event", event.id)
+            calls = []
             called = 0
             for entry in entries:
                 sub = entry.sub
@@ -359,9 +351,8 @@ class Router:
                                               and not sub.event_filter(routed.document)):
                     continue
                 called = entry.number
-                route = entry.route
-                self._call(route, "post_event", f"event-{event.id}-{route.instance.instance_id}",
-                           "event", event.id, cause, event=routed)
+                calls.append(self._plan(entry.route, site, cause, event=routed))
+            self._run(calls)
 
     def route_ticks(self) -> None:
         """Call every active instance whose tick is due at the current time."""
@@ -369,50 +360,168 @@ class Router:
         self._tables()
         due = [self._routes[instance_id]
                for instance_id in self._schedule.due(time, self._due_from)]
-        for route in due:
-            self._call(route, "tick", f"tick-{time}-{route.instance.instance_id}", "tick", time,
-                       None)
+        site = CallSite("tick", time, "tick", time)
+        self._run([self._plan(route, site, None) for route in due])
         for route in due:
             # The instance's next tick: its cadence, or what its tick_lifecycle asked for.
             current = self._routes.get(route.instance.instance_id)
             if current is not None:
                 self._reschedule(current, time + 1)
 
-    # -- one call -----------------------------------------------------------------------------
+    # -- plan, batch, record -------------------------------------------------------------------
 
-    def _call(
+    def _plan(
         self,
         route: Route,
-        stage: str,
-        trace_id: str,
-        origin_kind: str,
-        origin_id: int,
+        site: CallSite,
         cause: dict[str, int | str] | None,
         *,
         event: Routed | None = None,
         action: Routed | None = None,
         ruled: tuple[int, Any] | None = None,
-    ) -> list[RuleDecision] | None:
-        """Run one call and record its outputs as a whole; None when it failed.
+    ) -> Call:
+        """A call of `route` at `site`, its input encoded (`ruled`: the action a rule judges)."""
+        instance_id = route.instance.instance_id
+        trace_id = site.trace_prefix + instance_id
+        state = (self.world.state.module_states.get(instance_id, b"")
+                 if route.manifest.kind == "reducer" else None)
+        payload = encode_call(route.template.context(site, trace_id),
+                              event=None if event is None else event.encoded(),
+                              action=None if action is None else action.encoded(), state=state)
+        return Call(route, site, cause, payload, trace_id, ruled)
 
-        `ruled` is the `(action_id, action)` a pre_action call decides on.
+    def _run(self, calls: list[Call]) -> None:
+        """Run planned calls as one batch, their policy hooks as a second, and record each.
+
+        The calls of one batch do not depend on each other's outputs, so the executor may run
+        them however it likes (`call_batch`); outcomes are recorded in the planned order.
+        """
+        if not calls:
+            return
+        self._execute(calls)
+        checks: list[PolicyCheck] = []
+        for call in calls:
+            if call.output is not None and call.output.effects:
+                self._plan_effects(call, checks)
+        if checks:
+            self._execute(checks)
+        for call in calls:
+            self._settle(call)
+            self._record(call)
+
+    def _execute(self, batch: Sequence[Call | PolicyCheck]) -> None:
+        """Run a batch of calls and set each one's output or failure."""
+        world = self.world
+        try:
+            executor = world.executor_for_calls()
+        except ModuleCallError as failure:
+            for target in batch:
+                target.failure = failure
+            return
+        requests, targets = [], []
+        for target in batch:
+            manifest = target.manifest
+            wasm_hash = manifest.wasm_hash
+            # Checked here, not left to the executor: an executor shared with another world may
+            # hold the compiled module, and the journal must not depend on what it has cached.
+            if not world.artifact_available(wasm_hash):
+                target.failure = ModuleCallError(
+                    "artifact_missing", f"artifact {wasm_hash} is not in the module store")
+                continue
+            loader = self._loaders.get(wasm_hash)
+            if loader is None:
+                loader = self._loaders[wasm_hash] = _loader(world.load_blob, wasm_hash)
+            requests.append(CallRequest(
+                module_id=manifest.module_id,
+                instance_id=target.instance_id,
+                wasm_hash=wasm_hash,
+                wasm=loader,
+                entrypoint=manifest.entrypoint,
+                input=target.payload,
+                limits=target.limits,
+                kind=manifest.kind,
+            ))
+            targets.append(target)
+        for target, outcome in zip(targets, executor.call_batch(requests), strict=True):
+            if isinstance(outcome, ModuleCallError):
+                target.failure = outcome
+            else:
+                target.output = outcome
+
+    def _plan_effects(self, call: Call, hooks: list[PolicyCheck]) -> None:
+        """Check the call's effects against slots, caps and grants; plan their policy checks.
+
+        Effects are checked in order and the first refusal is the call's failure, so policy
+        checks are planned for the effects before it only.
         """
         world = self.world
-        instance, manifest = route.instance, route.manifest
-        reducer = manifest.kind == "reducer"
-        state = world.state.module_states.get(instance.instance_id, b"") if reducer else None
-        context = route.template.context(trace_id, STAGE_CBOR[stage], world.time,
-                                         encode_origin(origin_kind, origin_id))
-        payload = encode_call(context, event=None if event is None else event.encoded(),
-                              action=None if action is None else action.encoded(), state=state)
+        route = call.route
+        manifest = route.manifest
+        assert call.output is not None
+        planned: list[tuple[dict[str, Any], list[PolicyCheck]] | ModuleCallError] = []
+        call.effects = planned
+        for effect in call.output.effects:
+            try:
+                cap_ref = _granted_cap(manifest, effect, world)
+            except ModuleCallError as failure:
+                planned.append(failure)
+                return
+            intent = {"kind": effect["kind"], "params": effect.get("params"), "cap_ref": cap_ref}
+            checks = []
+            for name in manifest.abi_contract.policy_hooks:
+                pinned = route.policy_hooks.get(name)
+                if pinned is None:
+                    check = PolicyCheck(call.instance_id, None, b"")
+                    check.failure = ModuleCallError(
+                        "policy_denied", f"policy hook {name!r} is not pinned")
+                else:
+                    check = PolicyCheck(call.instance_id, pinned,
+                                        self._policy_input(call, pinned, intent))
+                    hooks.append(check)
+                checks.append(check)
+            planned.append((intent, checks))
+
+    def _policy_input(self, call: Call, hook: PolicyHook, intent: dict[str, Any]) -> bytes:
+        """A policy hook's input: the calling instance's context with the hook's identity."""
+        site = call.site
+        ctx = {**call.route.ctx_base, "trace_id": call.trace_id, "stage": site.stage_name,
+               "time": self.world.time, "origin": {"kind": site.origin_kind,
+                                                   "id": site.origin_id}}
+        hook_ctx = {**ctx, **hook.ctx_base, "stage": "policy",
+                    "trace_id": f"policy-{call.trace_id}-{hook.module_id}"}
+        return cbor2.dumps({"ctx": hook_ctx, "effect": intent}, canonical=True)
+
+    def _settle(self, call: Call) -> None:
+        """Turn a call's output and its policy checks into accepted effects, or a failure."""
+        if call.output is None:
+            return
         try:
-            output = self._execute(manifest, route.limits, instance.instance_id, payload)
-            intents = (self._check_effects(route, output, trace_id, {
-                **route.ctx_base, "trace_id": trace_id, "stage": stage, "time": world.time,
-                "origin": {"kind": origin_kind, "id": origin_id}}) if output.effects else [])
-            decisions = (self._decisions(instance.instance_id, output, ruled)
-                         if ruled is not None else [])
+            if call.effects:
+                intents = []
+                for planned in call.effects:
+                    if isinstance(planned, ModuleCallError):
+                        raise planned
+                    intent, checks = planned
+                    for check in checks:
+                        check.verdict(intent)
+                    intents.append(intent)
+                call.intents = intents
+            if call.ruled is not None:
+                call.decisions = self._decisions(call.instance_id, call.output, call.ruled)
         except ModuleCallError as failure:
+            call.failure = failure
+            call.output = None
+
+    def _record(self, call: Call) -> None:
+        """Record a settled call's outputs as a whole, or its failure."""
+        world = self.world
+        route, cause, trace_id = call.route, call.cause, call.trace_id
+        instance = route.instance
+        stage = call.site.stage_name
+        output = call.output
+        if output is None:
+            failure = call.failure
+            assert failure is not None
             recorded = world.append(Draft("module.call_failed", {
                 "instance_id": instance.instance_id, "module_id": instance.module_id,
                 "trace_id": trace_id, "stage": stage, "code": failure.code,
@@ -420,47 +529,32 @@ class Router:
             }), cause)
             if world.config.halt_on_module_failure:
                 raise ModuleHaltError(recorded) from None
-            return None
-        base = {"instance_id": instance.instance_id, "trace_id": trace_id}
-        if reducer and output.new_state is not None:
+            return
+        instance_id = instance.instance_id
+        if route.manifest.kind == "reducer" and output.new_state is not None:
             world.append(Draft("module.state_updated", {
-                **base, "state": base64.b64encode(output.new_state).decode("ascii")}), cause)
+                "instance_id": instance_id, "trace_id": trace_id,
+                "state": base64.b64encode(output.new_state).decode("ascii")}), cause)
+        module_id = instance.module_id
         for emit in output.emits:
-            if stage == "pre_action" and emit["kind"] == "rule.decision":
+            kind = emit["kind"]
+            if kind == "rule.decision" and stage == "pre_action":
                 continue
             world.append(Draft("module.emitted", {
-                **base, "module_id": instance.module_id, "kind": emit["kind"],
-                "payload": emit.get("payload")}), cause)
-        for intent in intents:
-            world.append(Draft("effect.queued", intent), cause)
+                "instance_id": instance_id, "trace_id": trace_id, "module_id": module_id,
+                "kind": kind, "payload": emit["payload"]}), cause)
+        counter = world.state.effect_counter
+        for intent in call.intents:
+            counter += 1
+            world.append(Draft("effect.queued", {
+                "intent_id": f"intent-{counter}", "instance_id": instance.instance_id,
+                "module_id": instance.module_id, "trace_id": trace_id, **intent}), cause)
         if stage == "tick" and output.tick_lifecycle is not None:
             lifecycle = output.tick_lifecycle
             next_tick = (world.time + lifecycle["ticks"]
                          if lifecycle["mode"] == "wake_after_ticks" else None)
-            world.append(Draft("module.tick_scheduled", {**base, "next_tick": next_tick}), cause)
-        return decisions
-
-    def _execute(
-        self, manifest: Manifest, limits: CallLimits, instance_id: str, payload: bytes
-    ) -> ModuleOutput:
-        world = self.world
-        executor = world.executor_for_calls()
-        wasm_hash = manifest.wasm_hash
-        # Checked here, not left to the executor: an executor shared with another world may
-        # hold the compiled module, and the journal must not depend on what it has cached.
-        if not world.artifact_available(wasm_hash):
-            raise ModuleCallError("artifact_missing",
-                                  f"artifact {wasm_hash} is not in the module store")
-        return executor.call(CallRequest(
-            module_id=manifest.module_id,
-            instance_id=instance_id,
-            wasm_hash=wasm_hash,
-            wasm=_loader(world.load_blob, wasm_hash),
-            entrypoint=manifest.entrypoint,
-            input=payload,
-            limits=limits,
-            kind=manifest.kind,
-        ))
+            world.append(Draft("module.tick_scheduled", {
+                "instance_id": instance_id, "trace_id": trace_id, "next_tick": next_tick}), cause)
 
     def _decisions(
         self, instance_id: str, output: ModuleOutput, ruled: tuple[int, Any]
@@ -493,66 +587,87 @@ class Router:
                                           notes if isinstance(notes, str) else str(notes)))
         return decisions
 
-    def _check_effects(
-        self, route: Route, output: ModuleOutput, trace_id: str, ctx: dict[str, Any]
-    ) -> list[dict[str, Any]]:
-        """Every effect checked against slots, caps, grants and policy hooks, or a failure."""
-        world = self.world
-        manifest, instance = route.manifest, route.instance
-        intents = []
-        counter = world.state.effect_counter
-        for effect in output.effects:
-            slot = effect.get("cap_slot")
-            if slot is not None:
-                cap_ref = manifest.abi_contract.cap_slots.get(slot)
-                if cap_ref is None:
-                    raise ModuleCallError("caps_denied", f"cap slot {slot!r} is not bound")
-            else:
-                cap_ref = effect["cap_ref"]
-            if cap_ref not in manifest.required_caps:
-                raise ModuleCallError("caps_denied",
-                                      f"cap {cap_ref!r} is not in the manifest's required_caps")
-            grant = world.state.grants.get(cap_ref)
-            if grant is None:
-                raise ModuleCallError("caps_denied", f"cap {cap_ref!r} is not granted")
-            if grant.expired(world.time):
-                raise ModuleCallError("caps_denied",
-                                      f"cap {cap_ref!r} expired at {grant.expires_at}")
-            if not any(kind_matches(p, effect["kind"]) for p in grant.allowed_effect_kinds):
-                raise ModuleCallError("caps_denied",
-                                      f"cap {cap_ref!r} does not allow effect {effect['kind']!r}")
-            intent = {"kind": effect["kind"], "params": effect.get("params"), "cap_ref": cap_ref}
-            for hook in manifest.abi_contract.policy_hooks:
-                self._ask_policy(route, hook, intent, trace_id, ctx)
-            counter += 1
-            intents.append({"intent_id": f"intent-{counter}", "instance_id": instance.instance_id,
-                            "module_id": instance.module_id, "trace_id": trace_id, **intent})
-        return intents
 
-    def _ask_policy(
-        self, route: Route, hook: str, intent: dict[str, Any], trace_id: str,
-        ctx: dict[str, Any],
-    ) -> None:
-        """Run the instance's pinned policy hook `hook` on an effect intent, with the hook's own
-        module identity in its context; anything but `policy.allow` denies."""
-        pinned = route.policy_hooks.get(hook)
-        if pinned is None:
-            raise ModuleCallError("policy_denied", f"policy hook {hook!r} is not pinned")
-        name = pinned.manifest.key
-        hook_ctx = {**ctx, **pinned.ctx_base, "stage": "policy",
-                    "trace_id": f"policy-{trace_id}-{hook}"}
-        payload = cbor2.dumps({"ctx": hook_ctx, "effect": intent}, canonical=True)
-        try:
-            output = self._execute(pinned.manifest, pinned.limits, route.instance.instance_id,
-                                   payload)
-        except ModuleCallError as failure:
-            raise ModuleCallError("policy_denied", f"policy hook {name} failed: "
-                                  f"{failure.code}: {failure.detail}") from None
-        denials = [emit for emit in output.emits if emit["kind"] == "policy.deny"]
-        if denials or not any(emit["kind"] == "policy.allow" for emit in output.emits):
+def _granted_cap(manifest: Manifest, effect: dict[str, Any], world: World) -> str:
+    """The cap an effect uses, if the manifest binds it and the world grants it for the effect."""
+    slot = effect.get("cap_slot")
+    if slot is not None:
+        cap_ref = manifest.abi_contract.cap_slots.get(slot)
+        if cap_ref is None:
+            raise ModuleCallError("caps_denied", f"cap slot {slot!r} is not bound")
+    else:
+        cap_ref = effect["cap_ref"]
+    if cap_ref not in manifest.required_caps:
+        raise ModuleCallError("caps_denied",
+                              f"cap {cap_ref!r} is not in the manifest's required_caps")
+    grant = world.state.grants.get(cap_ref)
+    if grant is None:
+        raise ModuleCallError("caps_denied", f"cap {cap_ref!r} is not granted")
+    if grant.expired(world.time):
+        raise ModuleCallError("caps_denied", f"cap {cap_ref!r} expired at {grant.expires_at}")
+    if not any(kind_matches(p, effect["kind"]) for p in grant.allowed_effect_kinds):
+        raise ModuleCallError("caps_denied",
+                              f"cap {cap_ref!r} does not allow effect {effect['kind']!r}")
+    return str(cap_ref)
+
+
+class Call:
+    """One planned module call: its route and input, then its outcome once the batch ran."""
+
+    __slots__ = ("cause", "decisions", "effects", "failure", "instance_id", "intents", "limits",
+                 "manifest", "output", "payload", "route", "ruled", "site", "trace_id")
+
+    def __init__(self, route: Route, site: CallSite, cause: dict[str, int | str] | None,
+                 payload: bytes, trace_id: str, ruled: tuple[int, Any] | None = None) -> None:
+        self.route = route
+        self.instance_id = route.instance.instance_id
+        self.manifest = route.manifest
+        self.limits = route.limits
+        self.site = site
+        self.cause = cause
+        self.payload = payload
+        self.trace_id = trace_id
+        self.ruled = ruled
+        self.output: ModuleOutput | None = None
+        self.failure: ModuleCallError | None = None
+        # Per effect, in order: (intent, its policy checks), or the refusal that ends the list.
+        # Set only for calls that have effects or judge an action (most calls do not).
+        self.effects: Sequence[tuple[dict[str, Any], list[PolicyCheck]] | ModuleCallError] = ()
+        self.intents: Sequence[dict[str, Any]] = ()
+        self.decisions: Sequence[RuleDecision] = ()
+
+
+class PolicyCheck:
+    """One policy hook asked about one effect intent (None: no hook is pinned), and its answer."""
+
+    __slots__ = ("failure", "hook", "instance_id", "limits", "manifest", "output", "payload")
+
+    def __init__(self, instance_id: str, hook: PolicyHook | None, payload: bytes) -> None:
+        self.instance_id = instance_id  # the instance whose effect is checked: the hook runs as it
+        self.hook = hook
+        self.payload = payload
+        if hook is not None:
+            self.manifest = hook.manifest
+            self.limits = hook.limits
+        self.output: ModuleOutput | None = None
+        self.failure: ModuleCallError | None = None
+
+    def verdict(self, intent: dict[str, Any]) -> None:
+        """Raise `policy_denied` unless the hook answered `policy.allow` and no `policy.deny`."""
+        if self.output is None:
+            failure = self.failure
+            assert failure is not None
+            if self.hook is None:
+                raise failure
+            raise ModuleCallError("policy_denied", f"policy hook {self.hook.manifest.key} "
+                                  f"failed: {failure.code}: {failure.detail}")
+        assert self.hook is not None
+        emits = self.output.emits
+        denials = [emit for emit in emits if emit["kind"] == "policy.deny"]
+        if denials or not any(emit["kind"] == "policy.allow" for emit in emits):
             reason = deny_reason(denials[0].get("payload")) if denials else "no policy.allow"
-            raise ModuleCallError("policy_denied",
-                                  f"policy hook {name} denied {intent['kind']!r}: {reason}")
+            raise ModuleCallError("policy_denied", f"policy hook {self.hook.manifest.key} "
+                                  f"denied {intent['kind']!r}: {reason}")
 
 
 # How much of a policy hook's deny reason the journal keeps.

@@ -19,7 +19,7 @@ from attrs import Factory, frozen
 
 import agentworld.module_actions  # noqa: F401  (registers the module action types)
 from agentworld.actions import envelope_of, parse_action
-from agentworld.apply import apply_event, changes
+from agentworld.apply import FACT_KINDS, apply_event, changes
 from agentworld.authority import cause_of, submitter_refusal
 from agentworld.canonical import canonical_hash, canonical_json
 from agentworld.compat import CompatRule
@@ -374,15 +374,16 @@ class World:
     def append(self, draft: Draft, caused_by: dict[str, int | str] | None) -> Event:
         """Give a draft its id and time, apply it, and add it to the journal."""
         event = Event(len(self._events) + 1, self.time, caused_by, draft.kind, draft.data)
-        changed = changes(self._state, event)
-        apply_event(self._state, event)
-        if changed is None:
-            self._root.touch_all()
-        else:
-            for name, key in changed:
-                self._root.touch(name, key)
+        if event.kind not in FACT_KINDS:  # most events (module emits) change nothing
+            changed = changes(self._state, event)
+            apply_event(self._state, event)
+            if changed is None:
+                self._root.touch_all()
+            else:
+                for name, key in changed:
+                    self._root.touch(name, key)
+            self._router.observe(event)
         self._events.append(event)
-        self._router.observe(event)
         return event
 
     # -- persistence (agentworld.persistence does the file work) --------------------------------

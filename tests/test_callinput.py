@@ -16,10 +16,10 @@ from hypothesis import strategies as st
 
 from agentworld.callinput import (
     VARIABLE_KEYS,
+    CallSite,
     InputTemplate,
     encode_call,
     encode_int,
-    encode_origin,
     encode_text,
     encode_value,
 )
@@ -39,7 +39,8 @@ constant_keys = texts.filter(lambda key: key not in VARIABLE_KEYS)
 @given(
     st.dictionaries(constant_keys, json_values, max_size=8),
     texts, st.sampled_from(["pre_action", "post_action", "post_event", "tick", "x" * 30]),
-    st.integers(0, 2**64 - 1), st.sampled_from(["event", "action", "tick"]), ints,
+    st.integers(0, 2**64 - 1), st.sampled_from(["event", "action", "tick"]),
+    st.integers(0, 2**64 - 1),
     st.none() | json_values, st.none() | json_values, st.none() | st.binary(max_size=300),
 )
 def test_a_spliced_input_is_the_canonical_encoding_of_the_whole_message(
@@ -47,8 +48,7 @@ def test_a_spliced_input_is_the_canonical_encoding_of_the_whole_message(
     origin_id: int, event: Any, action: Any, state: bytes | None,
 ) -> None:
     template = InputTemplate(constants)
-    context = template.context(trace_id, encode_text(stage), time,
-                               encode_origin(origin_kind, origin_id))
+    context = template.context(CallSite(stage, time, origin_kind, origin_id), trace_id)
     ctx = {**constants, "trace_id": trace_id, "stage": stage, "time": time,
            "origin": {"kind": origin_kind, "id": origin_id}}
     assert context == cbor2.dumps(ctx, canonical=True)
