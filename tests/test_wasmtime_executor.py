@@ -36,6 +36,10 @@ def cache_files(root: Path) -> list[Path]:
     return sorted(root.glob("wasmtime-*/*.cwasm"))
 
 
+def cache_name(guest: str) -> str:
+    return hashlib.sha256(guest_wasm(guest)).hexdigest() + "-g1-f1.cwasm"
+
+
 def test_plugin_registers_an_available_executor() -> None:
     entry = PluginManager(entrypoints=False).executors()["wasmtime"]
     assert entry.available
@@ -49,7 +53,7 @@ def test_disk_cache_serves_a_second_executor_without_compiling(
     assert first.call(counter_request(1)) == counter_output(2)
     assert (first.stats.compiled, first.stats.disk_writes) == (1, 1)
     (cached,) = cache_files(tmp_path)
-    assert cached.name == hashlib.sha256(guest_wasm("counter")).hexdigest() + ".cwasm"
+    assert cached.name == cache_name("counter")
 
     second = make_executor(ExecutorConfig(cache_dir=tmp_path))
     assert second.call(counter_request(5)) == counter_output(6)
@@ -82,7 +86,7 @@ def _truncate(path: Path) -> None:
 
 def _foreign(path: Path) -> None:
     # A valid cache file, but for another module: its header names another hash.
-    other = path.parent / (hashlib.sha256(guest_wasm("observer")).hexdigest() + ".cwasm")
+    other = path.parent / cache_name("observer")
     path.write_bytes(other.read_bytes())
 
 
@@ -97,8 +101,7 @@ def test_damaged_cache_file_is_discarded_and_recompiled(
     writer = make_executor(ExecutorConfig(cache_dir=tmp_path))
     writer.call(counter_request(1))
     writer.call(guest_request("observer"))
-    counter_name = hashlib.sha256(guest_wasm("counter")).hexdigest() + ".cwasm"
-    (counter_file,) = [path for path in cache_files(tmp_path) if path.name == counter_name]
+    (counter_file,) = [path for path in cache_files(tmp_path) if path.name == cache_name("counter")]
     assert callable(damage)
     damage(counter_file)
 
