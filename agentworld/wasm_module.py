@@ -53,8 +53,8 @@ SECTION_NAMES = {1: "type", 2: "import", 3: "function", 4: "table", 5: "memory",
 
 
 def refuse(reason: str) -> InvalidArtifactError:
-    """The error for bytes this ABI does not accept."""
-    return InvalidArtifactError(reason)
+    """The error for bytes this ABI does not accept (engine-neutral words only)."""
+    return InvalidArtifactError(f"invalid artifact: {reason}")
 
 
 def uleb(value: int) -> bytes:

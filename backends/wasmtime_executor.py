@@ -414,14 +414,14 @@ class _Session:
         code = _trap_code(trap)
         if code == _TRAP_INTERRUPT:
             return EngineFailure(TIMEOUT)
+        reason = _TRAP_REASONS.get(-1 if code is None else code, "unknown")
         if not instantiated:
-            return EngineFailure(TRAP, trap=_TRAP_REASONS.get(code or -1, "unknown"))
+            return EngineFailure(TRAP, trap=reason)
         gas_left = self._global(self.plan.gas_index)
         refused = self._global(self.plan.refused_index)
         if code == _TRAP_FUEL:
             return EngineFailure(ENGINE_FUEL, gas_left=gas_left)
-        return EngineFailure(TRAP, trap=_TRAP_REASONS.get(code or -1, "unknown"),
-                             gas_left=gas_left, grow_refused=bool(refused))
+        return EngineFailure(TRAP, trap=reason, gas_left=gas_left, grow_refused=bool(refused))
 
 
 class _WarmSession:
