@@ -266,7 +266,7 @@ class Router:
             decisions = (self._decisions(instance.instance_id, output, action_id)
                          if stage == "pre_action" else [])
         except ModuleCallError as failure:
-            data = {
+            data: dict[str, Any] = {
                 "instance_id": instance.instance_id, "module_id": instance.module_id,
                 "trace_id": trace_id, "stage": stage, "code": failure.code,
                 "detail": failure.detail,
