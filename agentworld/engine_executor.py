@@ -281,8 +281,7 @@ class EngineExecutor:
         return f"{key[0]}-g{key[1]}-f{INSTRUMENTATION_FORMAT}.{suffix}"
 
     def _context(self, kind: str, key: tuple[str, int]) -> bytes:
-        return f"{kind}\0{self.backend.fingerprint}\0{key[0]}\0{key[1]}\0" \
-               f"{INSTRUMENTATION_FORMAT}".encode()
+        return cache_context(kind, self.backend.fingerprint, *key)
 
     def _from_disk(self, key: tuple[str, int]) -> Guest | None:
         cache = self._compiled_cache
@@ -470,6 +469,12 @@ class EngineExecutor:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def cache_context(kind: str, fingerprint: str, wasm_hash: str, gas_schedule: int) -> bytes:
+    """What a disk-cache entry's MAC binds it to: its kind (`instrumented` or `compiled`), the
+    engine build and settings, the artifact, the gas schedule and the instrumentation format."""
+    return f"{kind}\0{fingerprint}\0{wasm_hash}\0{gas_schedule}\0{INSTRUMENTATION_FORMAT}".encode()
 
 
 def _pack(info: dict[str, Any], code: bytes) -> bytes:
