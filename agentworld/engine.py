@@ -166,7 +166,10 @@ RunResult = tuple[bytes, int]
 class WarmSession(Protocol):
     """One instance kept open across calls (benchmarks and diagnostics; never used by worlds)."""
 
-    closed: bool
+    @property
+    def closed(self) -> bool:
+        """True once the instance has been freed."""
+        ...
 
     def invoke(self, data: bytes) -> RunResult:
         """Run steps 2-5 of a call on the open instance; raise `EngineFailure`."""

@@ -22,8 +22,6 @@ T = TypeVar("T")
 HEADROOM = 1024 * 1024
 """Stack kept for the interpreter and the engine's own frames beside the wasm stack limit."""
 
-_ATTR = "_agentworld_stack_bytes"
-
 
 def _load_libc() -> Any:
     name = ctypes.util.find_library("c")
@@ -77,17 +75,18 @@ class StackGuard:
             queue.SimpleQueue()
         )
         self._lock = threading.Lock()
+        # Per-thread verdicts: thread-local data dies with its thread, so a new thread that
+        # reuses an old one's id is measured afresh.
+        self._verdicts = threading.local()
 
     def enough_here(self) -> bool:
         """True when the calling thread's stack is large enough (remembered per thread)."""
-        thread = threading.current_thread()
-        size = getattr(thread, _ATTR, None)
-        if size is None:
+        verdict: bool | None = getattr(self._verdicts, "enough", None)
+        if verdict is None:
             measured = current_stack_bytes()
             # Unknown platform: trust the thread (its default stack is the OS's usual size).
-            size = self.required if measured is None else measured
-            setattr(thread, _ATTR, size)
-        return bool(size >= self.required)
+            verdict = self._verdicts.enough = measured is None or measured >= self.required
+        return verdict
 
     def run(self, function: Callable[[], T]) -> T:
         """`function()` on this thread if its stack suffices, else on the worker; raises what

@@ -65,7 +65,7 @@ class WorldConfig:
     halt_on_module_failure: bool = False
     gas_schedule: int = field(default=CURRENT_GAS_SCHEDULE)
     """The version of the gas cost schedule every module call of this world is metered with."""
-    max_artifact_bytes: int = 4 * 1024 * 1024
+    max_artifact_bytes: int = 2 * 1024 * 1024
     """The largest artifact a deploy accepts (bounds deploy-time instrumentation and compiling)."""
 
     @gas_schedule.validator

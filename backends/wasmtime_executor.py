@@ -396,7 +396,8 @@ class _Session:
                            self._probe):
             return None
         _global_get(context, self._probe_of, ctypes.byref(self._val))
-        value: int = self._val.of.i64 if self._val.kind == 1 else self._val.of.i32
+        kind: Any = self._val.kind  # WASMTIME_I64 is 1, WASMTIME_I32 is 0
+        value: int = self._val.of.i64 if kind == 1 else self._val.of.i32
         return value
 
     def _failure(self, error: int | None, *, instantiated: bool = True) -> EngineFailure:

@@ -1,6 +1,6 @@
 """agentworld benchmarks (SPEC §13): measured side by side in one run, reported as ratios.
 
-    python benchmarks/run.py executor|ticks|persistence|filters [--json] [--quick]
+    python benchmarks/run.py executor|ticks|persistence|filters|metering [--json] [--quick]
 
 Each subcommand is one function taking the parsed arguments and returning a dict of results;
 add one by writing the function and listing it in `COMMANDS`.
@@ -361,6 +361,13 @@ def bench_persistence(args: argparse.Namespace) -> dict[str, Any]:
     return {key: round(value, 4) for key, value in measure_persistence(quick=args.quick).items()}
 
 
+def bench_metering(args: argparse.Namespace) -> dict[str, Any]:
+    """Instrumented gas against wasmtime's own fuel on compute; instrumentation time per MB."""
+    from bench_metering import measure as measure_metering
+
+    return measure_metering(quick=args.quick)
+
+
 def bench_filters(args: argparse.Namespace) -> dict[str, Any]:
     """Cost of one `re` filter rule per routed event: typical and adversarial patterns."""
     from bench_filters import measure as measure_filters
@@ -373,6 +380,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "ticks": bench_ticks,
     "persistence": bench_persistence,
     "filters": bench_filters,
+    "metering": bench_metering,
 }
 
 
