@@ -42,7 +42,7 @@ from agentworld.engine import (
     RunResult,
     WarmSession,
 )
-from agentworld.errors import AgentWorldError, ExecutorConfigError
+from agentworld.errors import AgentWorldError, ExecutorConfigError, ExecutorUnavailableError
 from agentworld.executor import (
     CallLimits,
     CallRequest,
@@ -445,8 +445,7 @@ class EngineExecutor:
         key = (hashlib.sha256(wasm).hexdigest(), gas_schedule)
         with self._lock:
             if self._closed:
-                raise ModuleCallError("engine_unavailable", f"this {self.name} executor is "
-                                                            "closed")
+                raise ExecutorUnavailableError(f"this {self.name} executor is closed")
             guest = self._guests.get(key) or self._from_disk(key) or self._build(key, wasm)
             self._remember(key, guest)
         return [name for name, _, _ in guest.info["exports"]]
