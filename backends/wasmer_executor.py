@@ -1,0 +1,749 @@
+"""The wasmer executor: runs `wasm-1` guests on wasmer, in-process or in a host process.
+
+The wasmer package has no wheels for the Pythons agentworld supports, so the engine usually
+runs in a *host process*: `wasmer_host.py` (next to this file) run by the interpreter named in
+`AGENTWORLD_WASMER_PYTHON` (scripts/provision-wasmer-host.sh builds one), speaking the
+length-prefixed protocol described in docs/wasmer.md over pipes. Where `import wasmer` works
+in this interpreter the same host code runs in-process instead. Without either, the executor
+registers as unavailable and says how to provision an interpreter.
+
+This module is the client: it plans entrypoints from the host's engine-neutral module
+summaries, sends a batch of calls in one message, reads one result per call as the host
+finishes it, decodes outputs and classifies failures. The host process is the watchdog's
+target: a call that runs past `max_call_ms` gets the host killed (the call fails with
+`timeout`), and a host that dies is restarted transparently; the calls it had not answered are
+sent again to the new one (calls are stateless, so a retry gives the same result).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import select
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+from attrs import define
+
+from agentworld.abi import decode_output
+from agentworld.errors import AgentWorldError, ExecutorUnavailableError
+from agentworld.executor import (
+    CallRequest,
+    ExecutorConfig,
+    InvalidArtifactError,
+    ModuleCallError,
+    ModuleOutput,
+)
+from agentworld.hookspecs import hookimpl
+
+from . import wasmer_host as wire
+
+ENV_PYTHON = "AGENTWORLD_WASMER_PYTHON"
+HOST_SCRIPT = Path(__file__).with_name("wasmer_host.py")
+DESCRIPTION = "wasmer 1.1 (Cranelift): in-process, or a host process over pipes; batched calls"
+PROVISION_HINT = (
+    "run scripts/provision-wasmer-host.sh from agentworld's source tree and set "
+    f"{ENV_PYTHON} to the path it prints (or to any Python <= 3.10 with wasmer==1.1.0 and "
+    "wasmer-compiler-cranelift==1.1.0 installed)"
+)
+
+DEFAULT_OPTIONS: dict[str, Any] = {
+    # "auto": in-process where `import wasmer` works, else the host process; "host" forces
+    # the host process.
+    "mode": "auto",
+    # The host's interpreter; None reads AGENTWORLD_WASMER_PYTHON.
+    "python": None,
+    # Engine-wide ceiling on one guest memory; a call's `max_mem_bytes` is capped by it.
+    "max_memory_bytes": 256 * 1024 * 1024,
+    # How long the host may take to start, and to compile the modules of one batch.
+    "start_timeout_s": 60.0,
+    "compile_timeout_s": 60.0,
+}
+
+_PAGE = 65536
+_MULTI, _PACKED, _RETAREA = "(i32,i32)->(i32,i32)", "(i32,i32)->i64", "(i32,i32,i32)->()"
+_SHAPES = {_MULTI: wire.SHAPE_MULTI, _PACKED: wire.SHAPE_PACKED, _RETAREA: wire.SHAPE_RETAREA}
+_STAGE_PREFIX = {wire.STAGE_INSTANTIATE: "instantiating: ", wire.STAGE_ALLOC: "in alloc: "}
+
+TRAP_DETAILS: dict[str, str] = {
+    "other": "wasm trap",
+    "unreachable": "wasm trap: unreachable instruction executed",
+    "integer_division_by_zero": "wasm trap: integer divide by zero",
+    "integer_overflow": "wasm trap: integer overflow",
+    "bad_conversion_to_integer": "wasm trap: invalid conversion to integer",
+    "memory_out_of_bounds": "wasm trap: out of bounds memory access",
+    "table_out_of_bounds": "wasm trap: undefined element: out of bounds table access",
+    "indirect_call_to_null": "wasm trap: uninitialized element",
+    "bad_signature": "wasm trap: indirect call signature mismatch",
+    "stack_overflow": "wasm trap: call stack exhausted",
+    "heap_misaligned": "wasm trap: misaligned memory access",
+}
+"""The failure detail of each engine-neutral trap kind: engine text never reaches a journal."""
+
+
+@define
+class HostStats:
+    """Counters a user can observe: host processes started, killed, and messages sent."""
+
+    starts: int = 0
+    timeouts: int = 0
+    deaths: int = 0
+    batches: int = 0
+    calls: int = 0
+    compiled: int = 0
+
+
+class HostDied(AgentWorldError):
+    """The host process ended (or broke the protocol) while a message was outstanding."""
+
+
+class _Deadline(AgentWorldError):
+    """The host did not answer in time."""
+
+
+# -- availability -------------------------------------------------------------------------
+
+
+def _import_error() -> str | None:
+    """Why `import wasmer` fails in this interpreter, or None when it works."""
+    try:
+        import wasmer  # type: ignore[import-not-found]  # noqa: F401
+        import wasmer_compiler_cranelift  # type: ignore[import-not-found]  # noqa: F401
+    except Exception as exc:  # the PyPI stub on Python >= 3.11 fails in several ways
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+@functools.cache
+def _probe(python: str, stamp: float) -> str | None:
+    """Why `python` cannot run the host, or None when it can (cached per file version)."""
+    try:
+        done = subprocess.run(
+            [python, "-s", "-B", str(HOST_SCRIPT), "--probe"],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=DEFAULT_OPTIONS["start_timeout_s"],
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"{ENV_PYTHON}={python} cannot be run: {exc}"
+    if done.returncode != 0:
+        lines = done.stderr.decode("utf-8", "replace").strip().splitlines()
+        last = lines[-1] if lines else f"exit status {done.returncode}"
+        return f"{ENV_PYTHON}={python} cannot run the wasmer host: {last}"
+    return None
+
+
+def host_problem(python: str | None) -> str | None:
+    """Why the host process cannot run with interpreter `python`, or None when it can."""
+    if not python:
+        return f"the wasmer package cannot be imported here and {ENV_PYTHON} is not set"
+    try:
+        stamp = os.stat(python).st_mtime
+    except OSError as exc:
+        return f"{ENV_PYTHON}={python} cannot be run: {exc.strerror}"
+    return _probe(python, stamp)
+
+
+def unavailable_reason(options: dict[str, Any] | None = None) -> str | None:
+    """Why this machine cannot run the wasmer executor (with how to fix it), or None."""
+    options = {**DEFAULT_OPTIONS, **(options or {})}
+    if options["mode"] == "auto" and _import_error() is None:
+        return None
+    problem = host_problem(options["python"] or os.environ.get(ENV_PYTHON))
+    return None if problem is None else f"{problem}; {PROVISION_HINT}"
+
+
+# -- transports -----------------------------------------------------------------------------
+
+
+class _HostProcess:
+    """One host process and the framed pipes to it; `kill` ends it at once."""
+
+    def __init__(self, python: str, cache_size: int, start_timeout: float) -> None:
+        self._stderr: IO[bytes] = tempfile.TemporaryFile()
+        self._last_words = ""
+        self.process = subprocess.Popen(
+            [python, "-s", "-B", str(HOST_SCRIPT), str(cache_size)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            close_fds=True,
+            # Its own session: a terminal's Ctrl-C goes to the world, which then closes it.
+            start_new_session=True,
+        )
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self._in = self.process.stdin.fileno()
+        self._out = self.process.stdout.fileno()
+        self._buffer = bytearray()
+        try:
+            hello = self.receive(time.monotonic() + start_timeout)
+        except (HostDied, _Deadline):
+            self.kill()
+            raise ExecutorUnavailableError(
+                f"the wasmer host process did not start: {self._last_words}"
+            ) from None
+        reader = wire.Reader(hello, 1)
+        if hello[:1] != bytes([wire.HELLO]) or reader.u32() != wire.PROTOCOL_VERSION:
+            self.kill()
+            raise ExecutorUnavailableError("the wasmer host speaks another protocol version")
+        self.engine = reader.text()
+        self.python_version = reader.text()
+
+    @property
+    def pid(self) -> int:
+        """The host's process id."""
+        return self.process.pid
+
+    def send(self, body: bytes) -> None:
+        """Write one frame; raises `HostDied` when the host is gone."""
+        data = memoryview(wire.frame(body))
+        try:
+            while data:
+                written = os.write(self._in, data)
+                data = data[written:]
+        except OSError:
+            raise HostDied("the wasmer host process closed its input") from None
+
+    def receive(self, deadline: float | None) -> bytes:
+        """The next frame's body; `_Deadline` past `deadline`, `HostDied` at end of output."""
+        buffer = self._buffer
+        while True:
+            if len(buffer) >= 4:
+                size = int.from_bytes(buffer[:4], "little")
+                if size > wire.MAX_FRAME:
+                    raise HostDied("the wasmer host sent an oversized frame")
+                if len(buffer) >= 4 + size:
+                    body = bytes(buffer[4 : 4 + size])
+                    del buffer[: 4 + size]
+                    if body[:1] == bytes([wire.FAULT]):
+                        raise HostDied("the wasmer host refused a message: "
+                                       + wire.Reader(body, 1).text())
+                    return body
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0 or not select.select([self._out], [], [], left)[0]:
+                    raise _Deadline()
+            chunk = os.read(self._out, 1 << 20)
+            if not chunk:
+                raise HostDied("the wasmer host process exited")
+            buffer += chunk
+
+    def alive(self) -> bool:
+        """True while the process runs."""
+        return self.process.poll() is None
+
+    def kill(self) -> None:
+        """End the process now and reap it; idempotent."""
+        if self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except OSError:
+                self.process.kill()
+        self.process.wait()
+        if not self._stderr.closed:
+            self._last_words = self.stderr_tail()
+            self._stderr.close()
+        for stream in (self.process.stdin, self.process.stdout):
+            if stream is not None:
+                try:
+                    stream.close()
+                except OSError:
+                    pass
+
+    def quit(self) -> None:
+        """Ask the host to exit, then make sure it has."""
+        if self.process.poll() is None:
+            try:
+                self.send(bytes([wire.QUIT]))
+                self.process.wait(timeout=2)
+            except (HostDied, subprocess.TimeoutExpired):
+                pass
+        self.kill()
+
+    def stderr_tail(self) -> str:
+        """The last line the host wrote to stderr (for startup failures)."""
+        try:
+            self._stderr.seek(0)
+            lines = self._stderr.read().decode("utf-8", "replace").strip().splitlines()
+        except (OSError, ValueError):
+            return "no diagnostics"
+        return lines[-1] if lines else f"exit status {self.process.poll()}"
+
+
+class _InProcess:
+    """The host's engine in this interpreter: the same messages, no pipes, no watchdog."""
+
+    engine: str
+
+    def __init__(self, cache_size: int) -> None:
+        self._host = wire.Host(cache_size)
+        self.engine = self._host.version
+        self._pending: Iterator[bytes] = iter(())
+
+    def send(self, body: bytes) -> None:
+        """Hand one message to the engine; its replies are read with `receive`."""
+        try:
+            self._pending = self._host.handle(body)
+        except wire.ProtocolError as exc:
+            raise HostDied(f"the wasmer engine refused a message: {exc}") from None
+
+    def receive(self, deadline: float | None) -> bytes:
+        """The next reply (computed now: in-process calls cannot be interrupted)."""
+        return next(self._pending)
+
+    def alive(self) -> bool:
+        """Always true."""
+        return True
+
+    def kill(self) -> None:
+        """Nothing to kill in-process."""
+
+    def quit(self) -> None:
+        """Nothing to end in-process."""
+
+
+# -- planning -------------------------------------------------------------------------------
+
+
+def _describe(descriptor: list[Any]) -> str:
+    if descriptor[0] == "func":
+        return f"func ({','.join(descriptor[1])})->({','.join(descriptor[2])})"
+    return str(descriptor[0])
+
+
+@define
+class _Plan:
+    """How to call one entrypoint: its name, shape and the host's wire number for the shape."""
+
+    entrypoint: str
+    shape: int
+
+
+class _Guest:
+    """A module the host has inspected: its summary, its bytes and its call plans."""
+
+    __slots__ = ("exports", "hash", "plans", "problem", "wasm")
+
+    def __init__(self, wasm_hash: str, wasm: bytes, summary: dict[str, Any]) -> None:
+        self.hash = bytes.fromhex(wasm_hash)
+        self.wasm = wasm
+        self.exports: dict[str, list[Any]] = {name: kind for name, kind in summary["exports"]}
+        imports = [f"{module}.{name} ({_describe(kind)})" for module, name, kind in
+                   summary["imports"]]
+        self.problem = (
+            "module imports " + ", ".join(imports) + "; wasm-1 modules must import nothing"
+            if imports else None
+        )
+        self.plans: dict[str, _Plan | str] = {}
+
+    def plan(self, entrypoint: str) -> _Plan | str:
+        """The call plan for `entrypoint`, or a message saying why it cannot be called."""
+        cached = self.plans.get(entrypoint)
+        if cached is None:
+            cached = self.plans[entrypoint] = self._analyse(entrypoint)
+        return cached
+
+    def _analyse(self, entrypoint: str) -> _Plan | str:
+        if self.problem is not None:
+            return self.problem
+        missing = [name for name in ("memory", "alloc", entrypoint) if name not in self.exports]
+        if missing:
+            return "module does not export " + ", ".join(repr(name) for name in missing)
+        memory = self.exports["memory"]
+        if memory[0] != "memory" or memory[1]:
+            return f"export 'memory' must be a 32-bit memory, not {_describe(memory)}"
+        if memory[2]:
+            return "export 'memory' must not be a shared memory"
+        alloc = self.exports["alloc"]
+        if alloc != ["func", ["i32"], ["i32"]]:
+            return f"export 'alloc' must be func (i32)->(i32), not {_describe(alloc)}"
+        entry = self.exports[entrypoint]
+        shape = None
+        if entry[0] == "func":
+            shape = {
+                (("i32", "i32"), ("i32", "i32")): _MULTI,
+                (("i32", "i32"), ("i64",)): _PACKED,
+                (("i32", "i32", "i32"), ()): _RETAREA,
+            }.get((tuple(entry[1]), tuple(entry[2])))
+        if shape is None:
+            return (
+                f"entrypoint {entrypoint!r} is {_describe(entry)}; wasm-1 accepts "
+                f"{_MULTI}, {_PACKED} or {_RETAREA}"
+            )
+        return _Plan(entrypoint, _SHAPES[shape])
+
+
+@define
+class _Pending:
+    """One call of a batch on its way: what to send and where its result goes."""
+
+    index: int
+    request: CallRequest
+    guest: _Guest
+    message: bytes
+    pages: int
+    deaths: int = 0
+
+
+# -- the executor ---------------------------------------------------------------------------
+
+
+class WasmerExecutor:
+    """Runs module calls on wasmer in fresh instances, in batches of one round trip each."""
+
+    name = "wasmer"
+
+    def __init__(self, config: ExecutorConfig | None = None) -> None:
+        self.config = config or ExecutorConfig()
+        unknown = set(self.config.options) - set(DEFAULT_OPTIONS)
+        if unknown:
+            raise ValueError(f"unknown wasmer executor options: {', '.join(sorted(unknown))}")
+        self.options = {**DEFAULT_OPTIONS, **self.config.options}
+        if self.options["mode"] not in ("auto", "host"):
+            raise ValueError(f"mode must be 'auto' or 'host', not {self.options['mode']!r}")
+        self.in_process = self.options["mode"] == "auto" and _import_error() is None
+        self.python: str | None = None
+        if not self.in_process:
+            self.python = self.options["python"] or os.environ.get(ENV_PYTHON)
+            problem = host_problem(self.python)
+            if problem is not None:
+                raise ExecutorUnavailableError(f"{problem}; {PROVISION_HINT}")
+        self.stats = HostStats()
+        self._max_pages = int(self.options["max_memory_bytes"]) // _PAGE
+        self._cache_size = max(1, self.config.memory_cache_size)
+        self._guests: OrderedDict[str, _Guest] = OrderedDict()
+        self._lock = threading.Lock()
+        self._host: _HostProcess | _InProcess | None = None
+        # Modules the current host holds (it forgets them all when it is restarted).
+        self._sent: set[bytes] = set()
+        self._closed = False
+
+    # -- the host -----------------------------------------------------------------------
+
+    @property
+    def host_pid(self) -> int | None:
+        """The running host process's id (None in-process or before the first call)."""
+        host = self._host
+        return host.pid if isinstance(host, _HostProcess) and host.alive() else None
+
+    def _ensure_host(self) -> _HostProcess | _InProcess:
+        if self._closed:
+            raise ExecutorUnavailableError("this wasmer executor is closed")
+        host = self._host
+        if host is not None and host.alive():
+            return host
+        if host is not None:
+            host.kill()
+        self._sent.clear()
+        if self.in_process:
+            host = _InProcess(self._cache_size)
+        else:
+            assert self.python is not None
+            host = _HostProcess(self.python, self._cache_size,
+                                float(self.options["start_timeout_s"]))
+        self._host = host
+        self.stats.starts += 1
+        return host
+
+    def _drop_host(self) -> None:
+        """Kill the host (it may be stuck in a call); the next call starts a new one."""
+        if self._host is not None:
+            self._host.kill()
+            self._host = None
+        self._sent.clear()
+
+    def _exchange(self, body: bytes) -> bytes:
+        """Send one message and read its one reply, restarting a dead host once."""
+        timeout = float(self.options["compile_timeout_s"])
+        for attempt in (0, 1):
+            host = self._ensure_host()
+            try:
+                host.send(body)
+                return host.receive(time.monotonic() + timeout)
+            except _Deadline:
+                self.stats.timeouts += 1
+                self._drop_host()
+                raise InvalidArtifactError(
+                    f"compiling the module took longer than {timeout} s") from None
+            except HostDied:
+                self.stats.deaths += 1
+                self._drop_host()
+                if attempt:
+                    raise ExecutorUnavailableError(
+                        "the wasmer host process died twice answering one message"
+                    ) from None
+        raise AssertionError("unreachable")
+
+    # -- modules ------------------------------------------------------------------------
+
+    def _inspect(self, wasm_hash: str, wasm: bytes) -> _Guest:
+        """Send the module to the host (which compiles and keeps it) and plan from its
+        summary; raises `InvalidArtifactError` for bytes that are not a module."""
+        digest = bytes.fromhex(wasm_hash)
+        reply = self._exchange(wire.inspect_message(digest, wasm))
+        reader = wire.Reader(reply, 1)
+        status = reader.u8()
+        payload = reader.blob()
+        if reply[:1] != bytes([wire.INSPECTED]):
+            raise HostDied("the wasmer host answered INSPECT with another message")
+        if status == wire.MODULE_NOT_WASM:
+            raise InvalidArtifactError("not a WebAssembly binary (missing the \\0asm header)")
+        if status == wire.MODULE_HASH_MISMATCH:
+            raise InvalidArtifactError(f"the bytes given for {wasm_hash} do not match that hash")
+        if status != wire.MODULE_OK:
+            raise InvalidArtifactError("not a valid WebAssembly module")
+        self._sent.add(digest)
+        self.stats.compiled += 1
+        guest = _Guest(wasm_hash, wasm, json.loads(payload))
+        self._remember(wasm_hash, guest)
+        return guest
+
+    def _remember(self, wasm_hash: str, guest: _Guest) -> None:
+        self._guests[wasm_hash] = guest
+        self._guests.move_to_end(wasm_hash)
+        while len(self._guests) > self._cache_size:
+            self._guests.popitem(last=False)
+
+    def _guest(self, request: CallRequest) -> _Guest:
+        wasm_hash = request.wasm_hash
+        guest = self._guests.get(wasm_hash)
+        if guest is not None:
+            self._guests.move_to_end(wasm_hash)
+            return guest
+        try:
+            wasm = request.wasm_bytes()
+        except ModuleCallError:
+            raise
+        except AgentWorldError as exc:
+            raise ModuleCallError("artifact_missing", str(exc)) from None
+        if hashlib.sha256(wasm).hexdigest() != wasm_hash:
+            raise ModuleCallError(
+                "artifact_missing", f"the bytes given for {wasm_hash} do not match that hash"
+            )
+        try:
+            return self._inspect(wasm_hash, wasm)
+        except InvalidArtifactError as exc:
+            raise ModuleCallError("trap", str(exc)) from None
+
+    # -- calls --------------------------------------------------------------------------
+
+    def _pending(self, index: int, request: CallRequest, pages: int) -> _Pending:
+        """Plan one call; raises `ModuleCallError` when it cannot be made at all."""
+        guest = self._guest(request)
+        plan = guest.plan(request.entrypoint)
+        if isinstance(plan, str):
+            raise ModuleCallError("trap", plan)
+        limits = request.limits
+        message = wire.call_message(
+            guest.hash, pages, plan.shape, min(limits.max_output_bytes, 0xFFFFFFFF),
+            plan.entrypoint, request.input, [], [],
+        )
+        return _Pending(index, request, guest, message, pages)
+
+    def _limit_pages(self, request: CallRequest) -> int:
+        return min(request.limits.max_mem_bytes // _PAGE, self._max_pages)
+
+    def _run(self, pending: list[_Pending]) -> dict[int, bytes | ModuleCallError]:
+        """Run planned calls in batches; each call's RESULT body or its timeout."""
+        results: dict[int, bytes | ModuleCallError] = {}
+        queue = list(pending)
+        while queue:
+            host = self._ensure_host()
+            modules: list[tuple[bytes, bytes]] = []
+            for item in queue:
+                if item.guest.hash not in self._sent and all(
+                        item.guest.hash != digest for digest, _ in modules):
+                    modules.append((item.guest.hash, item.guest.wasm))
+            self.stats.batches += 1
+            try:
+                host.send(wire.batch_message(modules, [item.message for item in queue]))
+                self._sent.update(digest for digest, _ in modules)
+                body = host.receive(time.monotonic() + float(self.options["compile_timeout_s"]))
+                if body[:1] != bytes([wire.PREPARED]):
+                    raise HostDied("the wasmer host answered BATCH with another message")
+            except _Deadline:
+                self.stats.timeouts += 1
+                self._drop_host()
+                for item in queue:
+                    results[item.index] = ModuleCallError(
+                        "timeout", "compiling the module took longer than "
+                        f"{self.options['compile_timeout_s']} s")
+                return results
+            except HostDied:
+                self._host_died(queue[0])
+                continue
+            done = 0
+            retry: list[_Pending] = []
+            try:
+                for item in queue:
+                    deadline = time.monotonic() + item.request.limits.max_call_ms / 1000
+                    body = host.receive(deadline)
+                    done += 1
+                    if body[1] == wire.UNKNOWN_MODULE:
+                        self._sent.discard(item.guest.hash)
+                        retry.append(item)
+                    else:
+                        results[item.index] = body
+            except _Deadline:
+                # The call at `done` overran its wall-clock limit: the host is killed, the
+                # call fails, and the calls after it go to a new host.
+                self.stats.timeouts += 1
+                self._drop_host()
+                results[queue[done].index] = ModuleCallError(
+                    "timeout", "interrupted by the wall-clock watchdog")
+                done += 1
+            except HostDied:
+                self._host_died(queue[done])
+            queue = retry + queue[done:]
+            queue.sort(key=lambda item: item.index)
+        return results
+
+    def _host_died(self, item: _Pending) -> None:
+        """The host died running `item`: restart it, or give up if it died there before."""
+        self.stats.deaths += 1
+        self._drop_host()
+        item.deaths += 1
+        if item.deaths > 1:
+            raise ExecutorUnavailableError(
+                f"the wasmer host process died twice running {item.request.instance_id}'s "
+                f"{item.request.entrypoint!r} call"
+            )
+
+    def _finish(self, item: _Pending, body: bytes) -> ModuleOutput:
+        """Turn one RESULT into an output, or raise its `ModuleCallError`."""
+        outcome, stage, trap, _pages, a, b, _values, output = wire.parse_result(body)
+        request = item.request
+        if outcome == wire.OK:
+            return decode_output(output, limits=request.limits, kind=request.kind)
+        limit_bytes = item.pages * _PAGE
+        if outcome == wire.MEMORY_LIMIT:
+            raise ModuleCallError(
+                "memory_limit",
+                f"instantiating: the module's initial memory ({a * _PAGE} bytes) exceeds "
+                f"{limit_bytes} bytes",
+            )
+        if outcome == wire.ALLOC_OUT_OF_BOUNDS:
+            raise ModuleCallError("trap", f"alloc({b}) returned {a}, out of bounds")
+        if outcome == wire.OUTPUT_TOO_LARGE:
+            raise ModuleCallError("output_too_large", f"output is {a} bytes, the limit is {b}")
+        if outcome == wire.OUTPUT_OUT_OF_BOUNDS:
+            raise ModuleCallError("invalid_output", f"output ({a}, {b}) lies outside guest memory")
+        if outcome == wire.BAD_EXPORT:
+            raise ModuleCallError("trap", "the instance lacks an export its module declares")
+        kind = wire.TRAP_KINDS[trap] if trap < len(wire.TRAP_KINDS) else "other"
+        raise ModuleCallError("trap", _STAGE_PREFIX.get(stage, "") + TRAP_DETAILS[kind])
+
+    def _grew_past_limit(self, items: list[_Pending]) -> list[_Pending]:
+        """Which trapped calls, run again with the engine's ceiling, grow past their limit.
+
+        `memory.grow` returns -1 when the limit refuses it and the guest traps later for a
+        reason of its own; calls are deterministic, so the same call run with more room shows
+        whether the limit is what stopped it.
+        """
+        probes = []
+        for item in items:
+            message = bytearray(item.message)
+            message[32:36] = self._max_pages.to_bytes(4, "little")
+            probes.append(_Pending(item.index, item.request, item.guest, bytes(message),
+                                   self._max_pages))
+        bodies = self._run(probes)
+        grown = []
+        for item in items:
+            body = bodies[item.index]
+            if isinstance(body, bytes):
+                outcome, _, _, pages, *_ = wire.parse_result(body)
+                if outcome == wire.TRAP and pages > item.pages:
+                    grown.append(item)
+        return grown
+
+    def call_batch(self, requests: Sequence[CallRequest]) -> list[ModuleOutput | ModuleCallError]:
+        """Run independent calls in order, in one round trip to the host; failures are
+        returned in place, not raised."""
+        results: list[ModuleOutput | ModuleCallError | None] = [None] * len(requests)
+        with self._lock:
+            pending = []
+            for index, request in enumerate(requests):
+                try:
+                    pending.append(self._pending(index, request, self._limit_pages(request)))
+                except ModuleCallError as failure:
+                    results[index] = failure
+            self.stats.calls += len(pending)
+            bodies = self._run(pending)
+            trapped = []
+            for item in pending:
+                body = bodies[item.index]
+                if isinstance(body, ModuleCallError):
+                    results[item.index] = body
+                    continue
+                try:
+                    results[item.index] = self._finish(item, body)
+                except ModuleCallError as refused:
+                    results[item.index] = refused
+                    if body[1] == wire.TRAP and item.pages < self._max_pages:
+                        trapped.append(item)
+            for item in self._grew_past_limit(trapped) if trapped else ():
+                first = results[item.index]
+                assert isinstance(first, ModuleCallError)
+                limit = min(item.request.limits.max_mem_bytes, self._max_pages * _PAGE)
+                results[item.index] = ModuleCallError(
+                    "memory_limit",
+                    f"the guest tried to grow its memory past {limit} bytes and then failed: "
+                    f"{first.detail}",
+                )
+        assert all(result is not None for result in results)
+        return results  # type: ignore[return-value]
+
+    def call(self, request: CallRequest) -> ModuleOutput:
+        """Run one call; raise `ModuleCallError` on any failure."""
+        (result,) = self.call_batch([request])
+        if isinstance(result, ModuleCallError):
+            raise result
+        return result
+
+    def check_artifact(self, wasm: bytes) -> list[str]:
+        """The module's export names; `InvalidArtifactError` unless `wasm` is an import-free
+        WebAssembly module. The host keeps the compiled module."""
+        wasm = bytes(wasm)
+        wasm_hash = hashlib.sha256(wasm).hexdigest()
+        with self._lock:
+            guest = self._guests.get(wasm_hash) or self._inspect(wasm_hash, wasm)
+        if guest.problem is not None:
+            raise InvalidArtifactError(guest.problem)
+        return list(guest.exports)
+
+    def close(self) -> None:
+        """End the host process and drop compiled modules."""
+        with self._lock:
+            self._closed = True
+            if self._host is not None:
+                self._host.quit()
+                self._host = None
+            self._guests.clear()
+
+    def __enter__(self) -> WasmerExecutor:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _factory(config: ExecutorConfig) -> WasmerExecutor:
+    return WasmerExecutor(config)
+
+
+@hookimpl
+def agentworld_register_executors(register: Callable[..., None]) -> None:
+    """Register the wasmer executor (as unavailable, with how to fix it, when it cannot run)."""
+    register("wasmer", _factory, unavailable_reason=unavailable_reason(),
+             description=DESCRIPTION)
+

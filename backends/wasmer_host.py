@@ -1,0 +1,628 @@
+"""The wasmer host: runs wasm-1 calls on wasmer for a client over pipes (see docs/wasmer.md).
+
+The wasmer package has no wheels for the Pythons agentworld supports, so this file is run as a
+script by a separate interpreter that has it (`AGENTWORLD_WASMER_PYTHON`). It therefore uses
+the standard library only and stays compatible with Python 3.9. It holds engine code only:
+compile, describe, instantiate, call, read memory and globals, and name traps with
+engine-neutral kinds. Entrypoint planning, output decoding and failure classification stay
+with the client. Where `import wasmer` works in agentworld's own interpreter, the client runs
+`Host.handle` in-process instead, with the same frames.
+
+Framing: every message, both ways, is a 4-byte little-endian length, then that many bytes; the
+first byte of a message is its type. Integers are little-endian.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import struct
+import sys
+from collections import OrderedDict
+from collections.abc import Iterator
+from typing import Any, Callable
+
+PROTOCOL_VERSION = 1
+MAX_FRAME = 512 * 1024 * 1024
+PAGE = 65536
+MAX_PAGES = 65536
+
+# Message types. Client to host: INSPECT, BATCH, QUIT. Host to client: HELLO (once, at
+# start), INSPECTED (answers INSPECT), PREPARED (a BATCH is parsed and compiled: its calls
+# start now), RESULT (one per call of a BATCH, in order, each sent as soon as it is ready),
+# FAULT (a protocol error; the host exits after sending it).
+HELLO = ord("H")
+INSPECT = ord("I")
+INSPECTED = ord("i")
+BATCH = ord("B")
+PREPARED = ord("p")
+RESULT = ord("r")
+QUIT = ord("Q")
+FAULT = ord("x")
+
+# INSPECTED status.
+MODULE_OK, MODULE_NOT_WASM, MODULE_INVALID, MODULE_HASH_MISMATCH = 0, 1, 2, 3
+
+# Entrypoint shapes (wasm-1).
+SHAPE_MULTI, SHAPE_PACKED, SHAPE_RETAREA = 0, 1, 2
+
+# Value types of globals the client sets or reads.
+VAL_I32, VAL_I64 = 1, 2
+
+# RESULT outcomes; `a` and `b` carry numbers the client needs to word its detail.
+OK = 0  # the output follows
+TRAP = 1  # `stage` and `trap` say where and which
+MEMORY_LIMIT = 2  # the module's initial memory (a pages) exceeds the limit (b pages)
+ALLOC_OUT_OF_BOUNDS = 3  # alloc(b) returned a, which is not inside memory
+OUTPUT_TOO_LARGE = 4  # the output is a bytes long, the limit is b
+OUTPUT_OUT_OF_BOUNDS = 5  # the output (a, b) is not inside memory
+UNKNOWN_MODULE = 6  # no module with that hash was inspected or sent
+BAD_EXPORT = 7  # an export the call names is missing or of the wrong kind
+
+# Where a call failed.
+STAGE_INSTANTIATE, STAGE_ALLOC, STAGE_ENTRY = 0, 1, 2
+
+# Engine-neutral trap kinds: the WebAssembly trap conditions, numbered for the wire.
+TRAP_KINDS = (
+    "other",
+    "unreachable",
+    "integer_division_by_zero",
+    "integer_overflow",
+    "bad_conversion_to_integer",
+    "memory_out_of_bounds",
+    "table_out_of_bounds",
+    "indirect_call_to_null",
+    "bad_signature",
+    "stack_overflow",
+    "heap_misaligned",
+)
+_TRAP_MESSAGES = {
+    "unreachable": "unreachable",
+    "integer divide by zero": "integer_division_by_zero",
+    "integer overflow": "integer_overflow",
+    "invalid conversion to integer": "bad_conversion_to_integer",
+    "out of bounds memory access": "memory_out_of_bounds",
+    "memory out of bounds: data segment does not fit": "memory_out_of_bounds",
+    "undefined element: out of bounds table access": "table_out_of_bounds",
+    "table out of bounds: elements segment does not fit": "table_out_of_bounds",
+    "uninitialized element": "indirect_call_to_null",
+    "indirect call type mismatch": "bad_signature",
+    "call stack exhausted": "stack_overflow",
+    "misaligned heap": "heap_misaligned",
+    "unaligned atomic access": "heap_misaligned",
+}
+
+_U32 = struct.Struct("<I")
+_RESULT_HEAD = struct.Struct("<BBBBIIIB")  # type, outcome, stage, trap, pages, a, b, n_globals
+_CALL_HEAD = struct.Struct("<32sIBI")  # hash, memory pages allowed, shape, max output bytes
+_WASM_MAGIC = b"\0asm"
+_VALTYPES = {1: "i32", 2: "i64", 3: "f32", 4: "f64", 5: "v128", 6: "externref", 7: "funcref"}
+
+
+class ProtocolError(Exception):
+    """A malformed message: the peer does not speak this protocol."""
+
+
+def trap_kind(message: str) -> int:
+    """The neutral trap kind (an index into `TRAP_KINDS`) of one of wasmer's trap messages."""
+    first = message.strip().splitlines()[0] if message.strip() else ""
+    if first.startswith("RuntimeError: "):
+        first = first[len("RuntimeError: "):]
+    return TRAP_KINDS.index(_TRAP_MESSAGES.get(first.strip(), "other"))
+
+
+# -- the wire -------------------------------------------------------------------------------
+
+
+class Reader:
+    """Reads the fields of one message body."""
+
+    def __init__(self, data: bytes, offset: int = 0) -> None:
+        self.data = data
+        self.offset = offset
+
+    def take(self, size: int) -> bytes:
+        """The next `size` bytes."""
+        end = self.offset + size
+        if size < 0 or end > len(self.data):
+            raise ProtocolError("message ends early")
+        chunk = self.data[self.offset:end]
+        self.offset = end
+        return chunk
+
+    def u8(self) -> int:
+        """An unsigned byte."""
+        return self.take(1)[0]
+
+    def u32(self) -> int:
+        """An unsigned 32-bit integer."""
+        value: int = _U32.unpack(self.take(4))[0]
+        return value
+
+    def i64(self) -> int:
+        """A signed 64-bit integer."""
+        value: int = struct.unpack("<q", self.take(8))[0]
+        return value
+
+    def blob(self) -> bytes:
+        """A u32 length, then that many bytes."""
+        return self.take(self.u32())
+
+    def text(self) -> str:
+        """A u16 length, then that many bytes of UTF-8."""
+        size = struct.unpack("<H", self.take(2))[0]
+        return self.take(size).decode("utf-8")
+
+    def end(self) -> None:
+        """Refuse trailing bytes."""
+        if self.offset != len(self.data):
+            raise ProtocolError("trailing bytes after the message")
+
+
+def blob(data: bytes) -> bytes:
+    """A u32 length, then the bytes."""
+    return _U32.pack(len(data)) + data
+
+
+def text(value: str) -> bytes:
+    """A u16 length, then the UTF-8 bytes."""
+    raw = value.encode("utf-8")
+    return struct.pack("<H", len(raw)) + raw
+
+
+def frame(body: bytes) -> bytes:
+    """One frame: the body's length, then the body."""
+    return _U32.pack(len(body)) + body
+
+
+def inspect_message(wasm_hash: bytes, wasm: bytes) -> bytes:
+    """The body of an INSPECT message."""
+    return bytes([INSPECT]) + wasm_hash + blob(wasm)
+
+
+def batch_message(modules: list[tuple[bytes, bytes]], calls: list[bytes]) -> bytes:
+    """The body of a BATCH message: modules the host lacks, then encoded calls."""
+    parts = [bytes([BATCH]), struct.pack("<H", len(modules))]
+    for wasm_hash, wasm in modules:
+        parts.append(wasm_hash)
+        parts.append(blob(wasm))
+    parts.append(_U32.pack(len(calls)))
+    parts.extend(calls)
+    return b"".join(parts)
+
+
+def call_message(
+    wasm_hash: bytes,
+    pages: int,
+    shape: int,
+    max_output: int,
+    entrypoint: str,
+    data: bytes,
+    set_globals: list[tuple[str, int, int]],
+    get_globals: list[str],
+) -> bytes:
+    """One call inside a BATCH: module, memory pages allowed, shape, output limit, entrypoint,
+    globals to set before the call (name, value type, value), globals to read after it, input."""
+    parts = [_CALL_HEAD.pack(wasm_hash, pages, shape, max_output), text(entrypoint)]
+    parts.append(bytes([len(set_globals)]))
+    for name, valtype, value in set_globals:
+        parts.append(text(name) + struct.pack("<Bq", valtype, value))
+    parts.append(bytes([len(get_globals)]))
+    parts.extend(text(name) for name in get_globals)
+    parts.append(blob(data))
+    return b"".join(parts)
+
+
+def parse_result(body: bytes) -> tuple[int, int, int, int, int, int, list[int], bytes]:
+    """A RESULT body as (outcome, stage, trap, pages, a, b, globals, output)."""
+    if len(body) < _RESULT_HEAD.size or body[0] != RESULT:
+        raise ProtocolError("not a RESULT message")
+    _, outcome, stage, trap, pages, a, b, count = _RESULT_HEAD.unpack_from(body)
+    reader = Reader(body, _RESULT_HEAD.size)
+    values = [reader.i64() for _ in range(count)]
+    output = reader.blob()
+    reader.end()
+    return outcome, stage, trap, pages, a, b, values, output
+
+
+def _result(
+    outcome: int,
+    stage: int = 0,
+    trap: int = 0,
+    pages: int = 0,
+    a: int = 0,
+    b: int = 0,
+    values: list[int] | None = None,
+    output: bytes = b"",
+) -> bytes:
+    values = values or []
+    head = _RESULT_HEAD.pack(RESULT, outcome, stage, trap, pages, a, b, len(values))
+    return head + b"".join(struct.pack("<q", value) for value in values) + blob(output)
+
+
+# -- memory limits by rewriting the module --------------------------------------------------
+
+
+def _leb(data: bytes, offset: int) -> tuple[int, int]:
+    """An unsigned LEB128 at `offset`: (value, offset after it)."""
+    value = shift = 0
+    while True:
+        if offset >= len(data) or shift > 35:
+            raise ValueError("bad LEB128")
+        byte = data[offset]
+        offset += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return value, offset
+
+
+def _uleb(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def limit_memory(wasm: bytes, pages: int) -> tuple[bytes, int]:
+    """The module with its memory's maximum lowered to at most `pages`, and the memory's
+    declared minimum. wasmer-python has no resource limiter: a declared maximum makes
+    `memory.grow` past the limit return -1, as a limiter refusing it does."""
+    offset = 8
+    while offset < len(wasm):
+        section = wasm[offset]
+        size, body = _leb(wasm, offset + 1)
+        end = body + size
+        if section == 5:
+            count, cursor = _leb(wasm, body)
+            if count != 1:
+                return wasm, 0
+            flags = wasm[cursor]
+            if flags not in (0, 1):
+                return wasm, 0  # shared or 64-bit: refused by planning, never called
+            minimum, cursor = _leb(wasm, cursor + 1)
+            maximum = MAX_PAGES
+            if flags == 1:
+                maximum, cursor = _leb(wasm, cursor)
+            if cursor != end or maximum <= pages or minimum > pages:
+                return wasm, minimum
+            payload = _uleb(1) + b"\x01" + _uleb(minimum) + _uleb(pages)
+            rewritten = wasm[:offset] + b"\x05" + _uleb(len(payload)) + payload + wasm[end:]
+            return rewritten, minimum
+        offset = end
+    return wasm, 0
+
+
+# -- the engine -----------------------------------------------------------------------------
+
+
+def _descriptor(kind: Any) -> list[Any]:
+    """A JSON description of an extern type, in the client's engine-neutral vocabulary."""
+    name = type(kind).__name__
+    if name == "FunctionType":
+        return [
+            "func",
+            [_VALTYPES.get(int(p), str(p)) for p in kind.params],
+            [_VALTYPES.get(int(r), str(r)) for r in kind.results],
+        ]
+    if name == "MemoryType":
+        # wasmer 1.1 has no 64-bit memories.
+        return ["memory", False, bool(kind.shared), int(kind.minimum)]
+    if name == "GlobalType":
+        return ["global", _VALTYPES.get(int(kind.type), str(kind.type)), bool(kind.mutable)]
+    return [name[: -len("Type")].lower() if name.endswith("Type") else name.lower()]
+
+
+class _Module:
+    """An inspected module: its bytes, its summary and its compiled variants by memory limit."""
+
+    __slots__ = ("minimum", "summary", "variants", "wasm")
+
+    def __init__(self, wasm: bytes, summary: dict[str, Any]) -> None:
+        self.wasm = wasm
+        self.summary = summary
+        self.minimum = 0
+        self.variants: dict[int, Any] = {}
+
+
+class Host:
+    """The engine: compiled modules by hash, and the handler for one message."""
+
+    def __init__(self, cache_size: int = 256) -> None:
+        import wasmer  # type: ignore[import-not-found]
+        import wasmer_compiler_cranelift  # type: ignore[import-not-found]
+
+        self._wasmer = wasmer
+        self._store = wasmer.Store(wasmer.engine.Universal(wasmer_compiler_cranelift.Compiler))
+        self._modules: OrderedDict[bytes, _Module] = OrderedDict()
+        self._cache_size = max(1, cache_size)
+        self.version = "wasmer " + str(getattr(wasmer, "__version__", "?")) + " cranelift"
+
+    def hello(self) -> bytes:
+        """The HELLO body: protocol version, engine, interpreter."""
+        return (
+            bytes([HELLO])
+            + _U32.pack(PROTOCOL_VERSION)
+            + text(self.version)
+            + text(sys.version.split()[0])
+        )
+
+    def handle(self, body: bytes) -> Iterator[bytes]:
+        """The reply bodies to one message body, each produced when ready (a batch's results
+        one call at a time); raises `ProtocolError` on a malformed message before any reply."""
+        if not body:
+            raise ProtocolError("empty message")
+        kind = body[0]
+        if kind == INSPECT:
+            reader = Reader(body, 1)
+            wasm_hash = reader.take(32)
+            wasm = reader.blob()
+            reader.end()
+            return iter([self._inspect(wasm_hash, wasm)])
+        if kind == BATCH:
+            return self._batch(Reader(body, 1))
+        raise ProtocolError(f"unknown message type {kind}")
+
+    def _inspect(self, wasm_hash: bytes, wasm: bytes) -> bytes:
+        status, summary = self._load(wasm_hash, wasm)
+        self._evict()
+        payload = b"" if summary is None else json.dumps(summary).encode("utf-8")
+        return bytes([INSPECTED, status]) + blob(payload)
+
+    def _load(self, wasm_hash: bytes, wasm: bytes) -> tuple[int, dict[str, Any] | None]:
+        known = self._modules.get(wasm_hash)
+        if known is not None:
+            self._modules.move_to_end(wasm_hash)
+            return MODULE_OK, known.summary
+        if hashlib.sha256(wasm).digest() != wasm_hash:
+            return MODULE_HASH_MISMATCH, None
+        if not wasm.startswith(_WASM_MAGIC):
+            # wasmer would otherwise accept WAT text too.
+            return MODULE_NOT_WASM, None
+        try:
+            module = self._wasmer.Module(self._store, wasm)
+        except Exception:  # wasmer raises RuntimeError, ValueError, ... for invalid bytes
+            return MODULE_INVALID, None
+        summary = {
+            "imports": [[i.module, i.name, _descriptor(i.type)] for i in module.imports],
+            "exports": [[e.name, _descriptor(e.type)] for e in module.exports],
+        }
+        entry = _Module(wasm, summary)
+        entry.variants[-1] = module
+        self._modules[wasm_hash] = entry
+        return MODULE_OK, summary
+
+    def _evict(self) -> None:
+        """Drop the least recently used modules over the cache size; only between messages,
+        so that a batch never loses a module it carries."""
+        while len(self._modules) > self._cache_size:
+            self._modules.popitem(last=False)
+
+    def _variant(self, entry: _Module, pages: int) -> tuple[Any, int]:
+        """The module compiled with its memory limited to `pages`, and its initial pages."""
+        module = entry.variants.get(pages)
+        if module is None:
+            wasm, minimum = limit_memory(entry.wasm, pages)
+            entry.minimum = minimum
+            if wasm is entry.wasm:
+                module = entry.variants[-1]
+            else:
+                module = self._wasmer.Module(self._store, wasm)
+            if len(entry.variants) > 8:
+                entry.variants = {-1: entry.variants[-1]}
+            entry.variants[pages] = module
+        return module, entry.minimum
+
+    def _batch(self, reader: Reader) -> Iterator[bytes]:
+        """Load the batch's modules and compile what its calls need, then run them lazily."""
+        count = struct.unpack("<H", reader.take(2))[0]
+        for _ in range(count):
+            wasm_hash = reader.take(32)
+            status, _ = self._load(wasm_hash, reader.blob())
+            if status != MODULE_OK:
+                raise ProtocolError("a batch carries a module that does not load")
+        calls: list[Any] = []
+        for _ in range(reader.u32()):
+            wasm_hash, pages, shape, max_output = _CALL_HEAD.unpack(reader.take(_CALL_HEAD.size))
+            entrypoint = reader.text()
+            sets = []
+            for _ in range(reader.u8()):
+                name = reader.text()
+                valtype, value = struct.unpack("<Bq", reader.take(9))
+                if valtype == VAL_I32 and not -(2**31) <= value < 2**31:
+                    raise ProtocolError("an i32 global's value is out of range")
+                sets.append((name, value))
+            gets = [reader.text() for _ in range(reader.u8())]
+            calls.append([wasm_hash, min(pages, MAX_PAGES), shape, max_output, entrypoint, sets,
+                          gets, reader.blob()])
+        reader.end()
+        for call in calls:
+            call[0] = self._prepare(call[0], call[1])
+        self._evict()
+        return self._results(calls)
+
+    def _prepare(self, wasm_hash: bytes, pages: int) -> Any:
+        """The compiled module a call runs, or the RESULT body that ends it before it starts."""
+        entry = self._modules.get(wasm_hash)
+        if entry is None:
+            return _result(UNKNOWN_MODULE)
+        self._modules.move_to_end(wasm_hash)
+        try:
+            module, minimum = self._variant(entry, pages)
+        except Exception:  # the rewritten module does not compile: never for a valid module
+            return _result(TRAP, STAGE_INSTANTIATE)
+        if minimum > pages:
+            return _result(MEMORY_LIMIT, STAGE_INSTANTIATE, a=minimum, b=pages)
+        return module
+
+    def _results(self, calls: list[Any]) -> Iterator[bytes]:
+        yield bytes([PREPARED])
+        for module, _, shape, max_output, entrypoint, sets, gets, data in calls:
+            if isinstance(module, bytes):
+                yield module
+            else:
+                yield self.call(module, shape, max_output, entrypoint, sets, gets, data)
+
+    def call(
+        self,
+        module: Any,
+        shape: int,
+        max_output: int,
+        entrypoint: str,
+        sets: list[tuple[str, int]],
+        gets: list[str],
+        data: bytes,
+    ) -> bytes:
+        """Run one call of a compiled module in a fresh instance; the RESULT body."""
+        state: dict[str, Any] = {"stage": STAGE_INSTANTIATE, "memory": None, "exports": None}
+        try:
+            return self._run(module, state, shape, max_output, entrypoint, sets, gets, data)
+        except LookupError:
+            return _result(BAD_EXPORT, state["stage"])
+        except RuntimeError as exc:
+            memory = state["memory"]
+            size = memory.data_size // PAGE if memory is not None else 0
+            values = self._read(state["exports"], gets)
+            return _result(TRAP, state["stage"], trap_kind(str(exc)), size, values=values)
+        except Exception:  # a call the engine refuses (a type error): still the guest's fault
+            return _result(TRAP, state["stage"])
+
+    def _read(self, exports: Any, gets: list[str]) -> list[int]:
+        """The values of the globals named in `gets` (0 for one that cannot be read)."""
+        values = []
+        for name in gets:
+            try:
+                values.append(int(getattr(exports, name).value))
+            except Exception:  # no instance yet, or no such global
+                values.append(0)
+        return values
+
+    def _run(
+        self,
+        module: Any,
+        state: dict[str, Any],
+        shape: int,
+        max_output: int,
+        entrypoint: str,
+        sets: list[tuple[str, int]],
+        gets: list[str],
+        data: bytes,
+    ) -> bytes:
+        instance = self._wasmer.Instance(module)
+        exports = state["exports"] = instance.exports
+        for name, value in sets:
+            getattr(exports, name).value = value
+        memory = state["memory"] = exports.memory
+        alloc: Callable[..., Any] = exports.alloc
+        function: Callable[..., Any] = getattr(exports, entrypoint)
+        size = len(data)
+        if shape == SHAPE_RETAREA:
+            span = (size + 3) & ~3
+            request = span + 8
+        else:
+            request = size
+        state["stage"] = STAGE_ALLOC
+        pointer = alloc(request) & 0xFFFFFFFF
+        view = memoryview(memory.buffer)
+        if pointer + request > len(view):
+            return _result(ALLOC_OUT_OF_BOUNDS, STAGE_ALLOC, 0, len(view) // PAGE, pointer,
+                           request, self._read(exports, gets))
+        view[pointer:pointer + size] = data
+        view.release()
+        state["stage"] = STAGE_ENTRY
+        if shape == SHAPE_MULTI:
+            out_pointer, out_size = function(pointer, size)
+        elif shape == SHAPE_PACKED:
+            packed = function(pointer, size) & 0xFFFFFFFFFFFFFFFF
+            out_pointer, out_size = packed & 0xFFFFFFFF, packed >> 32
+        else:
+            ret_area = pointer + span
+            function(ret_area, pointer, size)
+            view = memoryview(memory.buffer)
+            out_pointer, out_size = struct.unpack_from("<II", view, ret_area)
+            view.release()
+        out_pointer &= 0xFFFFFFFF
+        out_size &= 0xFFFFFFFF
+        values = self._read(exports, gets)
+        view = memoryview(memory.buffer)
+        pages = len(view) // PAGE
+        if out_size > max_output:
+            return _result(OUTPUT_TOO_LARGE, STAGE_ENTRY, 0, pages, out_size, max_output, values)
+        if out_pointer + out_size > len(view):
+            return _result(OUTPUT_OUT_OF_BOUNDS, STAGE_ENTRY, 0, pages, out_pointer, out_size,
+                           values)
+        output = view[out_pointer:out_pointer + out_size].tobytes()
+        view.release()
+        return _result(OK, STAGE_ENTRY, 0, pages, values=values, output=output)
+
+
+# -- the process ----------------------------------------------------------------------------
+
+
+def _read_exact(fd: int, size: int) -> bytes | None:
+    chunks = []
+    while size:
+        chunk = os.read(fd, min(size, 1 << 20))
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def serve(host: Host, fd_in: int, fd_out: int) -> int:
+    """Answer messages until QUIT or end of input; the exit status."""
+    _write_all(fd_out, frame(host.hello()))
+    while True:
+        head = _read_exact(fd_in, 4)
+        if head is None:
+            return 0
+        size = _U32.unpack(head)[0]
+        if size > MAX_FRAME:
+            _write_all(fd_out, frame(bytes([FAULT]) + text("frame too large")))
+            return 2
+        body = _read_exact(fd_in, size)
+        if body is None:
+            return 0
+        if body[:1] == bytes([QUIT]):
+            return 0
+        try:
+            replies = host.handle(body)
+        except ProtocolError as exc:
+            _write_all(fd_out, frame(bytes([FAULT]) + text(str(exc))))
+            return 2
+        for reply in replies:
+            # One write per result, as soon as it is ready: the client times each call.
+            _write_all(fd_out, frame(reply))
+
+
+def main(argv: list[str]) -> int:
+    """Serve on stdin/stdout, or with `--probe` print the engine version and exit."""
+    if argv[1:2] == ["--probe"]:
+        host = Host()
+        print(host.version)
+        return 0
+    # The protocol owns the real stdout; a stray print must not corrupt it.
+    fd_in, fd_out = os.dup(0), os.dup(1)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    os.dup2(devnull, 0)
+    os.dup2(2, 1)
+    cache_size = int(argv[1]) if len(argv) > 1 else 256
+    return serve(Host(cache_size), fd_in, fd_out)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
