@@ -21,6 +21,7 @@ import functools
 import hashlib
 import json
 import os
+import queue
 import select
 import signal
 import subprocess
@@ -28,7 +29,7 @@ import tempfile
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -76,14 +77,14 @@ _STAGE_PREFIX = {wire.STAGE_INSTANTIATE: "instantiating: ", wire.STAGE_ALLOC: "i
 
 TRAP_DETAILS: dict[str, str] = {
     "other": "wasm trap",
-    "unreachable": "wasm trap: unreachable instruction executed",
+    "unreachable": "wasm trap: wasm `unreachable` instruction executed",
     "integer_division_by_zero": "wasm trap: integer divide by zero",
     "integer_overflow": "wasm trap: integer overflow",
     "bad_conversion_to_integer": "wasm trap: invalid conversion to integer",
     "memory_out_of_bounds": "wasm trap: out of bounds memory access",
     "table_out_of_bounds": "wasm trap: undefined element: out of bounds table access",
     "indirect_call_to_null": "wasm trap: uninitialized element",
-    "bad_signature": "wasm trap: indirect call signature mismatch",
+    "bad_signature": "wasm trap: indirect call type mismatch",
     "stack_overflow": "wasm trap: call stack exhausted",
     "heap_misaligned": "wasm trap: misaligned memory access",
 }
@@ -281,35 +282,65 @@ class _HostProcess:
 
 
 class _InProcess:
-    """The host's engine in this interpreter: the same messages, no pipes, no watchdog."""
+    """The host's engine in this interpreter: the same messages, no pipes, no watchdog.
+
+    wasmer's objects are bound to the thread that made them, and that thread's stack bounds
+    guest recursion, so the engine lives on one thread of its own (see
+    `wasmer_host.on_engine_thread`) and messages reach it through queues. A runaway call
+    cannot be interrupted in-process: there, the gas limit is what ends it.
+    """
 
     engine: str
 
     def __init__(self, cache_size: int) -> None:
-        self._host = wire.Host(cache_size)
-        self.engine = self._host.version
-        self._pending: Iterator[bytes] = iter(())
+        self._requests: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._replies: queue.SimpleQueue[bytes | Exception] = queue.SimpleQueue()
+        self._thread = threading.Thread(
+            target=wire.on_engine_thread, args=(functools.partial(self._serve, cache_size),),
+            name="agentworld-wasmer", daemon=True)
+        self._thread.start()
+        reply = self._replies.get()
+        if isinstance(reply, Exception):
+            raise ExecutorUnavailableError(f"wasmer cannot start here: {reply}")
+        self.engine = wire.Reader(reply, 5).text()
+
+    def _serve(self, cache_size: int) -> int:
+        try:
+            host = wire.Host(cache_size)
+        except Exception as exc:  # whatever the engine raises, the client reports it
+            self._replies.put(exc)
+            return 1
+        self._replies.put(host.hello())
+        while (body := self._requests.get()) is not None:
+            try:
+                for reply in host.handle(body):
+                    self._replies.put(reply)
+            except wire.ProtocolError as exc:
+                self._replies.put(exc)
+        return 0
 
     def send(self, body: bytes) -> None:
-        """Hand one message to the engine; its replies are read with `receive`."""
-        try:
-            self._pending = self._host.handle(body)
-        except wire.ProtocolError as exc:
-            raise HostDied(f"the wasmer engine refused a message: {exc}") from None
+        """Hand one message to the engine thread."""
+        self._requests.put(body)
 
     def receive(self, deadline: float | None) -> bytes:
-        """The next reply (computed now: in-process calls cannot be interrupted)."""
-        return next(self._pending)
+        """The next reply (waiting as long as it takes: in-process calls are not interrupted)."""
+        reply = self._replies.get()
+        if isinstance(reply, Exception):
+            raise HostDied(f"the wasmer engine refused a message: {reply}")
+        return reply
 
     def alive(self) -> bool:
-        """Always true."""
-        return True
+        """True while the engine thread runs."""
+        return self._thread.is_alive()
 
     def kill(self) -> None:
-        """Nothing to kill in-process."""
+        """Stop the engine thread once it is idle."""
+        self._requests.put(None)
 
     def quit(self) -> None:
-        """Nothing to end in-process."""
+        """Stop the engine thread once it is idle."""
+        self._requests.put(None)
 
 
 # -- planning -------------------------------------------------------------------------------
@@ -550,8 +581,9 @@ class WasmerExecutor:
         )
         return _Pending(index, request, guest, message, pages)
 
-    def _limit_pages(self, request: CallRequest) -> int:
-        return min(request.limits.max_mem_bytes // _PAGE, self._max_pages)
+    def _limit(self, request: CallRequest) -> int:
+        """The call's memory limit in bytes: its own, capped by the engine's ceiling."""
+        return min(request.limits.max_mem_bytes, int(self.options["max_memory_bytes"]))
 
     def _run(self, pending: list[_Pending]) -> dict[int, bytes | ModuleCallError]:
         """Run planned calls in batches; each call's RESULT body or its timeout."""
@@ -625,12 +657,11 @@ class WasmerExecutor:
         request = item.request
         if outcome == wire.OK:
             return decode_output(output, limits=request.limits, kind=request.kind)
-        limit_bytes = item.pages * _PAGE
         if outcome == wire.MEMORY_LIMIT:
             raise ModuleCallError(
                 "memory_limit",
-                f"instantiating: the module's initial memory ({a * _PAGE} bytes) exceeds "
-                f"{limit_bytes} bytes",
+                f"instantiating: the module's initial memory exceeds {self._limit(request)} "
+                f"bytes (memory minimum size of {a} pages exceeds memory limits)",
             )
         if outcome == wire.ALLOC_OUT_OF_BOUNDS:
             raise ModuleCallError("trap", f"alloc({b}) returned {a}, out of bounds")
@@ -662,7 +693,7 @@ class WasmerExecutor:
             body = bodies[item.index]
             if isinstance(body, bytes):
                 outcome, _, _, pages, *_ = wire.parse_result(body)
-                if outcome == wire.TRAP and pages > item.pages:
+                if outcome == wire.TRAP and pages * _PAGE > self._limit(item.request):
                     grown.append(item)
         return grown
 
@@ -674,7 +705,7 @@ class WasmerExecutor:
             pending = []
             for index, request in enumerate(requests):
                 try:
-                    pending.append(self._pending(index, request, self._limit_pages(request)))
+                    pending.append(self._pending(index, request, self._limit(request) // _PAGE))
                 except ModuleCallError as failure:
                     results[index] = failure
             self.stats.calls += len(pending)
@@ -689,15 +720,16 @@ class WasmerExecutor:
                     results[item.index] = self._finish(item, body)
                 except ModuleCallError as refused:
                     results[item.index] = refused
-                    if body[1] == wire.TRAP and item.pages < self._max_pages:
+                    ceiling = int(self.options["max_memory_bytes"])
+                    if body[1] == wire.TRAP and self._limit(item.request) < ceiling:
                         trapped.append(item)
             for item in self._grew_past_limit(trapped) if trapped else ():
                 first = results[item.index]
                 assert isinstance(first, ModuleCallError)
-                limit = min(item.request.limits.max_mem_bytes, self._max_pages * _PAGE)
                 results[item.index] = ModuleCallError(
                     "memory_limit",
-                    f"the guest tried to grow its memory past {limit} bytes and then failed: "
+                    f"the guest tried to grow its memory past {self._limit(item.request)} bytes "
+                    "and then failed: "
                     f"{first.detail}",
                 )
         assert all(result is not None for result in results)

@@ -19,6 +19,7 @@ import json
 import os
 import struct
 import sys
+import threading
 from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any, Callable
@@ -27,6 +28,8 @@ PROTOCOL_VERSION = 1
 MAX_FRAME = 512 * 1024 * 1024
 PAGE = 65536
 MAX_PAGES = 65536
+# The engine thread's stack: wasm's frames share it with a few of the host's own.
+STACK_BYTES = 768 * 1024
 
 # Message types. Client to host: INSPECT, BATCH, QUIT. Host to client: HELLO (once, at
 # start), INSPECTED (answers INSPECT), PREPARED (a BATCH is parsed and compiled: its calls
@@ -609,11 +612,29 @@ def serve(host: Host, fd_in: int, fd_out: int) -> int:
             _write_all(fd_out, frame(reply))
 
 
+def on_engine_thread(work: Callable[[], int]) -> int:
+    """Run `work` on a thread with a stack of `STACK_BYTES`; its result.
+
+    wasmer runs guests on the calling thread's stack, so that stack's size bounds recursion:
+    a small one makes deep recursion trap within milliseconds (with the main thread's 8 MiB,
+    building the trap's backtrace alone takes a second). wasmer's objects must stay on the
+    thread that made them, so all of the engine's work happens on this one thread.
+    """
+    outcome: list[int] = []
+    previous = threading.stack_size(STACK_BYTES)
+    try:
+        thread = threading.Thread(target=lambda: outcome.append(work()), name="wasmer-engine")
+        thread.start()
+    finally:
+        threading.stack_size(previous)
+    thread.join()
+    return outcome[0] if outcome else 1
+
+
 def main(argv: list[str]) -> int:
     """Serve on stdin/stdout, or with `--probe` print the engine version and exit."""
     if argv[1:2] == ["--probe"]:
-        host = Host()
-        print(host.version)
+        print(Host().version)
         return 0
     # The protocol owns the real stdout; a stray print must not corrupt it.
     fd_in, fd_out = os.dup(0), os.dup(1)
@@ -621,7 +642,7 @@ def main(argv: list[str]) -> int:
     os.dup2(devnull, 0)
     os.dup2(2, 1)
     cache_size = int(argv[1]) if len(argv) > 1 else 256
-    return serve(Host(cache_size), fd_in, fd_out)
+    return on_engine_thread(lambda: serve(Host(cache_size), fd_in, fd_out))
 
 
 if __name__ == "__main__":

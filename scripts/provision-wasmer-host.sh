@@ -82,6 +82,11 @@ for deb in "$work"/debs/*.deb; do
 done
 
 say "fetching the cp39 wheels of ${wheels[*]}"
+if ! "$pip_python" -m pip --version >/dev/null 2>&1; then
+    # A Python without pip (Debian's own python3): a throwaway venv has one.
+    "$pip_python" -m venv "$work/pip" >&2
+    pip_python="$work/pip/bin/python"
+fi
 "$pip_python" -m pip download -q --no-deps --only-binary=:all: --python-version 3.9 \
     --platform manylinux_2_24_x86_64 -d "$work/wheels" "${wheels[@]}" >&2
 for wheel in "$work"/wheels/*.whl; do
@@ -99,7 +104,7 @@ PYTHONPATH="$here/site" \
 exec "$here/root/usr/bin/python3.9" "$@"
 EOF
 chmod +x "$work/bin/python"
-rm -rf "$work/apt" "$work/debs" "$work/wheels"
+rm -rf "$work/apt" "$work/debs" "$work/wheels" "$work/pip"
 
 if ! works "$work/bin/python"; then
     say "the provisioned Python 3.9 cannot import wasmer:"

@@ -3,7 +3,7 @@
 Each scenario drives a fresh `World` through the public API only (`submit`, `step`,
 `step_with_modules`, `journal`, `state_root`), so a change to the kernel's insides must leave
 the recorded bytes identical. An intended change of behaviour regenerates the files in a commit
-of its own that says why:
+of its own that says why (each scenario takes the executor to run on, wasmtime by default):
 
     .venv/bin/python tests/golden_scenarios.py --write
 """
@@ -17,6 +17,7 @@ from typing import Any
 
 from agentworld import World
 from agentworld.canonical import canonical_json, sha256_hex
+from agentworld.executor import Executor
 from agentworld.testing.guests import guest_wasm
 
 GOLDEN_DIR = Path(__file__).parent / "golden"
@@ -62,9 +63,9 @@ def _install(world: World, agent: str, manifest: dict[str, Any],
         "activate": activate}})
 
 
-def modules_scenario() -> World:
+def modules_scenario(executor: str | Executor = "wasmtime") -> World:
     """Instances on two targets, a rule (allow, deny, modify), an observer, ticks, lifecycle."""
-    world = World()
+    world = World(executor=executor)
     _agents(world, "ada", "bob", "cy")
     hashes = _deploy(world, "counter", "sleeper", "suspender", "rule", "observer")
     world.step_with_modules()
@@ -115,9 +116,9 @@ def modules_scenario() -> World:
     return world
 
 
-def effects_scenario() -> World:
+def effects_scenario(executor: str | Executor = "wasmtime") -> World:
     """Capabilities, slots, policy hooks that allow and deny, receipts, an expired grant."""
-    world = World()
+    world = World(executor=executor)
     _agents(world, "ada", "bob")
     world.submit({"type": "grant_capability", "data": {
         "cap_ref": "cap.bank", "allowed_effect_kinds": ["bank.*"], "expires_at": None}})
@@ -149,9 +150,9 @@ def effects_scenario() -> World:
     return world
 
 
-def failures_scenario() -> World:
+def failures_scenario(executor: str | Executor = "wasmtime") -> World:
     """Hostile guests contained; a failing rule denies; refused manifests and upgrades."""
-    world = World()
+    world = World(executor=executor)
     _agents(world, "ada", "bob")
     hostile = ("loop", "membomb", "bigmem", "huge", "garbage", "badptr", "unreachable",
                "divzero", "recursion", "noalloc", "noentry")
@@ -203,7 +204,7 @@ def failures_scenario() -> World:
     return world
 
 
-SCENARIOS: dict[str, Callable[[], World]] = {
+SCENARIOS: dict[str, Callable[..., World]] = {
     "modules": modules_scenario,
     "effects": effects_scenario,
     "failures": failures_scenario,
