@@ -33,7 +33,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from attrs import define
+from attrs import define, field
 
 from agentworld.abi import decode_output
 from agentworld.errors import AgentWorldError, ExecutorUnavailableError
@@ -76,17 +76,17 @@ _SHAPES = {_MULTI: wire.SHAPE_MULTI, _PACKED: wire.SHAPE_PACKED, _RETAREA: wire.
 _STAGE_PREFIX = {wire.STAGE_INSTANTIATE: "instantiating: ", wire.STAGE_ALLOC: "in alloc: "}
 
 TRAP_DETAILS: dict[str, str] = {
-    "other": "wasm trap",
+    "unknown": "wasm trap",
     "unreachable": "wasm trap: wasm `unreachable` instruction executed",
-    "integer_division_by_zero": "wasm trap: integer divide by zero",
-    "integer_overflow": "wasm trap: integer overflow",
-    "bad_conversion_to_integer": "wasm trap: invalid conversion to integer",
-    "memory_out_of_bounds": "wasm trap: out of bounds memory access",
-    "table_out_of_bounds": "wasm trap: undefined element: out of bounds table access",
-    "indirect_call_to_null": "wasm trap: uninitialized element",
-    "bad_signature": "wasm trap: indirect call type mismatch",
-    "stack_overflow": "wasm trap: call stack exhausted",
-    "heap_misaligned": "wasm trap: misaligned memory access",
+    "integer divide by zero": "wasm trap: integer divide by zero",
+    "integer overflow": "wasm trap: integer overflow",
+    "invalid conversion to integer": "wasm trap: invalid conversion to integer",
+    "out of bounds memory access": "wasm trap: out of bounds memory access",
+    "out of bounds table access": "wasm trap: undefined element: out of bounds table access",
+    "uninitialized element": "wasm trap: uninitialized element",
+    "indirect call type mismatch": "wasm trap: indirect call type mismatch",
+    "call stack exhausted": "wasm trap: call stack exhausted",
+    "null reference": "wasm trap: null reference",
 }
 """The failure detail of each engine-neutral trap kind: engine text never reaches a journal."""
 
@@ -343,7 +343,228 @@ class _InProcess:
         self._requests.put(None)
 
 
-# -- planning -------------------------------------------------------------------------------
+# -- the engine: one host, restarted when it dies ---------------------------------------------
+
+
+@define
+class HostCall:
+    """One call for the host: its module (kept to send again to a restarted host), the encoded
+    call (`wasmer_host.call_message`) and its wall-clock limit."""
+
+    digest: bytes
+    wasm: bytes = field(repr=False)
+    message: bytes = field(repr=False)
+    max_call_ms: int
+    deaths: int = 0
+
+
+class TimedOut:
+    """The call ran past its wall-clock limit; the host running it was killed."""
+
+
+class CompileTimedOut:
+    """Compiling the batch's modules took longer than `compile_timeout_s`."""
+
+
+class WasmerEngine:
+    """wasmer behind one transport: a host process (restarted when it dies) or in-process.
+
+    Thread-safe; calls are serialized. `run` sends a batch as one message and reads one result
+    per call as the host finishes it, so each call's wall clock starts when the previous
+    result arrives: a call past its limit gets the host killed and the calls after it go to a
+    new host. A host that dies otherwise is replaced and the unanswered calls are sent again
+    (calls are stateless); one that dies twice on the same call raises
+    `ExecutorUnavailableError`, because that is the engine failing, not the guest.
+    """
+
+    def __init__(
+        self,
+        python: str | None,
+        *,
+        cache_size: int = 256,
+        start_timeout_s: float = 60.0,
+        compile_timeout_s: float = 60.0,
+    ) -> None:
+        self.python = python
+        self.stats = HostStats()
+        self._cache_size = max(1, cache_size)
+        self._start_timeout = start_timeout_s
+        self._compile_timeout = compile_timeout_s
+        self._lock = threading.Lock()
+        self._host: _HostProcess | _InProcess | None = None
+        # Modules the current host holds (it forgets them all when it is restarted).
+        self._sent: set[bytes] = set()
+        self._closed = False
+
+    @property
+    def host_pid(self) -> int | None:
+        """The running host process's id (None in-process or before the first call)."""
+        host = self._host
+        return host.pid if isinstance(host, _HostProcess) and host.alive() else None
+
+    @property
+    def version(self) -> str:
+        """The engine's name and version, as the host reports it."""
+        with self._lock:
+            return self._ensure_host().engine
+
+    def _ensure_host(self) -> _HostProcess | _InProcess:
+        if self._closed:
+            raise ExecutorUnavailableError("this wasmer engine is closed")
+        host = self._host
+        if host is not None and host.alive():
+            return host
+        if host is not None:
+            host.kill()
+        self._sent.clear()
+        if self.python is None:
+            host = _InProcess(self._cache_size)
+        else:
+            host = _HostProcess(self.python, self._cache_size, self._start_timeout)
+        self._host = host
+        self.stats.starts += 1
+        return host
+
+    def _drop_host(self) -> None:
+        """Kill the host (it may be stuck in a call); the next message starts a new one."""
+        if self._host is not None:
+            self._host.kill()
+            self._host = None
+        self._sent.clear()
+
+    def inspect(self, digest: bytes, wasm: bytes) -> tuple[int, dict[str, Any] | None]:
+        """Have the host compile and keep `wasm`: (INSPECTED status, its summary when OK).
+        Raises `InvalidArtifactError` when compiling outlasts `compile_timeout_s`."""
+        body = wire.inspect_message(digest, wasm)
+        with self._lock:
+            for attempt in (0, 1):
+                host = self._ensure_host()
+                try:
+                    host.send(body)
+                    reply = host.receive(time.monotonic() + self._compile_timeout)
+                    break
+                except _Deadline:
+                    self.stats.timeouts += 1
+                    self._drop_host()
+                    raise InvalidArtifactError(
+                        f"compiling the module took longer than {self._compile_timeout} s"
+                    ) from None
+                except HostDied:
+                    self.stats.deaths += 1
+                    self._drop_host()
+                    if attempt:
+                        raise ExecutorUnavailableError(
+                            "the wasmer host process died twice compiling one module") from None
+            if reply[:1] != bytes([wire.INSPECTED]):
+                self._drop_host()
+                raise ExecutorUnavailableError("the wasmer host answered out of turn")
+            reader = wire.Reader(reply, 1)
+            status, payload = reader.u8(), reader.blob()
+            self.stats.compiled += 1
+            if status != wire.MODULE_OK:
+                return status, None
+            self._sent.add(digest)
+            summary: dict[str, Any] = json.loads(payload)
+            return status, summary
+
+    def run(self, calls: Sequence[HostCall]) -> list[wire.Result | TimedOut | CompileTimedOut]:
+        """Run calls in order, in as few round trips as the host's health allows."""
+        results: dict[int, wire.Result | TimedOut | CompileTimedOut] = {}
+        queue = list(enumerate(calls))
+        with self._lock:
+            while queue:
+                queue = self._round_trip(queue, results)
+        self.stats.calls += len(calls)
+        return [results[index] for index in range(len(calls))]
+
+    def _round_trip(
+        self,
+        queue: list[tuple[int, HostCall]],
+        results: dict[int, wire.Result | TimedOut | CompileTimedOut],
+    ) -> list[tuple[int, HostCall]]:
+        """Send `queue` as one batch and read what comes back; the calls still to run."""
+        host = self._ensure_host()
+        modules: dict[bytes, bytes] = {}
+        for _, call in queue:
+            if call.digest not in self._sent:
+                modules.setdefault(call.digest, call.wasm)
+        self.stats.batches += 1
+        try:
+            host.send(wire.batch_message(list(modules.items()), [c.message for _, c in queue]))
+            self._sent.update(modules)
+            prepared = host.receive(time.monotonic() + self._compile_timeout)
+            if prepared[:1] != bytes([wire.PREPARED]):
+                raise HostDied("the wasmer host answered BATCH out of turn")
+        except _Deadline:
+            self.stats.timeouts += 1
+            self._drop_host()
+            for index, _ in queue:
+                results[index] = CompileTimedOut()
+            return []
+        except HostDied:
+            self._host_died(queue[0][1])
+            return queue
+        retry: list[tuple[int, HostCall]] = []
+        done = 0
+        try:
+            for index, call in queue:
+                body = host.receive(time.monotonic() + call.max_call_ms / 1000)
+                done += 1
+                result = wire.parse_result(body)
+                if result.outcome == wire.UNKNOWN_MODULE:
+                    # The host evicted it between messages: send it again.
+                    self._sent.discard(call.digest)
+                    retry.append((index, call))
+                else:
+                    results[index] = result
+        except _Deadline:
+            # The call at `done` overran its wall-clock limit: the host is killed, the call
+            # fails, and the calls after it go to a new host.
+            self.stats.timeouts += 1
+            self._drop_host()
+            results[queue[done][0]] = TimedOut()
+            done += 1
+        except (HostDied, wire.ProtocolError):
+            self._host_died(queue[done][1])
+        return sorted(retry + queue[done:], key=lambda pair: pair[0])
+
+    def _host_died(self, call: HostCall) -> None:
+        """The host died running `call`: replace it, or give up if it died there before."""
+        self.stats.deaths += 1
+        self._drop_host()
+        call.deaths += 1
+        if call.deaths > 1:
+            raise ExecutorUnavailableError("the wasmer host process died twice running one call")
+
+    def close(self) -> None:
+        """End the host; later calls raise `ExecutorUnavailableError`."""
+        with self._lock:
+            self._closed = True
+            if self._host is not None:
+                self._host.quit()
+                self._host = None
+
+
+def engine_for(options: dict[str, Any], cache_size: int) -> WasmerEngine:
+    """The engine `options` (see `DEFAULT_OPTIONS`) ask for; `ExecutorUnavailableError` with
+    how to provision an interpreter when neither mode can run here."""
+    if options["mode"] not in ("auto", "host"):
+        raise ValueError(f"mode must be 'auto' or 'host', not {options['mode']!r}")
+    python = None
+    if not (options["mode"] == "auto" and _import_error() is None):
+        python = options["python"] or os.environ.get(ENV_PYTHON)
+        problem = host_problem(python)
+        if problem is not None:
+            raise ExecutorUnavailableError(f"{problem}; {PROVISION_HINT}")
+    return WasmerEngine(
+        python,
+        cache_size=cache_size,
+        start_timeout_s=float(options["start_timeout_s"]),
+        compile_timeout_s=float(options["compile_timeout_s"]),
+    )
+
+
+# -- planning (wasm-1, uninstrumented modules) ---------------------------------------------
 
 
 def _describe(descriptor: list[Any]) -> str:
@@ -352,21 +573,13 @@ def _describe(descriptor: list[Any]) -> str:
     return str(descriptor[0])
 
 
-@define
-class _Plan:
-    """How to call one entrypoint: its name, shape and the host's wire number for the shape."""
-
-    entrypoint: str
-    shape: int
-
-
 class _Guest:
     """A module the host has inspected: its summary, its bytes and its call plans."""
 
-    __slots__ = ("exports", "hash", "plans", "problem", "wasm")
+    __slots__ = ("digest", "exports", "plans", "problem", "wasm")
 
-    def __init__(self, wasm_hash: str, wasm: bytes, summary: dict[str, Any]) -> None:
-        self.hash = bytes.fromhex(wasm_hash)
+    def __init__(self, digest: bytes, wasm: bytes, summary: dict[str, Any]) -> None:
+        self.digest = digest
         self.wasm = wasm
         self.exports: dict[str, list[Any]] = {name: kind for name, kind in summary["exports"]}
         imports = [f"{module}.{name} ({_describe(kind)})" for module, name, kind in
@@ -375,16 +588,16 @@ class _Guest:
             "module imports " + ", ".join(imports) + "; wasm-1 modules must import nothing"
             if imports else None
         )
-        self.plans: dict[str, _Plan | str] = {}
+        self.plans: dict[str, int | str] = {}
 
-    def plan(self, entrypoint: str) -> _Plan | str:
-        """The call plan for `entrypoint`, or a message saying why it cannot be called."""
+    def plan(self, entrypoint: str) -> int | str:
+        """The entrypoint's wire shape, or a message saying why it cannot be called."""
         cached = self.plans.get(entrypoint)
         if cached is None:
             cached = self.plans[entrypoint] = self._analyse(entrypoint)
         return cached
 
-    def _analyse(self, entrypoint: str) -> _Plan | str:
+    def _analyse(self, entrypoint: str) -> int | str:
         if self.problem is not None:
             return self.problem
         missing = [name for name in ("memory", "alloc", entrypoint) if name not in self.exports]
@@ -401,36 +614,55 @@ class _Guest:
         entry = self.exports[entrypoint]
         shape = None
         if entry[0] == "func":
-            shape = {
-                (("i32", "i32"), ("i32", "i32")): _MULTI,
-                (("i32", "i32"), ("i64",)): _PACKED,
-                (("i32", "i32", "i32"), ()): _RETAREA,
-            }.get((tuple(entry[1]), tuple(entry[2])))
+            shape = _SHAPES.get(f"({','.join(entry[1])})->{_results(entry[2])}")
         if shape is None:
             return (
                 f"entrypoint {entrypoint!r} is {_describe(entry)}; wasm-1 accepts "
                 f"{_MULTI}, {_PACKED} or {_RETAREA}"
             )
-        return _Plan(entrypoint, _SHAPES[shape])
+        return shape
+
+
+def _results(results: list[str]) -> str:
+    return results[0] if len(results) == 1 else f"({','.join(results)})"
 
 
 @define
 class _Pending:
-    """One call of a batch on its way: what to send and where its result goes."""
+    """One planned call of a batch."""
 
     index: int
     request: CallRequest
     guest: _Guest
-    message: bytes
+    shape: int
     pages: int
-    deaths: int = 0
+
+    def host_call(self, pages: int) -> HostCall:
+        """The call for the host, with its memory limited to `pages`."""
+        request = self.request
+        size = len(request.input)
+        return HostCall(
+            self.guest.digest,
+            self.guest.wasm,
+            wire.call_message(
+                self.guest.digest, request.input, entry=request.entrypoint, shape=self.shape,
+                alloc_size=((size + 3) & ~3) + 8 if self.shape == wire.SHAPE_RETAREA else size,
+                max_output=min(request.limits.max_output_bytes, 0xFFFFFFFF), pages=pages,
+            ),
+            request.limits.max_call_ms,
+        )
 
 
 # -- the executor ---------------------------------------------------------------------------
 
 
 class WasmerExecutor:
-    """Runs module calls on wasmer in fresh instances, in batches of one round trip each."""
+    """Runs module calls on wasmer in fresh instances, in batches of one round trip each.
+
+    This executor runs artifacts as they are, with the memory limit as the module's declared
+    maximum; the executor core's gas instrumentation (deterministic `out_of_fuel` and
+    canonical NaNs on every engine) arrives with `WasmerBackend`.
+    """
 
     name = "wasmer"
 
@@ -440,110 +672,45 @@ class WasmerExecutor:
         if unknown:
             raise ValueError(f"unknown wasmer executor options: {', '.join(sorted(unknown))}")
         self.options = {**DEFAULT_OPTIONS, **self.config.options}
-        if self.options["mode"] not in ("auto", "host"):
-            raise ValueError(f"mode must be 'auto' or 'host', not {self.options['mode']!r}")
-        self.in_process = self.options["mode"] == "auto" and _import_error() is None
-        self.python: str | None = None
-        if not self.in_process:
-            self.python = self.options["python"] or os.environ.get(ENV_PYTHON)
-            problem = host_problem(self.python)
-            if problem is not None:
-                raise ExecutorUnavailableError(f"{problem}; {PROVISION_HINT}")
-        self.stats = HostStats()
-        self._max_pages = int(self.options["max_memory_bytes"]) // _PAGE
         self._cache_size = max(1, self.config.memory_cache_size)
+        self.engine = engine_for(self.options, self._cache_size)
+        self._ceiling = int(self.options["max_memory_bytes"])
         self._guests: OrderedDict[str, _Guest] = OrderedDict()
         self._lock = threading.Lock()
-        self._host: _HostProcess | _InProcess | None = None
-        # Modules the current host holds (it forgets them all when it is restarted).
-        self._sent: set[bytes] = set()
-        self._closed = False
 
-    # -- the host -----------------------------------------------------------------------
+    @property
+    def in_process(self) -> bool:
+        """True when wasmer runs in this interpreter rather than in a host process."""
+        return self.engine.python is None
+
+    @property
+    def stats(self) -> HostStats:
+        """The engine's counters."""
+        return self.engine.stats
 
     @property
     def host_pid(self) -> int | None:
         """The running host process's id (None in-process or before the first call)."""
-        host = self._host
-        return host.pid if isinstance(host, _HostProcess) and host.alive() else None
-
-    def _ensure_host(self) -> _HostProcess | _InProcess:
-        if self._closed:
-            raise ExecutorUnavailableError("this wasmer executor is closed")
-        host = self._host
-        if host is not None and host.alive():
-            return host
-        if host is not None:
-            host.kill()
-        self._sent.clear()
-        if self.in_process:
-            host = _InProcess(self._cache_size)
-        else:
-            assert self.python is not None
-            host = _HostProcess(self.python, self._cache_size,
-                                float(self.options["start_timeout_s"]))
-        self._host = host
-        self.stats.starts += 1
-        return host
-
-    def _drop_host(self) -> None:
-        """Kill the host (it may be stuck in a call); the next call starts a new one."""
-        if self._host is not None:
-            self._host.kill()
-            self._host = None
-        self._sent.clear()
-
-    def _exchange(self, body: bytes) -> bytes:
-        """Send one message and read its one reply, restarting a dead host once."""
-        timeout = float(self.options["compile_timeout_s"])
-        for attempt in (0, 1):
-            host = self._ensure_host()
-            try:
-                host.send(body)
-                return host.receive(time.monotonic() + timeout)
-            except _Deadline:
-                self.stats.timeouts += 1
-                self._drop_host()
-                raise InvalidArtifactError(
-                    f"compiling the module took longer than {timeout} s") from None
-            except HostDied:
-                self.stats.deaths += 1
-                self._drop_host()
-                if attempt:
-                    raise ExecutorUnavailableError(
-                        "the wasmer host process died twice answering one message"
-                    ) from None
-        raise AssertionError("unreachable")
+        return self.engine.host_pid
 
     # -- modules ------------------------------------------------------------------------
 
     def _inspect(self, wasm_hash: str, wasm: bytes) -> _Guest:
-        """Send the module to the host (which compiles and keeps it) and plan from its
-        summary; raises `InvalidArtifactError` for bytes that are not a module."""
+        """Have the host compile the module and plan from its summary; raises
+        `InvalidArtifactError` for bytes that are not a module."""
         digest = bytes.fromhex(wasm_hash)
-        reply = self._exchange(wire.inspect_message(digest, wasm))
-        reader = wire.Reader(reply, 1)
-        status = reader.u8()
-        payload = reader.blob()
-        if reply[:1] != bytes([wire.INSPECTED]):
-            raise HostDied("the wasmer host answered INSPECT with another message")
+        status, summary = self.engine.inspect(digest, wasm)
         if status == wire.MODULE_NOT_WASM:
             raise InvalidArtifactError("not a WebAssembly binary (missing the \\0asm header)")
         if status == wire.MODULE_HASH_MISMATCH:
             raise InvalidArtifactError(f"the bytes given for {wasm_hash} do not match that hash")
-        if status != wire.MODULE_OK:
+        if summary is None:
             raise InvalidArtifactError("not a valid WebAssembly module")
-        self._sent.add(digest)
-        self.stats.compiled += 1
-        guest = _Guest(wasm_hash, wasm, json.loads(payload))
-        self._remember(wasm_hash, guest)
-        return guest
-
-    def _remember(self, wasm_hash: str, guest: _Guest) -> None:
+        guest = _Guest(digest, wasm, summary)
         self._guests[wasm_hash] = guest
-        self._guests.move_to_end(wasm_hash)
         while len(self._guests) > self._cache_size:
             self._guests.popitem(last=False)
+        return guest
 
     def _guest(self, request: CallRequest) -> _Guest:
         wasm_hash = request.wasm_hash
@@ -568,95 +735,24 @@ class WasmerExecutor:
 
     # -- calls --------------------------------------------------------------------------
 
-    def _pending(self, index: int, request: CallRequest, pages: int) -> _Pending:
-        """Plan one call; raises `ModuleCallError` when it cannot be made at all."""
-        guest = self._guest(request)
-        plan = guest.plan(request.entrypoint)
-        if isinstance(plan, str):
-            raise ModuleCallError("trap", plan)
-        limits = request.limits
-        message = wire.call_message(
-            guest.hash, pages, plan.shape, min(limits.max_output_bytes, 0xFFFFFFFF),
-            plan.entrypoint, request.input, [], [],
-        )
-        return _Pending(index, request, guest, message, pages)
-
     def _limit(self, request: CallRequest) -> int:
         """The call's memory limit in bytes: its own, capped by the engine's ceiling."""
-        return min(request.limits.max_mem_bytes, int(self.options["max_memory_bytes"]))
+        return min(request.limits.max_mem_bytes, self._ceiling)
 
-    def _run(self, pending: list[_Pending]) -> dict[int, bytes | ModuleCallError]:
-        """Run planned calls in batches; each call's RESULT body or its timeout."""
-        results: dict[int, bytes | ModuleCallError] = {}
-        queue = list(pending)
-        while queue:
-            host = self._ensure_host()
-            modules: list[tuple[bytes, bytes]] = []
-            for item in queue:
-                if item.guest.hash not in self._sent and all(
-                        item.guest.hash != digest for digest, _ in modules):
-                    modules.append((item.guest.hash, item.guest.wasm))
-            self.stats.batches += 1
-            try:
-                host.send(wire.batch_message(modules, [item.message for item in queue]))
-                self._sent.update(digest for digest, _ in modules)
-                body = host.receive(time.monotonic() + float(self.options["compile_timeout_s"]))
-                if body[:1] != bytes([wire.PREPARED]):
-                    raise HostDied("the wasmer host answered BATCH with another message")
-            except _Deadline:
-                self.stats.timeouts += 1
-                self._drop_host()
-                for item in queue:
-                    results[item.index] = ModuleCallError(
-                        "timeout", "compiling the module took longer than "
-                        f"{self.options['compile_timeout_s']} s")
-                return results
-            except HostDied:
-                self._host_died(queue[0])
-                continue
-            done = 0
-            retry: list[_Pending] = []
-            try:
-                for item in queue:
-                    deadline = time.monotonic() + item.request.limits.max_call_ms / 1000
-                    body = host.receive(deadline)
-                    done += 1
-                    if body[1] == wire.UNKNOWN_MODULE:
-                        self._sent.discard(item.guest.hash)
-                        retry.append(item)
-                    else:
-                        results[item.index] = body
-            except _Deadline:
-                # The call at `done` overran its wall-clock limit: the host is killed, the
-                # call fails, and the calls after it go to a new host.
-                self.stats.timeouts += 1
-                self._drop_host()
-                results[queue[done].index] = ModuleCallError(
-                    "timeout", "interrupted by the wall-clock watchdog")
-                done += 1
-            except HostDied:
-                self._host_died(queue[done])
-            queue = retry + queue[done:]
-            queue.sort(key=lambda item: item.index)
-        return results
+    def _plan(self, index: int, request: CallRequest) -> _Pending:
+        """Plan one call; raises `ModuleCallError` when it cannot be made at all."""
+        guest = self._guest(request)
+        shape = guest.plan(request.entrypoint)
+        if isinstance(shape, str):
+            raise ModuleCallError("trap", shape)
+        return _Pending(index, request, guest, shape, self._limit(request) // _PAGE)
 
-    def _host_died(self, item: _Pending) -> None:
-        """The host died running `item`: restart it, or give up if it died there before."""
-        self.stats.deaths += 1
-        self._drop_host()
-        item.deaths += 1
-        if item.deaths > 1:
-            raise ExecutorUnavailableError(
-                f"the wasmer host process died twice running {item.request.instance_id}'s "
-                f"{item.request.entrypoint!r} call"
-            )
-
-    def _finish(self, item: _Pending, body: bytes) -> ModuleOutput:
+    def _finish(self, item: _Pending, result: wire.Result) -> ModuleOutput:
         """Turn one RESULT into an output, or raise its `ModuleCallError`."""
-        outcome, stage, trap, _pages, a, b, _values, output = wire.parse_result(body)
         request = item.request
+        outcome, a, b = result.outcome, result.a, result.b
         if outcome == wire.OK:
-            return decode_output(output, limits=request.limits, kind=request.kind)
+            return decode_output(result.output, limits=request.limits, kind=request.kind)
         if outcome == wire.MEMORY_LIMIT:
             raise ModuleCallError(
                 "memory_limit",
@@ -671,8 +767,8 @@ class WasmerExecutor:
             raise ModuleCallError("invalid_output", f"output ({a}, {b}) lies outside guest memory")
         if outcome == wire.BAD_EXPORT:
             raise ModuleCallError("trap", "the instance lacks an export its module declares")
-        kind = wire.TRAP_KINDS[trap] if trap < len(wire.TRAP_KINDS) else "other"
-        raise ModuleCallError("trap", _STAGE_PREFIX.get(stage, "") + TRAP_DETAILS[kind])
+        reason = wire.TRAP_KINDS[result.trap] if result.trap < len(wire.TRAP_KINDS) else "unknown"
+        raise ModuleCallError("trap", _STAGE_PREFIX.get(result.stage, "") + TRAP_DETAILS[reason])
 
     def _grew_past_limit(self, items: list[_Pending]) -> list[_Pending]:
         """Which trapped calls, run again with the engine's ceiling, grow past their limit.
@@ -681,21 +777,12 @@ class WasmerExecutor:
         reason of its own; calls are deterministic, so the same call run with more room shows
         whether the limit is what stopped it.
         """
-        probes = []
-        for item in items:
-            message = bytearray(item.message)
-            message[32:36] = self._max_pages.to_bytes(4, "little")
-            probes.append(_Pending(item.index, item.request, item.guest, bytes(message),
-                                   self._max_pages))
-        bodies = self._run(probes)
-        grown = []
-        for item in items:
-            body = bodies[item.index]
-            if isinstance(body, bytes):
-                outcome, _, _, pages, *_ = wire.parse_result(body)
-                if outcome == wire.TRAP and pages * _PAGE > self._limit(item.request):
-                    grown.append(item)
-        return grown
+        probes = self.engine.run([item.host_call(self._ceiling // _PAGE) for item in items])
+        return [
+            item for item, probe in zip(items, probes, strict=True)
+            if isinstance(probe, wire.Result) and probe.outcome == wire.TRAP
+            and probe.pages * _PAGE > self._limit(item.request)
+        ]
 
     def call_batch(self, requests: Sequence[CallRequest]) -> list[ModuleOutput | ModuleCallError]:
         """Run independent calls in order, in one round trip to the host; failures are
@@ -705,23 +792,26 @@ class WasmerExecutor:
             pending = []
             for index, request in enumerate(requests):
                 try:
-                    pending.append(self._pending(index, request, self._limit(request) // _PAGE))
+                    pending.append(self._plan(index, request))
                 except ModuleCallError as failure:
                     results[index] = failure
-            self.stats.calls += len(pending)
-            bodies = self._run(pending)
+            answers = self.engine.run([item.host_call(item.pages) for item in pending])
             trapped = []
-            for item in pending:
-                body = bodies[item.index]
-                if isinstance(body, ModuleCallError):
-                    results[item.index] = body
+            for item, answer in zip(pending, answers, strict=True):
+                if isinstance(answer, TimedOut):
+                    results[item.index] = ModuleCallError(
+                        "timeout", "interrupted by the wall-clock watchdog")
+                    continue
+                if isinstance(answer, CompileTimedOut):
+                    results[item.index] = ModuleCallError(
+                        "timeout", "compiling the module took longer than "
+                        f"{self.options['compile_timeout_s']} s")
                     continue
                 try:
-                    results[item.index] = self._finish(item, body)
+                    results[item.index] = self._finish(item, answer)
                 except ModuleCallError as refused:
                     results[item.index] = refused
-                    ceiling = int(self.options["max_memory_bytes"])
-                    if body[1] == wire.TRAP and self._limit(item.request) < ceiling:
+                    if answer.outcome == wire.TRAP and self._limit(item.request) < self._ceiling:
                         trapped.append(item)
             for item in self._grew_past_limit(trapped) if trapped else ():
                 first = results[item.index]
@@ -729,11 +819,11 @@ class WasmerExecutor:
                 results[item.index] = ModuleCallError(
                     "memory_limit",
                     f"the guest tried to grow its memory past {self._limit(item.request)} bytes "
-                    "and then failed: "
-                    f"{first.detail}",
+                    f"and then failed: {first.detail}",
                 )
-        assert all(result is not None for result in results)
-        return results  # type: ignore[return-value]
+        done = [result for result in results if result is not None]
+        assert len(done) == len(requests)
+        return done
 
     def call(self, request: CallRequest) -> ModuleOutput:
         """Run one call; raise `ModuleCallError` on any failure."""
@@ -756,10 +846,7 @@ class WasmerExecutor:
     def close(self) -> None:
         """End the host process and drop compiled modules."""
         with self._lock:
-            self._closed = True
-            if self._host is not None:
-                self._host.quit()
-                self._host = None
+            self.engine.close()
             self._guests.clear()
 
     def __enter__(self) -> WasmerExecutor:
@@ -778,4 +865,3 @@ def agentworld_register_executors(register: Callable[..., None]) -> None:
     """Register the wasmer executor (as unavailable, with how to fix it, when it cannot run)."""
     register("wasmer", _factory, unavailable_reason=unavailable_reason(),
              description=DESCRIPTION)
-

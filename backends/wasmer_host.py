@@ -21,13 +21,14 @@ import struct
 import sys
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
-from typing import Any, Callable
+from collections.abc import Iterator, Sequence
+from typing import Any, Callable, NamedTuple
 
 PROTOCOL_VERSION = 1
 MAX_FRAME = 512 * 1024 * 1024
 PAGE = 65536
 MAX_PAGES = 65536
+NO_PAGE_LIMIT = 0xFFFFFFFF
 # The engine thread's stack: wasm's frames share it with a few of the host's own.
 STACK_BYTES = 768 * 1024
 
@@ -47,8 +48,9 @@ FAULT = ord("x")
 # INSPECTED status.
 MODULE_OK, MODULE_NOT_WASM, MODULE_INVALID, MODULE_HASH_MISMATCH = 0, 1, 2, 3
 
-# Entrypoint shapes (wasm-1).
-SHAPE_MULTI, SHAPE_PACKED, SHAPE_RETAREA = 0, 1, 2
+# What the entrypoint returns: the three shapes of wasm-1, and the instrumented module's
+# wrapper, which returns (out_pointer, out_length, gas_left) whatever the guest's shape.
+SHAPE_MULTI, SHAPE_PACKED, SHAPE_RETAREA, SHAPE_METERED = 0, 1, 2, 3
 
 # Value types of globals the client sets or reads.
 VAL_I32, VAL_I64 = 1, 2
@@ -66,39 +68,33 @@ BAD_EXPORT = 7  # an export the call names is missing or of the wrong kind
 # Where a call failed.
 STAGE_INSTANTIATE, STAGE_ALLOC, STAGE_ENTRY = 0, 1, 2
 
-# Engine-neutral trap kinds: the WebAssembly trap conditions, numbered for the wire.
+# Why a guest trapped, as the WebAssembly specification words it, numbered for the wire (the
+# executor core's engine-neutral trap reasons; "unknown" for anything else).
 TRAP_KINDS = (
-    "other",
+    "unknown",
     "unreachable",
-    "integer_division_by_zero",
-    "integer_overflow",
-    "bad_conversion_to_integer",
-    "memory_out_of_bounds",
-    "table_out_of_bounds",
-    "indirect_call_to_null",
-    "bad_signature",
-    "stack_overflow",
-    "heap_misaligned",
+    "integer divide by zero",
+    "integer overflow",
+    "invalid conversion to integer",
+    "out of bounds memory access",
+    "out of bounds table access",
+    "uninitialized element",
+    "indirect call type mismatch",
+    "call stack exhausted",
+    "null reference",
 )
-_TRAP_MESSAGES = {
-    "unreachable": "unreachable",
-    "integer divide by zero": "integer_division_by_zero",
-    "integer overflow": "integer_overflow",
-    "invalid conversion to integer": "bad_conversion_to_integer",
-    "out of bounds memory access": "memory_out_of_bounds",
-    "memory out of bounds: data segment does not fit": "memory_out_of_bounds",
-    "undefined element: out of bounds table access": "table_out_of_bounds",
-    "table out of bounds: elements segment does not fit": "table_out_of_bounds",
-    "uninitialized element": "indirect_call_to_null",
-    "indirect call type mismatch": "bad_signature",
-    "call stack exhausted": "stack_overflow",
-    "misaligned heap": "heap_misaligned",
-    "unaligned atomic access": "heap_misaligned",
+# wasmer's messages that differ from those words.
+_TRAP_ALIASES = {
+    "memory out of bounds: data segment does not fit": "out of bounds memory access",
+    "undefined element: out of bounds table access": "out of bounds table access",
+    "table out of bounds: elements segment does not fit": "out of bounds table access",
 }
 
 _U32 = struct.Struct("<I")
-_RESULT_HEAD = struct.Struct("<BBBBIIIB")  # type, outcome, stage, trap, pages, a, b, n_globals
-_CALL_HEAD = struct.Struct("<32sIBI")  # hash, memory pages allowed, shape, max output bytes
+# type, outcome, stage, trap, memory pages, a, b, gas left, number of globals read
+_RESULT_HEAD = struct.Struct("<BBBBIIIqB")
+# module hash, memory pages allowed, shape, max output bytes, alloc size
+_CALL_HEAD = struct.Struct("<32sIBII")
 _WASM_MAGIC = b"\0asm"
 _VALTYPES = {1: "i32", 2: "i64", 3: "f32", 4: "f64", 5: "v128", 6: "externref", 7: "funcref"}
 
@@ -112,7 +108,8 @@ def trap_kind(message: str) -> int:
     first = message.strip().splitlines()[0] if message.strip() else ""
     if first.startswith("RuntimeError: "):
         first = first[len("RuntimeError: "):]
-    return TRAP_KINDS.index(_TRAP_MESSAGES.get(first.strip(), "other"))
+    first = _TRAP_ALIASES.get(first.strip(), first.strip())
+    return TRAP_KINDS.index(first) if first in TRAP_KINDS else 0
 
 
 # -- the wire -------------------------------------------------------------------------------
@@ -197,17 +194,36 @@ def batch_message(modules: list[tuple[bytes, bytes]], calls: list[bytes]) -> byt
 
 def call_message(
     wasm_hash: bytes,
-    pages: int,
-    shape: int,
-    max_output: int,
-    entrypoint: str,
     data: bytes,
-    set_globals: list[tuple[str, int, int]],
-    get_globals: list[str],
+    *,
+    entry: str,
+    shape: int,
+    alloc_size: int,
+    max_output: int,
+    pages: int = NO_PAGE_LIMIT,
+    memory: str = "memory",
+    alloc: str = "alloc",
+    alloc_args: Sequence[tuple[int, int]] = (),
+    set_globals: Sequence[tuple[str, int, int]] = (),
+    get_globals: Sequence[str] = (),
 ) -> bytes:
-    """One call inside a BATCH: module, memory pages allowed, shape, output limit, entrypoint,
-    globals to set before the call (name, value type, value), globals to read after it, input."""
-    parts = [_CALL_HEAD.pack(wasm_hash, pages, shape, max_output), text(entrypoint)]
+    """One call inside a BATCH.
+
+    The host instantiates the module (its memory's maximum lowered to `pages`), sets
+    `set_globals` (name, value type, value), calls export `alloc` with `alloc_args` (value
+    type, value) followed by the i32 `alloc_size`, writes `data` at the pointer it returns,
+    calls export `entry` with (pointer, len(data)) (or (ret_area, pointer, len(data)) for
+    SHAPE_RETAREA), reads the output from export `memory` (at most `max_output` bytes) and the
+    i64 or i32 globals named in `get_globals`, also after a trap.
+    """
+    parts = [
+        _CALL_HEAD.pack(wasm_hash, pages, shape, max_output, alloc_size),
+        text(memory),
+        text(alloc),
+        bytes([len(alloc_args)]),
+    ]
+    parts.extend(struct.pack("<Bq", valtype, value) for valtype, value in alloc_args)
+    parts.append(text(entry))
     parts.append(bytes([len(set_globals)]))
     for name, valtype, value in set_globals:
         parts.append(text(name) + struct.pack("<Bq", valtype, value))
@@ -217,16 +233,30 @@ def call_message(
     return b"".join(parts)
 
 
-def parse_result(body: bytes) -> tuple[int, int, int, int, int, int, list[int], bytes]:
-    """A RESULT body as (outcome, stage, trap, pages, a, b, globals, output)."""
+class Result(NamedTuple):
+    """A RESULT message, decoded."""
+
+    outcome: int
+    stage: int
+    trap: int
+    pages: int
+    a: int
+    b: int
+    gas_left: int
+    values: list[int]
+    output: bytes
+
+
+def parse_result(body: bytes) -> Result:
+    """Decode a RESULT body."""
     if len(body) < _RESULT_HEAD.size or body[0] != RESULT:
         raise ProtocolError("not a RESULT message")
-    _, outcome, stage, trap, pages, a, b, count = _RESULT_HEAD.unpack_from(body)
+    _, outcome, stage, trap, pages, a, b, gas_left, count = _RESULT_HEAD.unpack_from(body)
     reader = Reader(body, _RESULT_HEAD.size)
     values = [reader.i64() for _ in range(count)]
     output = reader.blob()
     reader.end()
-    return outcome, stage, trap, pages, a, b, values, output
+    return Result(outcome, stage, trap, pages, a, b, gas_left, values, output)
 
 
 def _result(
@@ -238,9 +268,10 @@ def _result(
     b: int = 0,
     values: list[int] | None = None,
     output: bytes = b"",
+    gas_left: int = 0,
 ) -> bytes:
     values = values or []
-    head = _RESULT_HEAD.pack(RESULT, outcome, stage, trap, pages, a, b, len(values))
+    head = _RESULT_HEAD.pack(RESULT, outcome, stage, trap, pages, a, b, gas_left, len(values))
     return head + b"".join(struct.pack("<q", value) for value in values) + blob(output)
 
 
@@ -430,23 +461,25 @@ class Host:
             status, _ = self._load(wasm_hash, reader.blob())
             if status != MODULE_OK:
                 raise ProtocolError("a batch carries a module that does not load")
-        calls: list[Any] = []
+        calls: list[tuple[Any, _Call]] = []
         for _ in range(reader.u32()):
-            wasm_hash, pages, shape, max_output = _CALL_HEAD.unpack(reader.take(_CALL_HEAD.size))
-            entrypoint = reader.text()
+            wasm_hash, pages, shape, max_output, alloc_size = _CALL_HEAD.unpack(
+                reader.take(_CALL_HEAD.size))
+            if shape > SHAPE_METERED:
+                raise ProtocolError(f"unknown entrypoint shape {shape}")
+            memory, alloc = reader.text(), reader.text()
+            alloc_args = [_value(*struct.unpack("<Bq", reader.take(9)))
+                          for _ in range(reader.u8())]
+            entry = reader.text()
             sets = []
             for _ in range(reader.u8()):
                 name = reader.text()
-                valtype, value = struct.unpack("<Bq", reader.take(9))
-                if valtype == VAL_I32 and not -(2**31) <= value < 2**31:
-                    raise ProtocolError("an i32 global's value is out of range")
-                sets.append((name, value))
+                sets.append((name, _value(*struct.unpack("<Bq", reader.take(9)))))
             gets = [reader.text() for _ in range(reader.u8())]
-            calls.append([wasm_hash, min(pages, MAX_PAGES), shape, max_output, entrypoint, sets,
-                          gets, reader.blob()])
+            call = _Call(shape, max_output, alloc_size, memory, alloc, alloc_args, entry, sets,
+                         gets, reader.blob())
+            calls.append((self._prepare(wasm_hash, pages), call))
         reader.end()
-        for call in calls:
-            call[0] = self._prepare(call[0], call[1])
         self._evict()
         return self._results(calls)
 
@@ -456,6 +489,9 @@ class Host:
         if entry is None:
             return _result(UNKNOWN_MODULE)
         self._modules.move_to_end(wasm_hash)
+        if pages == NO_PAGE_LIMIT:
+            return entry.variants[-1]
+        pages = min(pages, MAX_PAGES)
         try:
             module, minimum = self._variant(entry, pages)
         except Exception:  # the rewritten module does not compile: never for a valid module
@@ -464,40 +500,29 @@ class Host:
             return _result(MEMORY_LIMIT, STAGE_INSTANTIATE, a=minimum, b=pages)
         return module
 
-    def _results(self, calls: list[Any]) -> Iterator[bytes]:
+    def _results(self, calls: list[tuple[Any, _Call]]) -> Iterator[bytes]:
         yield bytes([PREPARED])
-        for module, _, shape, max_output, entrypoint, sets, gets, data in calls:
-            if isinstance(module, bytes):
-                yield module
-            else:
-                yield self.call(module, shape, max_output, entrypoint, sets, gets, data)
+        for module, call in calls:
+            yield module if isinstance(module, bytes) else self.call(module, call)
 
-    def call(
-        self,
-        module: Any,
-        shape: int,
-        max_output: int,
-        entrypoint: str,
-        sets: list[tuple[str, int]],
-        gets: list[str],
-        data: bytes,
-    ) -> bytes:
+    def call(self, module: Any, call: _Call) -> bytes:
         """Run one call of a compiled module in a fresh instance; the RESULT body."""
         state: dict[str, Any] = {"stage": STAGE_INSTANTIATE, "memory": None, "exports": None}
         try:
-            return self._run(module, state, shape, max_output, entrypoint, sets, gets, data)
+            return self._run(module, state, call)
         except LookupError:
-            return _result(BAD_EXPORT, state["stage"])
+            return _result(BAD_EXPORT, state["stage"], values=self._read(state, call.gets))
         except RuntimeError as exc:
             memory = state["memory"]
             size = memory.data_size // PAGE if memory is not None else 0
-            values = self._read(state["exports"], gets)
+            values = self._read(state, call.gets)
             return _result(TRAP, state["stage"], trap_kind(str(exc)), size, values=values)
         except Exception:  # a call the engine refuses (a type error): still the guest's fault
-            return _result(TRAP, state["stage"])
+            return _result(TRAP, state["stage"], values=self._read(state, call.gets))
 
-    def _read(self, exports: Any, gets: list[str]) -> list[int]:
+    def _read(self, state: dict[str, Any], gets: list[str]) -> list[int]:
         """The values of the globals named in `gets` (0 for one that cannot be read)."""
+        exports = state["exports"]
         values = []
         for name in gets:
             try:
@@ -506,63 +531,80 @@ class Host:
                 values.append(0)
         return values
 
-    def _run(
-        self,
-        module: Any,
-        state: dict[str, Any],
-        shape: int,
-        max_output: int,
-        entrypoint: str,
-        sets: list[tuple[str, int]],
-        gets: list[str],
-        data: bytes,
-    ) -> bytes:
+    def _run(self, module: Any, state: dict[str, Any], call: _Call) -> bytes:
         instance = self._wasmer.Instance(module)
         exports = state["exports"] = instance.exports
-        for name, value in sets:
+        for name, value in call.sets:
             getattr(exports, name).value = value
-        memory = state["memory"] = exports.memory
-        alloc: Callable[..., Any] = exports.alloc
-        function: Callable[..., Any] = getattr(exports, entrypoint)
+        memory = state["memory"] = getattr(exports, call.memory)
+        alloc: Callable[..., Any] = getattr(exports, call.alloc)
+        function: Callable[..., Any] = getattr(exports, call.entry)
+        data = call.data
         size = len(data)
-        if shape == SHAPE_RETAREA:
-            span = (size + 3) & ~3
-            request = span + 8
-        else:
-            request = size
+        request = call.alloc_size
         state["stage"] = STAGE_ALLOC
-        pointer = alloc(request) & 0xFFFFFFFF
+        pointer = alloc(*call.alloc_args, request) & 0xFFFFFFFF
         view = memoryview(memory.buffer)
         if pointer + request > len(view):
             return _result(ALLOC_OUT_OF_BOUNDS, STAGE_ALLOC, 0, len(view) // PAGE, pointer,
-                           request, self._read(exports, gets))
+                           request, self._read(state, call.gets))
         view[pointer:pointer + size] = data
         view.release()
         state["stage"] = STAGE_ENTRY
+        gas_left = 0
+        shape = call.shape
         if shape == SHAPE_MULTI:
             out_pointer, out_size = function(pointer, size)
+        elif shape == SHAPE_METERED:
+            out_pointer, out_size, gas_left = function(pointer, size)
         elif shape == SHAPE_PACKED:
             packed = function(pointer, size) & 0xFFFFFFFFFFFFFFFF
             out_pointer, out_size = packed & 0xFFFFFFFF, packed >> 32
         else:
-            ret_area = pointer + span
+            ret_area = pointer + ((size + 3) & ~3)
             function(ret_area, pointer, size)
             view = memoryview(memory.buffer)
             out_pointer, out_size = struct.unpack_from("<II", view, ret_area)
             view.release()
         out_pointer &= 0xFFFFFFFF
         out_size &= 0xFFFFFFFF
-        values = self._read(exports, gets)
+        values = self._read(state, call.gets)
         view = memoryview(memory.buffer)
         pages = len(view) // PAGE
-        if out_size > max_output:
-            return _result(OUTPUT_TOO_LARGE, STAGE_ENTRY, 0, pages, out_size, max_output, values)
+        if out_size > call.max_output:
+            return _result(OUTPUT_TOO_LARGE, STAGE_ENTRY, 0, pages, out_size, call.max_output,
+                           values, gas_left=gas_left)
         if out_pointer + out_size > len(view):
             return _result(OUTPUT_OUT_OF_BOUNDS, STAGE_ENTRY, 0, pages, out_pointer, out_size,
-                           values)
+                           values, gas_left=gas_left)
         output = view[out_pointer:out_pointer + out_size].tobytes()
         view.release()
-        return _result(OK, STAGE_ENTRY, 0, pages, values=values, output=output)
+        return _result(OK, STAGE_ENTRY, 0, pages, values=values, output=output,
+                       gas_left=gas_left)
+
+
+def _value(valtype: int, value: int) -> int:
+    """A typed value from the wire, checked against its type."""
+    if valtype == VAL_I32 and not -(2**31) <= value < 2**31:
+        raise ProtocolError("an i32 value is out of range")
+    if valtype not in (VAL_I32, VAL_I64):
+        raise ProtocolError(f"unknown value type {valtype}")
+    return value
+
+
+class _Call(NamedTuple):
+    """One parsed call of a batch."""
+
+    shape: int
+    max_output: int
+    alloc_size: int
+    memory: str
+    alloc: str
+    alloc_args: list[int]
+    entry: str
+    sets: list[tuple[str, int]]
+    gets: list[str]
+    data: bytes
 
 
 # -- the process ----------------------------------------------------------------------------

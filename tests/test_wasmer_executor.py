@@ -113,20 +113,25 @@ SPIN = """(module (memory (export "memory") 1)
 
 def test_frames_and_calls_round_trip() -> None:
     """A call message and a result parse back field by field; truncations are refused."""
-    call = wire.call_message(b"h" * 32, 256, wire.SHAPE_PACKED, 4096, "reduce", b"input",
-                             [("gas", wire.VAL_I64, -5)], ["gas"])
+    call = wire.call_message(
+        b"h" * 32, b"input", entry="e", shape=wire.SHAPE_METERED, alloc_size=5, max_output=4096,
+        pages=256, alloc="a", alloc_args=[(wire.VAL_I64, -5), (wire.VAL_I64, 7)],
+        set_globals=[("g", wire.VAL_I32, 3)], get_globals=["gas"])
     reader = wire.Reader(call)
     assert reader.take(32) == b"h" * 32
-    assert (reader.u32(), reader.u8(), reader.u32()) == (256, wire.SHAPE_PACKED, 4096)
-    assert reader.text() == "reduce"
-    assert reader.u8() == 1 and reader.text() == "gas"
-    assert (reader.u8(), reader.i64()) == (wire.VAL_I64, -5)
+    assert (reader.u32(), reader.u8(), reader.u32(), reader.u32()) == (
+        256, wire.SHAPE_METERED, 4096, 5)
+    assert (reader.text(), reader.text(), reader.u8()) == ("memory", "a", 2)
+    assert [(reader.u8(), reader.i64()) for _ in range(2)] == [(wire.VAL_I64, -5),
+                                                                (wire.VAL_I64, 7)]
+    assert reader.text() == "e"
+    assert (reader.u8(), reader.text(), reader.u8(), reader.i64()) == (1, "g", wire.VAL_I32, 3)
     assert reader.u8() == 1 and reader.text() == "gas"
     assert reader.blob() == b"input"
     reader.end()
-    result = wire._result(wire.TRAP, wire.STAGE_ENTRY, 9, 3, 7, 8, [42, -1], b"out")
-    assert wire.parse_result(result) == (wire.TRAP, wire.STAGE_ENTRY, 9, 3, 7, 8, [42, -1],
-                                         b"out")
+    result = wire._result(wire.TRAP, wire.STAGE_ENTRY, 9, 3, 7, 8, [42, -1], b"out", -2)
+    assert wire.parse_result(result) == wire.Result(wire.TRAP, wire.STAGE_ENTRY, 9, 3, 7, 8, -2,
+                                                    [42, -1], b"out")
     for cut in (1, len(result) - 1):
         with pytest.raises(wire.ProtocolError):
             wire.parse_result(result[:cut])
@@ -134,10 +139,12 @@ def test_frames_and_calls_round_trip() -> None:
 
 
 def test_trap_messages_map_to_neutral_kinds() -> None:
-    """wasmer's trap texts become kinds; anything unknown is `other`, never the text."""
+    """wasmer's trap texts become the neutral reasons; anything unknown is `unknown`."""
     assert wire.TRAP_KINDS[wire.trap_kind("RuntimeError: unreachable\n    at f")] == "unreachable"
-    assert wire.TRAP_KINDS[wire.trap_kind("call stack exhausted")] == "stack_overflow"
-    assert wire.TRAP_KINDS[wire.trap_kind("something new")] == "other"
+    assert wire.TRAP_KINDS[wire.trap_kind("call stack exhausted")] == "call stack exhausted"
+    table = "RuntimeError: undefined element: out of bounds table access"
+    assert wire.TRAP_KINDS[wire.trap_kind(table)] == "out of bounds table access"
+    assert wire.TRAP_KINDS[wire.trap_kind("something new")] == "unknown"
     assert set(TRAP_DETAILS) == set(wire.TRAP_KINDS)
 
 
@@ -243,14 +250,15 @@ def test_host_protocol_round_trip() -> None:
         assert summary["exports"][:3] == [["memory", ["memory", False, False, 1]],
                                           ["alloc", ["func", ["i32"], ["i32"]]],
                                           ["reduce", ["func", ["i32", "i32"], ["i32", "i32"]]]]
-        call = wire.call_message(digest, 256, wire.SHAPE_MULTI, 65536, "reduce",
-                                 counter_request(4).input, [], [])
+        data = counter_request(4).input
+        call = wire.call_message(digest, data, entry="reduce", shape=wire.SHAPE_MULTI,
+                                 alloc_size=len(data), max_output=65536, pages=256)
         send(wire.batch_message([], [call] * 3))
         assert receive() == bytes([wire.PREPARED])
         for _ in range(3):
-            outcome, _, _, pages, _, _, _, output = wire.parse_result(receive())
-            assert (outcome, pages) == (wire.OK, 1)
-            assert output.startswith(b"\xa3inew_state")
+            result = wire.parse_result(receive())
+            assert (result.outcome, result.pages) == (wire.OK, 1)
+            assert result.output.startswith(b"\xa3inew_state")
         send(bytes([wire.INSPECT]) + b"short")
         fault = receive()
         assert fault[:1] == bytes([wire.FAULT])
@@ -383,14 +391,15 @@ def test_invalid_artifacts_are_refused_without_engine_text(
 
 _TRAPS = {
     "unreachable": "unreachable",
-    "(drop (i32.div_s (i32.const 1) (i32.const 0)))": "integer_division_by_zero",
-    "(drop (i32.div_s (i32.const 0x80000000) (i32.const -1)))": "integer_overflow",
-    "(drop (i32.trunc_f32_s (f32.const nan)))": "bad_conversion_to_integer",
-    "(memory.fill (i32.const 65000) (i32.const 0) (i32.const 1000))": "memory_out_of_bounds",
-    "(call_indirect (type $v) (i32.const 5))": "table_out_of_bounds",
-    "(call_indirect (type $v) (i32.const 1))": "indirect_call_to_null",
-    "(call_indirect (type $v) (i32.const 0))": "bad_signature",
-    "(call $dive)": "stack_overflow",
+    "(drop (i32.div_s (i32.const 1) (i32.const 0)))": "integer divide by zero",
+    "(drop (i32.div_s (i32.const 0x80000000) (i32.const -1)))": "integer overflow",
+    "(drop (i32.trunc_f32_s (f32.const nan)))": "invalid conversion to integer",
+    "(memory.fill (i32.const 65000) (i32.const 0) (i32.const 1000))":
+        "out of bounds memory access",
+    "(call_indirect (type $v) (i32.const 5))": "out of bounds table access",
+    "(call_indirect (type $v) (i32.const 1))": "uninitialized element",
+    "(call_indirect (type $v) (i32.const 0))": "indirect call type mismatch",
+    "(call $dive)": "call stack exhausted",
 }
 
 
