@@ -22,6 +22,7 @@ import hashlib
 import json
 import os
 import queue
+import re
 import select
 import signal
 import subprocess
@@ -36,8 +37,25 @@ from typing import IO, Any
 from attrs import define, field
 
 from agentworld.abi import decode_output
+from agentworld.engine import (
+    ALLOC_OUT_OF_BOUNDS,
+    ENGINE_ERROR,
+    ENGINE_LIMIT,
+    OUTPUT_OUT_OF_BOUNDS,
+    OUTPUT_TOO_LARGE,
+    TIMEOUT,
+    TRAP,
+    BackendDefaults,
+    CallPlan,
+    EngineCompileError,
+    EngineFailure,
+    Job,
+    RunResult,
+    alloc_size,
+)
 from agentworld.errors import AgentWorldError, ExecutorUnavailableError
 from agentworld.executor import (
+    CallLimits,
     CallRequest,
     ExecutorConfig,
     InvalidArtifactError,
@@ -854,6 +872,100 @@ class WasmerExecutor:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+# -- the engine backend of the executor core ------------------------------------------------
+
+
+@define(eq=False)
+class HostModule:
+    """A module compiled by the host: its hash and its bytes, to send again to a new host."""
+
+    digest: bytes
+    wasm: bytes = field(repr=False)
+
+
+class WasmerBackend(BackendDefaults):
+    """wasmer as an `agentworld.engine.EngineBackend`: the executor core instruments, plans,
+    caches, classifies and decodes; this runs instrumented modules on a `WasmerEngine`, a whole
+    batch in one round trip. Gas and growth limits are in the instrumented code; the engine's
+    own ceiling on one memory (`max_memory_bytes`) is only a backstop."""
+
+    name = "wasmer"
+    native_stack_bytes = None  # calls run on the host's engine thread, with its own stack
+
+    def __init__(self, engine: WasmerEngine, max_memory_bytes: int = 256 * 1024 * 1024) -> None:
+        self.engine = engine
+        self._ceiling_pages = max_memory_bytes // _PAGE
+
+    @property
+    def fingerprint(self) -> str:
+        """Engine and version (asks the host), file-name safe."""
+        return re.sub(r"[^A-Za-z0-9.]+", "-", self.engine.version).strip("-")
+
+    def compile(self, wasm: bytes) -> HostModule:
+        """Have the host compile (and keep) instrumented bytes."""
+        digest = hashlib.sha256(wasm).digest()
+        try:
+            status, _ = self.engine.inspect(digest, wasm)
+        except InvalidArtifactError as exc:
+            raise EngineCompileError(str(exc)) from None
+        if status != wire.MODULE_OK:
+            raise EngineCompileError("wasmer refused the module")
+        return HostModule(digest, wasm)
+
+    def run(self, module: Any, plan: CallPlan, data: bytes, limits: CallLimits) -> RunResult:
+        """One call in a fresh instance; raise `EngineFailure`."""
+        (result,) = self.run_batch([(module, plan, data, limits)])
+        if isinstance(result, EngineFailure):
+            raise result
+        return result
+
+    def run_batch(self, jobs: Sequence[Job]) -> list[RunResult | EngineFailure]:
+        """Independent calls in order, in one round trip to the host; failures in place."""
+        calls = []
+        for module, plan, data, limits in jobs:
+            assert isinstance(module, HostModule)
+            message = wire.call_message(
+                module.digest, data, entry=plan.entry_export, shape=wire.SHAPE_METERED,
+                alloc_size=alloc_size(plan, len(data)),
+                max_output=min(limits.max_output_bytes, 0xFFFFFFFF),
+                pages=self._ceiling_pages, memory=plan.memory_export, alloc=plan.alloc_export,
+                alloc_args=[(wire.VAL_I64, limits.max_gas), (wire.VAL_I64, limits.max_mem_bytes)],
+                get_globals=[plan.gas_export, plan.refused_export],
+            )
+            calls.append(HostCall(module.digest, module.wasm, message, limits.max_call_ms))
+        return [_engine_result(answer) for answer in self.engine.run(calls)]
+
+    def close(self) -> None:
+        """End the host process."""
+        self.engine.close()
+
+
+def _engine_result(answer: wire.Result | TimedOut | CompileTimedOut) -> RunResult | EngineFailure:
+    """One host answer in the executor core's terms."""
+    if not isinstance(answer, wire.Result):
+        return EngineFailure(TIMEOUT)
+    outcome = answer.outcome
+    if outcome == wire.OK:
+        return answer.output, answer.gas_left
+    instance = answer.stage != wire.STAGE_INSTANTIATE
+    gas_left = answer.values[0] if instance and answer.values else None
+    refused = bool(instance and len(answer.values) > 1 and answer.values[1])
+    if outcome == wire.TRAP:
+        reason = wire.TRAP_KINDS[answer.trap] if answer.trap < len(wire.TRAP_KINDS) else "unknown"
+        return EngineFailure(TRAP, trap=reason, gas_left=gas_left, grow_refused=refused)
+    if outcome == wire.ALLOC_OUT_OF_BOUNDS:
+        return EngineFailure(ALLOC_OUT_OF_BOUNDS, pointer=answer.a, size=answer.b,
+                             gas_left=gas_left)
+    if outcome == wire.OUTPUT_TOO_LARGE:
+        return EngineFailure(OUTPUT_TOO_LARGE, size=answer.a, gas_left=gas_left)
+    if outcome == wire.OUTPUT_OUT_OF_BOUNDS:
+        return EngineFailure(OUTPUT_OUT_OF_BOUNDS, pointer=answer.a, size=answer.b,
+                             gas_left=gas_left)
+    if outcome == wire.MEMORY_LIMIT:
+        return EngineFailure(ENGINE_LIMIT)
+    return EngineFailure(ENGINE_ERROR, gas_left=gas_left)
 
 
 def _factory(config: ExecutorConfig) -> WasmerExecutor:

@@ -29,12 +29,24 @@ from agentworld.backends.wasmer_executor import (
     HOST_SCRIPT,
     PROVISION_HINT,
     TRAP_DETAILS,
+    WasmerBackend,
+    WasmerEngine,
     WasmerExecutor,
     host_problem,
     unavailable_reason,
 )
+from agentworld.engine import (
+    OUTPUT_TOO_LARGE,
+    TIMEOUT,
+    TRAP,
+    CallPlan,
+    EngineBackend,
+    EngineCompileError,
+    EngineFailure,
+)
 from agentworld.errors import ExecutorUnavailableError
 from agentworld.executor import (
+    CallLimits,
     CallRequest,
     Executor,
     ExecutorConfig,
@@ -470,3 +482,82 @@ def test_golden_journals_are_byte_identical_on_wasmer(
     world = SCENARIOS[name](wasmer_executor)
     assert journal_lines(world) == (GOLDEN_DIR / f"{name}.jsonl").read_bytes()
     assert world.state_root() + "\n" == (GOLDEN_DIR / f"{name}.root").read_text()
+
+
+# -- the engine backend of the executor core ------------------------------------------------
+
+# A module shaped as the gas instrumentation leaves one: the armed alloc, wrapped entrypoints
+# returning (pointer, length, gas left), the gas and refused-growth globals.
+METERED = """(module
+  (memory (export "memory") 1)
+  (global $gas (export "__agentworld_gas") (mut i64) (i64.const 0))
+  (global $refused (export "__agentworld_refused") (mut i32) (i32.const 0))
+  (func (export "__agentworld_alloc") (param $gas i64) (param $limit i64) (param $size i32)
+        (result i32)
+    (global.set $gas (local.get $gas)) (i32.const 1024))
+  ;; echo, charging 10 gas per byte
+  (func (export "__agentworld_entry:call") (param $ptr i32) (param $len i32)
+        (result i32 i32 i64)
+    (global.set $gas (i64.sub (global.get $gas)
+                              (i64.mul (i64.extend_i32_u (local.get $len)) (i64.const 10))))
+    (if (i64.lt_s (global.get $gas) (i64.const 0)) (then unreachable))
+    (local.get $ptr) (local.get $len) (global.get $gas))
+  (func (export "__agentworld_entry:grow") (param i32 i32) (result i32 i32 i64)
+    (global.set $refused (i32.const 1)) unreachable)
+  (func (export "__agentworld_entry:spin") (param i32 i32) (result i32 i32 i64)
+    (loop $l (br $l)) unreachable))"""
+
+
+def _plan(entrypoint: str) -> CallPlan:
+    return CallPlan(entrypoint=entrypoint, memory_export="memory", memory_index=0,
+                    alloc_export="__agentworld_alloc", alloc_index=3,
+                    entry_export=f"__agentworld_entry:{entrypoint}", entry_index=4,
+                    gas_export="__agentworld_gas", gas_index=1,
+                    refused_export="__agentworld_refused", refused_index=2, ret_area=False,
+                    memory_floor=65536)
+
+
+@pytest.fixture(scope="module")
+def backend() -> Iterator[WasmerBackend]:
+    assert PYTHON is not None
+    backend = WasmerBackend(WasmerEngine(PYTHON))
+    yield backend
+    backend.close()
+
+
+@needs_host
+def test_backend_runs_instrumented_calls_in_one_round_trip(backend: WasmerBackend) -> None:
+    """Outputs and gas left come back in order, a whole batch in one message."""
+    assert isinstance(backend, EngineBackend)
+    assert backend.fingerprint.startswith("wasmer-1.1.0")
+    module = backend.compile(bytes(wasmtime.wat2wasm(METERED)))
+    limits = CallLimits(max_gas=1000)
+    assert backend.run(module, _plan("call"), b"hello", limits) == (b"hello", 950)
+    before = backend.engine.stats.batches
+    jobs = [(module, _plan("call"), bytes(size), limits) for size in range(100)]
+    assert backend.run_batch(jobs) == [(bytes(size), 1000 - 10 * size) for size in range(100)]
+    assert backend.engine.stats.batches == before + 1
+
+
+@needs_host
+def test_backend_reports_failures_in_neutral_terms(backend: WasmerBackend) -> None:
+    """Gas left after a trap, the refused-growth flag, output bounds and the wall clock."""
+    module = backend.compile(bytes(wasmtime.wat2wasm(METERED)))
+    results = backend.run_batch([
+        (module, _plan("call"), bytes(20), CallLimits(max_gas=100)),
+        (module, _plan("grow"), b"", CallLimits()),
+        (module, _plan("call"), bytes(20), CallLimits(max_output_bytes=19)),
+        (module, _plan("spin"), b"", CallLimits(max_call_ms=100)),
+        (module, _plan("call"), b"ok", CallLimits(max_gas=100)),
+    ])
+    out_of_gas, refused, too_large, runaway, fine = results
+    assert isinstance(out_of_gas, EngineFailure) and isinstance(refused, EngineFailure)
+    assert isinstance(too_large, EngineFailure) and isinstance(runaway, EngineFailure)
+    assert (out_of_gas.kind, out_of_gas.trap, out_of_gas.gas_left) == (TRAP, "unreachable", -100)
+    assert not out_of_gas.grow_refused
+    assert (refused.kind, refused.grow_refused) == (TRAP, True)
+    assert (too_large.kind, too_large.size) == (OUTPUT_TOO_LARGE, 20)
+    assert runaway.kind == TIMEOUT
+    assert fine == (b"ok", 80)
+    with pytest.raises(EngineCompileError):
+        backend.compile(b"\0asm\x01\0\0\0junk")
