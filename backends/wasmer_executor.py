@@ -51,7 +51,6 @@ from agentworld.engine import (
     EngineFailure,
     Job,
     RunResult,
-    alloc_size,
 )
 from agentworld.errors import AgentWorldError, ExecutorUnavailableError
 from agentworld.executor import (
@@ -655,21 +654,6 @@ class _Pending:
     shape: int
     pages: int
 
-    def host_call(self, pages: int) -> HostCall:
-        """The call for the host, with its memory limited to `pages`."""
-        request = self.request
-        size = len(request.input)
-        return HostCall(
-            self.guest.digest,
-            self.guest.wasm,
-            wire.call_message(
-                self.guest.digest, request.input, entry=request.entrypoint, shape=self.shape,
-                alloc_size=((size + 3) & ~3) + 8 if self.shape == wire.SHAPE_RETAREA else size,
-                max_output=min(request.limits.max_output_bytes, 0xFFFFFFFF), pages=pages,
-            ),
-            request.limits.max_call_ms,
-        )
-
 
 # -- the executor ---------------------------------------------------------------------------
 
@@ -695,6 +679,8 @@ class WasmerExecutor:
         self._ceiling = int(self.options["max_memory_bytes"])
         self._guests: OrderedDict[str, _Guest] = OrderedDict()
         self._lock = threading.Lock()
+        # Call headers (see `wasmer_host.call_header`) by what they encode: built once.
+        self._headers: dict[tuple[Any, ...], bytes] = {}
 
     @property
     def in_process(self) -> bool:
@@ -765,6 +751,21 @@ class WasmerExecutor:
             raise ModuleCallError("trap", shape)
         return _Pending(index, request, guest, shape, self._limit(request) // _PAGE)
 
+    def _host_call(self, item: _Pending, pages: int) -> HostCall:
+        """The call for the host, with its memory limited to `pages`."""
+        request, guest = item.request, item.guest
+        max_output = min(request.limits.max_output_bytes, 0xFFFFFFFF)
+        key = (guest.digest, request.entrypoint, item.shape, max_output, pages)
+        header = self._headers.get(key)
+        if header is None:
+            if len(self._headers) >= 4096:
+                self._headers.clear()
+            header = self._headers[key] = wire.call_header(
+                guest.digest, entry=request.entrypoint, shape=item.shape, max_output=max_output,
+                ret_area=item.shape == wire.SHAPE_RETAREA, pages=pages)
+        return HostCall(guest.digest, guest.wasm, wire.call_message(header, request.input),
+                        request.limits.max_call_ms)
+
     def _finish(self, item: _Pending, result: wire.Result) -> ModuleOutput:
         """Turn one RESULT into an output, or raise its `ModuleCallError`."""
         request = item.request
@@ -795,7 +796,8 @@ class WasmerExecutor:
         reason of its own; calls are deterministic, so the same call run with more room shows
         whether the limit is what stopped it.
         """
-        probes = self.engine.run([item.host_call(self._ceiling // _PAGE) for item in items])
+        probes = self.engine.run([self._host_call(item, self._ceiling // _PAGE)
+                                  for item in items])
         return [
             item for item, probe in zip(items, probes, strict=True)
             if isinstance(probe, wire.Result) and probe.outcome == wire.TRAP
@@ -813,7 +815,7 @@ class WasmerExecutor:
                     pending.append(self._plan(index, request))
                 except ModuleCallError as failure:
                     results[index] = failure
-            answers = self.engine.run([item.host_call(item.pages) for item in pending])
+            answers = self.engine.run([self._host_call(item, item.pages) for item in pending])
             trapped = []
             for item, answer in zip(pending, answers, strict=True):
                 if isinstance(answer, TimedOut):
@@ -897,6 +899,7 @@ class WasmerBackend(BackendDefaults):
     def __init__(self, engine: WasmerEngine, max_memory_bytes: int = 256 * 1024 * 1024) -> None:
         self.engine = engine
         self._ceiling_pages = max_memory_bytes // _PAGE
+        self._headers: dict[tuple[Any, ...], bytes] = {}
 
     @property
     def fingerprint(self) -> str:
@@ -926,16 +929,25 @@ class WasmerBackend(BackendDefaults):
         calls = []
         for module, plan, data, limits in jobs:
             assert isinstance(module, HostModule)
-            message = wire.call_message(
-                module.digest, data, entry=plan.entry_export, shape=wire.SHAPE_METERED,
-                alloc_size=alloc_size(plan, len(data)),
-                max_output=min(limits.max_output_bytes, 0xFFFFFFFF),
-                pages=self._ceiling_pages, memory=plan.memory_export, alloc=plan.alloc_export,
-                alloc_args=[(wire.VAL_I64, limits.max_gas), (wire.VAL_I64, limits.max_mem_bytes)],
-                get_globals=[plan.gas_export, plan.refused_export],
-            )
+            header = self._headers.get((module, plan, limits))
+            if header is None:
+                header = self._header(module, plan, limits)
+            message = wire.call_message(header, data)
             calls.append(HostCall(module.digest, module.wasm, message, limits.max_call_ms))
         return [_engine_result(answer) for answer in self.engine.run(calls)]
+
+    def _header(self, module: HostModule, plan: CallPlan, limits: CallLimits) -> bytes:
+        """The call header for a module, plan and limits (built once, then looked up)."""
+        if len(self._headers) >= 4096:
+            self._headers.clear()
+        header = self._headers[(module, plan, limits)] = wire.call_header(
+            module.digest, entry=plan.entry_export, shape=wire.SHAPE_METERED,
+            max_output=min(limits.max_output_bytes, 0xFFFFFFFF), ret_area=plan.ret_area,
+            pages=self._ceiling_pages, memory=plan.memory_export, alloc=plan.alloc_export,
+            alloc_args=[(wire.VAL_I64, limits.max_gas), (wire.VAL_I64, limits.max_mem_bytes)],
+            get_globals=[plan.gas_export, plan.refused_export],
+        )
+        return header
 
     def close(self) -> None:
         """End the host process."""

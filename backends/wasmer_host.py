@@ -93,8 +93,8 @@ _TRAP_ALIASES = {
 _U32 = struct.Struct("<I")
 # type, outcome, stage, trap, memory pages, a, b, gas left, number of globals read
 _RESULT_HEAD = struct.Struct("<BBBBIIIqB")
-# module hash, memory pages allowed, shape, max output bytes, alloc size
-_CALL_HEAD = struct.Struct("<32sIBII")
+# module hash, memory pages allowed, shape, max output bytes, ret-area padding (0 or 1)
+_CALL_HEAD = struct.Struct("<32sIBIB")
 _WASM_MAGIC = b"\0asm"
 _VALTYPES = {1: "i32", 2: "i64", 3: "f32", 4: "f64", 5: "v128", 6: "externref", 7: "funcref"}
 
@@ -192,14 +192,13 @@ def batch_message(modules: list[tuple[bytes, bytes]], calls: list[bytes]) -> byt
     return b"".join(parts)
 
 
-def call_message(
+def call_header(
     wasm_hash: bytes,
-    data: bytes,
     *,
     entry: str,
     shape: int,
-    alloc_size: int,
     max_output: int,
+    ret_area: bool = False,
     pages: int = NO_PAGE_LIMIT,
     memory: str = "memory",
     alloc: str = "alloc",
@@ -207,17 +206,19 @@ def call_message(
     set_globals: Sequence[tuple[str, int, int]] = (),
     get_globals: Sequence[str] = (),
 ) -> bytes:
-    """One call inside a BATCH.
+    """Everything about a call but its input; calls of one module under the same limits share
+    it, so the client builds it once and the host parses it once.
 
     The host instantiates the module (its memory's maximum lowered to `pages`), sets
     `set_globals` (name, value type, value), calls export `alloc` with `alloc_args` (value
-    type, value) followed by the i32 `alloc_size`, writes `data` at the pointer it returns,
-    calls export `entry` with (pointer, len(data)) (or (ret_area, pointer, len(data)) for
+    type, value) followed by the i32 size of the buffer it needs (the input's length; with
+    `ret_area`, that rounded up to 4 plus 8), writes the input at the pointer it returns,
+    calls export `entry` with (pointer, length) (or (ret_area, pointer, length) for
     SHAPE_RETAREA), reads the output from export `memory` (at most `max_output` bytes) and the
     i64 or i32 globals named in `get_globals`, also after a trap.
     """
     parts = [
-        _CALL_HEAD.pack(wasm_hash, pages, shape, max_output, alloc_size),
+        _CALL_HEAD.pack(wasm_hash, pages, shape, max_output, 1 if ret_area else 0),
         text(memory),
         text(alloc),
         bytes([len(alloc_args)]),
@@ -229,8 +230,12 @@ def call_message(
         parts.append(text(name) + struct.pack("<Bq", valtype, value))
     parts.append(bytes([len(get_globals)]))
     parts.extend(text(name) for name in get_globals)
-    parts.append(blob(data))
     return b"".join(parts)
+
+
+def call_message(header: bytes, data: bytes) -> bytes:
+    """One call inside a BATCH: its header (`call_header`), then its input."""
+    return _U32.pack(len(header)) + header + _U32.pack(len(data)) + data
 
 
 class Result(NamedTuple):
@@ -376,6 +381,8 @@ class Host:
         self._store = wasmer.Store(wasmer.engine.Universal(wasmer_compiler_cranelift.Compiler))
         self._modules: OrderedDict[bytes, _Module] = OrderedDict()
         self._cache_size = max(1, cache_size)
+        # Parsed call headers by their bytes (see `call_header`).
+        self._headers: dict[bytes, tuple[bytes, int, _Call]] = {}
         self.version = "wasmer " + str(getattr(wasmer, "__version__", "?")) + " cranelift"
 
     def hello(self) -> bytes:
@@ -462,23 +469,16 @@ class Host:
             if status != MODULE_OK:
                 raise ProtocolError("a batch carries a module that does not load")
         calls: list[tuple[Any, _Call]] = []
+        headers = self._headers
         for _ in range(reader.u32()):
-            wasm_hash, pages, shape, max_output, alloc_size = _CALL_HEAD.unpack(
-                reader.take(_CALL_HEAD.size))
-            if shape > SHAPE_METERED:
-                raise ProtocolError(f"unknown entrypoint shape {shape}")
-            memory, alloc = reader.text(), reader.text()
-            alloc_args = [_value(*struct.unpack("<Bq", reader.take(9)))
-                          for _ in range(reader.u8())]
-            entry = reader.text()
-            sets = []
-            for _ in range(reader.u8()):
-                name = reader.text()
-                sets.append((name, _value(*struct.unpack("<Bq", reader.take(9)))))
-            gets = [reader.text() for _ in range(reader.u8())]
-            call = _Call(shape, max_output, alloc_size, memory, alloc, alloc_args, entry, sets,
-                         gets, reader.blob())
-            calls.append((self._prepare(wasm_hash, pages), call))
+            header = reader.blob()
+            parsed = headers.get(header)
+            if parsed is None:
+                if len(headers) >= 4096:
+                    headers.clear()
+                parsed = headers[header] = _parse_header(header)
+            wasm_hash, pages, template = parsed
+            calls.append((self._prepare(wasm_hash, pages), template._replace(data=reader.blob())))
         reader.end()
         self._evict()
         return self._results(calls)
@@ -541,7 +541,7 @@ class Host:
         function: Callable[..., Any] = getattr(exports, call.entry)
         data = call.data
         size = len(data)
-        request = call.alloc_size
+        request = ((size + 3) & ~3) + 8 if call.ret_area else size
         state["stage"] = STAGE_ALLOC
         pointer = alloc(*call.alloc_args, request) & 0xFFFFFFFF
         view = memoryview(memory.buffer)
@@ -583,6 +583,27 @@ class Host:
                        gas_left=gas_left)
 
 
+def _parse_header(header: bytes) -> tuple[bytes, int, _Call]:
+    """(module hash, pages, the call without its input) from a `call_header`."""
+    reader = Reader(header)
+    wasm_hash, pages, shape, max_output, ret_area = _CALL_HEAD.unpack(
+        reader.take(_CALL_HEAD.size))
+    if shape > SHAPE_METERED:
+        raise ProtocolError(f"unknown entrypoint shape {shape}")
+    memory, alloc = reader.text(), reader.text()
+    alloc_args = [_value(*struct.unpack("<Bq", reader.take(9))) for _ in range(reader.u8())]
+    entry = reader.text()
+    sets = []
+    for _ in range(reader.u8()):
+        name = reader.text()
+        sets.append((name, _value(*struct.unpack("<Bq", reader.take(9)))))
+    gets = [reader.text() for _ in range(reader.u8())]
+    reader.end()
+    call = _Call(shape, max_output, bool(ret_area), memory, alloc, alloc_args, entry, sets, gets,
+                 b"")
+    return wasm_hash, pages, call
+
+
 def _value(valtype: int, value: int) -> int:
     """A typed value from the wire, checked against its type."""
     if valtype == VAL_I32 and not -(2**31) <= value < 2**31:
@@ -597,7 +618,7 @@ class _Call(NamedTuple):
 
     shape: int
     max_output: int
-    alloc_size: int
+    ret_area: bool
     memory: str
     alloc: str
     alloc_args: list[int]

@@ -125,21 +125,23 @@ SPIN = """(module (memory (export "memory") 1)
 
 def test_frames_and_calls_round_trip() -> None:
     """A call message and a result parse back field by field; truncations are refused."""
-    call = wire.call_message(
-        b"h" * 32, b"input", entry="e", shape=wire.SHAPE_METERED, alloc_size=5, max_output=4096,
+    header = wire.call_header(
+        b"h" * 32, entry="e", shape=wire.SHAPE_METERED, max_output=4096, ret_area=True,
         pages=256, alloc="a", alloc_args=[(wire.VAL_I64, -5), (wire.VAL_I64, 7)],
         set_globals=[("g", wire.VAL_I32, 3)], get_globals=["gas"])
-    reader = wire.Reader(call)
+    call = wire.Reader(wire.call_message(header, b"input"))
+    assert call.blob() == header and call.blob() == b"input"
+    call.end()
+    reader = wire.Reader(header)
     assert reader.take(32) == b"h" * 32
-    assert (reader.u32(), reader.u8(), reader.u32(), reader.u32()) == (
-        256, wire.SHAPE_METERED, 4096, 5)
+    assert (reader.u32(), reader.u8(), reader.u32(), reader.u8()) == (
+        256, wire.SHAPE_METERED, 4096, 1)
     assert (reader.text(), reader.text(), reader.u8()) == ("memory", "a", 2)
     assert [(reader.u8(), reader.i64()) for _ in range(2)] == [(wire.VAL_I64, -5),
                                                                 (wire.VAL_I64, 7)]
     assert reader.text() == "e"
     assert (reader.u8(), reader.text(), reader.u8(), reader.i64()) == (1, "g", wire.VAL_I32, 3)
     assert reader.u8() == 1 and reader.text() == "gas"
-    assert reader.blob() == b"input"
     reader.end()
     result = wire._result(wire.TRAP, wire.STAGE_ENTRY, 9, 3, 7, 8, [42, -1], b"out", -2)
     assert wire.parse_result(result) == wire.Result(wire.TRAP, wire.STAGE_ENTRY, 9, 3, 7, 8, -2,
@@ -263,8 +265,9 @@ def test_host_protocol_round_trip() -> None:
                                           ["alloc", ["func", ["i32"], ["i32"]]],
                                           ["reduce", ["func", ["i32", "i32"], ["i32", "i32"]]]]
         data = counter_request(4).input
-        call = wire.call_message(digest, data, entry="reduce", shape=wire.SHAPE_MULTI,
-                                 alloc_size=len(data), max_output=65536, pages=256)
+        header = wire.call_header(digest, entry="reduce", shape=wire.SHAPE_MULTI,
+                                  max_output=65536, pages=256)
+        call = wire.call_message(header, data)
         send(wire.batch_message([], [call] * 3))
         assert receive() == bytes([wire.PREPARED])
         for _ in range(3):
