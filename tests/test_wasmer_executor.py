@@ -22,6 +22,7 @@ import pytest
 import wasmtime
 from attrs import evolve
 
+from agentworld import World
 from agentworld.abi import encode_input
 from agentworld.backends import wasmer_host as wire
 from agentworld.backends.wasmer_executor import (
@@ -59,11 +60,12 @@ from agentworld.testing.conformance import (
     ExecutorConformance,
     counter_output,
     counter_request,
+    counter_state,
     guest_request,
     sample_context,
 )
 from agentworld.testing.guests import guest_wasm
-from golden_scenarios import GOLDEN_DIR, SCENARIOS, journal_lines
+from golden_scenarios import GOLDEN_DIR, SCENARIOS, _agents, _install, _manifest, journal_lines
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -564,3 +566,45 @@ def test_backend_reports_failures_in_neutral_terms(backend: WasmerBackend) -> No
     assert fine == (b"ok", 80)
     with pytest.raises(EngineCompileError):
         backend.compile(b"\0asm\x01\0\0\0junk")
+
+
+@needs_host
+@pytest.mark.slow
+def test_killing_the_host_mid_step_changes_nothing(wasmer_executor: WasmerExecutor) -> None:
+    """A world whose host is killed in the middle of a step records exactly the journal of an
+    undisturbed run, and its next step works."""
+    spin = bytes(wasmtime.wat2wasm(SPIN))
+    spin_hash = hashlib.sha256(spin).hexdigest()
+
+    def world() -> World:
+        world = World(executor=wasmer_executor)
+        _agents(world, "ada")
+        for wasm in (spin, guest_wasm("counter")):
+            world.submit({"type": "module.deploy_artifact", "data": {
+                "publisher_agent_id": "ada", "wasm_bytes": wasm,
+                "wasm_hash": hashlib.sha256(wasm).hexdigest()}})
+        counter_hash = hashlib.sha256(guest_wasm("counter")).hexdigest()
+        _install(world, "ada", _manifest("c.one", counter_hash, subscriptions=[{"stage": "tick"}]))
+        _install(world, "ada", _manifest("s.spin", spin_hash, "pure",
+                                         limits={"max_call_ms": 10_000},
+                                         subscriptions=[{"stage": "tick"}]))
+        _install(world, "ada", _manifest("c.two", counter_hash, subscriptions=[{"stage": "tick"}]))
+        world.step_with_modules()
+        return world
+
+    reference, disturbed = world(), world()
+    reference.step_with_modules()
+    victim = wasmer_executor.host_pid
+    assert victim is not None
+    deaths = wasmer_executor.stats.deaths
+    killer = threading.Timer(0.3, os.kill, (victim, signal.SIGKILL))
+    killer.start()
+    disturbed.step_with_modules()
+    killer.join()
+    assert wasmer_executor.stats.deaths == deaths + 1  # it died during a call of the step
+    assert journal_lines(disturbed) == journal_lines(reference)
+    assert disturbed.state_root() == reference.state_root()
+    disturbed.step_with_modules()
+    (counter,) = [key for key, instance in disturbed.instances.items()
+                  if instance.module_id == "c.two"]
+    assert disturbed.module_state(counter) == counter_state(2)
