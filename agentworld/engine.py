@@ -118,12 +118,14 @@ class EngineCompileError(Exception):
 # -- what the core hands a backend ---------------------------------------------------------------
 
 
-@frozen
+@frozen(eq=False)
 class CallPlan:
     """How to call one entrypoint of one instrumented module; computed once by the core.
 
-    Export positions (`*_index`) count from 0 in the instrumented module's export section, for
-    engines that look exports up by position; engines that look them up by name use `*_export`.
+    Plans compare and hash by identity, so a backend may key what it derives from a plan (its
+    own export handles, say) by the plan itself. Export positions (`*_index`) count from 0 in
+    the instrumented module's export section, for engines that look exports up by position;
+    engines that look them up by name use `*_export`.
     """
 
     entrypoint: str
@@ -164,7 +166,10 @@ RunResult = tuple[bytes, int]
 class WarmSession(Protocol):
     """One instance kept open across calls (benchmarks and diagnostics; never used by worlds)."""
 
-    closed: bool
+    @property
+    def closed(self) -> bool:
+        """True once the instance has been freed."""
+        ...
 
     def invoke(self, data: bytes) -> RunResult:
         """Run steps 2-5 of a call on the open instance; raise `EngineFailure`."""

@@ -17,7 +17,7 @@ from typing import Any
 
 from agentworld import World
 from agentworld.canonical import canonical_json, sha256_hex
-from agentworld.executor import Executor
+from agentworld.executor import Executor, ExecutorConfig
 from agentworld.testing.guests import guest_wasm
 
 GOLDEN_DIR = Path(__file__).parent / "golden"
@@ -63,9 +63,10 @@ def _install(world: World, agent: str, manifest: dict[str, Any],
         "activate": activate}})
 
 
-def modules_scenario(executor: str | Executor = "wasmtime") -> World:
+def modules_scenario(executor_config: ExecutorConfig | None = None,
+                    executor: str | Executor = "wasmtime") -> World:
     """Instances on two targets, a rule (allow, deny, modify), an observer, ticks, lifecycle."""
-    world = World(executor=executor)
+    world = World(executor=executor, executor_config=executor_config)
     _agents(world, "ada", "bob", "cy")
     hashes = _deploy(world, "counter", "sleeper", "suspender", "rule", "observer")
     world.step_with_modules()
@@ -116,9 +117,10 @@ def modules_scenario(executor: str | Executor = "wasmtime") -> World:
     return world
 
 
-def effects_scenario(executor: str | Executor = "wasmtime") -> World:
+def effects_scenario(executor_config: ExecutorConfig | None = None,
+                    executor: str | Executor = "wasmtime") -> World:
     """Capabilities, slots, policy hooks that allow and deny, receipts, an expired grant."""
-    world = World(executor=executor)
+    world = World(executor=executor, executor_config=executor_config)
     _agents(world, "ada", "bob")
     world.submit({"type": "grant_capability", "data": {
         "cap_ref": "cap.bank", "allowed_effect_kinds": ["bank.*"], "expires_at": None}})
@@ -150,9 +152,10 @@ def effects_scenario(executor: str | Executor = "wasmtime") -> World:
     return world
 
 
-def failures_scenario(executor: str | Executor = "wasmtime") -> World:
+def failures_scenario(executor_config: ExecutorConfig | None = None,
+                     executor: str | Executor = "wasmtime") -> World:
     """Hostile guests contained; a failing rule denies; refused manifests and upgrades."""
-    world = World(executor=executor)
+    world = World(executor=executor, executor_config=executor_config)
     _agents(world, "ada", "bob")
     hostile = ("loop", "membomb", "bigmem", "huge", "garbage", "badptr", "unreachable",
                "divzero", "recursion", "noalloc", "noentry")

@@ -12,15 +12,19 @@ BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks" / "run.py"
 EXECUTOR_KEYS = {
     "warm_call_us",
     "naive_call_us",
+    "careful_call_us",
     "extism_call_us",
     "fresh_call_us",
     "naive_fresh_call_us",
+    "careful_fresh_call_us",
     "extism_fresh_call_us",
     "full_call_us",
     "speedup_vs_extism",
     "speedup_vs_naive",
+    "speedup_vs_careful",
     "fresh_speedup_vs_extism_fresh",
     "fresh_speedup_vs_naive_fresh",
+    "fresh_speedup_vs_careful_fresh",
 }
 
 
@@ -43,6 +47,10 @@ def test_executor_benchmark_prints_one_json_line() -> None:
         "full_call_us",
         "speedup_vs_naive",
         "fresh_speedup_vs_naive_fresh",
+        "careful_call_us",
+        "careful_fresh_call_us",
+        "speedup_vs_careful",
+        "fresh_speedup_vs_careful_fresh",
     ):
         assert isinstance(results[key], float) and results[key] > 0
     # Extism is optional (the `bench` extra): without it its figures are null.
