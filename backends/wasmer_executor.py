@@ -7,12 +7,13 @@ length-prefixed protocol described in docs/wasmer.md over pipes. Where `import w
 in this interpreter the same host code runs in-process instead. Without either, the executor
 registers as unavailable and says how to provision an interpreter.
 
-This module is the client: it plans entrypoints from the host's engine-neutral module
-summaries, sends a batch of calls in one message, reads one result per call as the host
-finishes it, decodes outputs and classifies failures. The host process is the watchdog's
-target: a call that runs past `max_call_ms` gets the host killed (the call fails with
-`timeout`), and a host that dies is restarted transparently; the calls it had not answered are
-sent again to the new one (calls are stateless, so a retry gives the same result).
+The executor is the engine-neutral core (`agentworld.engine_executor.EngineExecutor`:
+instrumentation, planning, caches, failure wording, output decoding) on `WasmerBackend`, which
+holds the engine code: `WasmerEngine` sends a batch of calls to the host in one message and
+reads one result per call as the host finishes it. The host process is the watchdog's target:
+a call that runs past `max_call_ms` gets the host killed (the call fails with `timeout`), and a
+host that dies is restarted transparently; the calls it had not answered are sent again to the
+new one (calls are stateless, so a retry gives the same result).
 """
 
 from __future__ import annotations
@@ -29,18 +30,15 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
 from attrs import define, field
 
-from agentworld.abi import decode_output
 from agentworld.engine import (
     ALLOC_OUT_OF_BOUNDS,
     ENGINE_ERROR,
-    ENGINE_LIMIT,
     OUTPUT_OUT_OF_BOUNDS,
     OUTPUT_TOO_LARGE,
     TIMEOUT,
@@ -52,14 +50,12 @@ from agentworld.engine import (
     Job,
     RunResult,
 )
-from agentworld.errors import AgentWorldError, ExecutorUnavailableError
+from agentworld.engine_executor import EngineExecutor
+from agentworld.errors import AgentWorldError, ExecutorConfigError, ExecutorUnavailableError
 from agentworld.executor import (
     CallLimits,
-    CallRequest,
     ExecutorConfig,
     InvalidArtifactError,
-    ModuleCallError,
-    ModuleOutput,
 )
 from agentworld.hookspecs import hookimpl
 
@@ -142,8 +138,9 @@ def _import_error() -> str | None:
 
 
 @functools.cache
-def _probe(python: str, stamp: float) -> str | None:
-    """Why `python` cannot run the host, or None when it can (cached per file version)."""
+def _probe(python: str, stamp: float) -> tuple[str | None, str]:
+    """(why `python` cannot run the host or None, the engine it reports), cached per file
+    version."""
     try:
         done = subprocess.run(
             [python, "-s", "-B", str(HOST_SCRIPT), "--probe"],
@@ -153,12 +150,12 @@ def _probe(python: str, stamp: float) -> str | None:
             check=False,
         )
     except (OSError, subprocess.SubprocessError) as exc:
-        return f"{ENV_PYTHON}={python} cannot be run: {exc}"
+        return f"{ENV_PYTHON}={python} cannot be run: {exc}", ""
     if done.returncode != 0:
         lines = done.stderr.decode("utf-8", "replace").strip().splitlines()
         last = lines[-1] if lines else f"exit status {done.returncode}"
-        return f"{ENV_PYTHON}={python} cannot run the wasmer host: {last}"
-    return None
+        return f"{ENV_PYTHON}={python} cannot run the wasmer host: {last}", ""
+    return None, done.stdout.decode("utf-8", "replace").strip()
 
 
 def host_problem(python: str | None) -> str | None:
@@ -169,7 +166,17 @@ def host_problem(python: str | None) -> str | None:
         stamp = os.stat(python).st_mtime
     except OSError as exc:
         return f"{ENV_PYTHON}={python} cannot be run: {exc.strerror}"
-    return _probe(python, stamp)
+    return _probe(python, stamp)[0]
+
+
+def engine_version(python: str | None) -> str:
+    """The engine wasmer runs as (`wasmer 1.1.0 cranelift`): in this interpreter (None) or in
+    the host process `python` starts."""
+    if python is None:
+        import wasmer
+
+        return f"wasmer {wasmer.__version__} cranelift"
+    return _probe(python, os.stat(python).st_mtime)[1]
 
 
 def unavailable_reason(options: dict[str, Any] | None = None) -> str | None:
@@ -187,11 +194,11 @@ def unavailable_reason(options: dict[str, Any] | None = None) -> str | None:
 class _HostProcess:
     """One host process and the framed pipes to it; `kill` ends it at once."""
 
-    def __init__(self, python: str, cache_size: int, start_timeout: float) -> None:
+    def __init__(self, python: str, cache_size: int, max_pages: int, start_timeout: float) -> None:
         self._stderr: IO[bytes] = tempfile.TemporaryFile()
         self._last_words = ""
         self.process = subprocess.Popen(
-            [python, "-s", "-B", str(HOST_SCRIPT), str(cache_size)],
+            [python, "-s", "-B", str(HOST_SCRIPT), str(cache_size), str(max_pages)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._stderr,
@@ -309,11 +316,12 @@ class _InProcess:
 
     engine: str
 
-    def __init__(self, cache_size: int) -> None:
+    def __init__(self, cache_size: int, max_pages: int) -> None:
         self._requests: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
         self._replies: queue.SimpleQueue[bytes | Exception] = queue.SimpleQueue()
         self._thread = threading.Thread(
-            target=wire.on_engine_thread, args=(functools.partial(self._serve, cache_size),),
+            target=wire.on_engine_thread,
+            args=(functools.partial(self._serve, cache_size, max_pages),),
             name="agentworld-wasmer", daemon=True)
         self._thread.start()
         reply = self._replies.get()
@@ -321,9 +329,9 @@ class _InProcess:
             raise ExecutorUnavailableError(f"wasmer cannot start here: {reply}")
         self.engine = wire.Reader(reply, 5).text()
 
-    def _serve(self, cache_size: int) -> int:
+    def _serve(self, cache_size: int, max_pages: int) -> int:
         try:
-            host = wire.Host(cache_size)
+            host = wire.Host(cache_size, max_pages)
         except Exception as exc:  # whatever the engine raises, the client reports it
             self._replies.put(exc)
             return 1
@@ -399,12 +407,14 @@ class WasmerEngine:
         python: str | None,
         *,
         cache_size: int = 256,
+        max_pages: int = wire.MAX_PAGES,
         start_timeout_s: float = 60.0,
         compile_timeout_s: float = 60.0,
     ) -> None:
         self.python = python
         self.stats = HostStats()
         self._cache_size = max(1, cache_size)
+        self._max_pages = max_pages
         self._start_timeout = start_timeout_s
         self._compile_timeout = compile_timeout_s
         self._lock = threading.Lock()
@@ -419,12 +429,6 @@ class WasmerEngine:
         host = self._host
         return host.pid if isinstance(host, _HostProcess) and host.alive() else None
 
-    @property
-    def version(self) -> str:
-        """The engine's name and version, as the host reports it."""
-        with self._lock:
-            return self._ensure_host().engine
-
     def _ensure_host(self) -> _HostProcess | _InProcess:
         if self._closed:
             raise ExecutorUnavailableError("this wasmer engine is closed")
@@ -435,9 +439,10 @@ class WasmerEngine:
             host.kill()
         self._sent.clear()
         if self.python is None:
-            host = _InProcess(self._cache_size)
+            host = _InProcess(self._cache_size, self._max_pages)
         else:
-            host = _HostProcess(self.python, self._cache_size, self._start_timeout)
+            host = _HostProcess(self.python, self._cache_size, self._max_pages,
+                                self._start_timeout)
         self._host = host
         self.stats.starts += 1
         return host
@@ -562,7 +567,7 @@ class WasmerEngine:
                 self._host = None
 
 
-def engine_for(options: dict[str, Any], cache_size: int) -> WasmerEngine:
+def engine_for(options: dict[str, Any], cache_size: int, max_pages: int) -> WasmerEngine:
     """The engine `options` (see `DEFAULT_OPTIONS`) ask for; `ExecutorUnavailableError` with
     how to provision an interpreter when neither mode can run here."""
     if options["mode"] not in ("auto", "host"):
@@ -576,304 +581,10 @@ def engine_for(options: dict[str, Any], cache_size: int) -> WasmerEngine:
     return WasmerEngine(
         python,
         cache_size=cache_size,
+        max_pages=max_pages,
         start_timeout_s=float(options["start_timeout_s"]),
         compile_timeout_s=float(options["compile_timeout_s"]),
     )
-
-
-# -- planning (wasm-1, uninstrumented modules) ---------------------------------------------
-
-
-def _describe(descriptor: list[Any]) -> str:
-    if descriptor[0] == "func":
-        return f"func ({','.join(descriptor[1])})->({','.join(descriptor[2])})"
-    return str(descriptor[0])
-
-
-class _Guest:
-    """A module the host has inspected: its summary, its bytes and its call plans."""
-
-    __slots__ = ("digest", "exports", "plans", "problem", "wasm")
-
-    def __init__(self, digest: bytes, wasm: bytes, summary: dict[str, Any]) -> None:
-        self.digest = digest
-        self.wasm = wasm
-        self.exports: dict[str, list[Any]] = {name: kind for name, kind in summary["exports"]}
-        imports = [f"{module}.{name} ({_describe(kind)})" for module, name, kind in
-                   summary["imports"]]
-        self.problem = (
-            "module imports " + ", ".join(imports) + "; wasm-1 modules must import nothing"
-            if imports else None
-        )
-        self.plans: dict[str, int | str] = {}
-
-    def plan(self, entrypoint: str) -> int | str:
-        """The entrypoint's wire shape, or a message saying why it cannot be called."""
-        cached = self.plans.get(entrypoint)
-        if cached is None:
-            cached = self.plans[entrypoint] = self._analyse(entrypoint)
-        return cached
-
-    def _analyse(self, entrypoint: str) -> int | str:
-        if self.problem is not None:
-            return self.problem
-        missing = [name for name in ("memory", "alloc", entrypoint) if name not in self.exports]
-        if missing:
-            return "module does not export " + ", ".join(repr(name) for name in missing)
-        memory = self.exports["memory"]
-        if memory[0] != "memory" or memory[1]:
-            return f"export 'memory' must be a 32-bit memory, not {_describe(memory)}"
-        if memory[2]:
-            return "export 'memory' must not be a shared memory"
-        alloc = self.exports["alloc"]
-        if alloc != ["func", ["i32"], ["i32"]]:
-            return f"export 'alloc' must be func (i32)->(i32), not {_describe(alloc)}"
-        entry = self.exports[entrypoint]
-        shape = None
-        if entry[0] == "func":
-            shape = _SHAPES.get(f"({','.join(entry[1])})->{_results(entry[2])}")
-        if shape is None:
-            return (
-                f"entrypoint {entrypoint!r} is {_describe(entry)}; wasm-1 accepts "
-                f"{_MULTI}, {_PACKED} or {_RETAREA}"
-            )
-        return shape
-
-
-def _results(results: list[str]) -> str:
-    return results[0] if len(results) == 1 else f"({','.join(results)})"
-
-
-@define
-class _Pending:
-    """One planned call of a batch."""
-
-    index: int
-    request: CallRequest
-    guest: _Guest
-    shape: int
-    pages: int
-
-
-# -- the executor ---------------------------------------------------------------------------
-
-
-class WasmerExecutor:
-    """Runs module calls on wasmer in fresh instances, in batches of one round trip each.
-
-    This executor runs artifacts as they are, with the memory limit as the module's declared
-    maximum; the executor core's gas instrumentation (deterministic `out_of_fuel` and
-    canonical NaNs on every engine) arrives with `WasmerBackend`.
-    """
-
-    name = "wasmer"
-
-    def __init__(self, config: ExecutorConfig | None = None) -> None:
-        self.config = config or ExecutorConfig()
-        unknown = set(self.config.options) - set(DEFAULT_OPTIONS)
-        if unknown:
-            raise ValueError(f"unknown wasmer executor options: {', '.join(sorted(unknown))}")
-        self.options = {**DEFAULT_OPTIONS, **self.config.options}
-        self._cache_size = max(1, self.config.memory_cache_size)
-        self.engine = engine_for(self.options, self._cache_size)
-        self._ceiling = int(self.options["max_memory_bytes"])
-        self._guests: OrderedDict[str, _Guest] = OrderedDict()
-        self._lock = threading.Lock()
-        # Call headers (see `wasmer_host.call_header`) by what they encode: built once.
-        self._headers: dict[tuple[Any, ...], bytes] = {}
-
-    @property
-    def in_process(self) -> bool:
-        """True when wasmer runs in this interpreter rather than in a host process."""
-        return self.engine.python is None
-
-    @property
-    def stats(self) -> HostStats:
-        """The engine's counters."""
-        return self.engine.stats
-
-    @property
-    def host_pid(self) -> int | None:
-        """The running host process's id (None in-process or before the first call)."""
-        return self.engine.host_pid
-
-    # -- modules ------------------------------------------------------------------------
-
-    def _inspect(self, wasm_hash: str, wasm: bytes) -> _Guest:
-        """Have the host compile the module and plan from its summary; raises
-        `InvalidArtifactError` for bytes that are not a module."""
-        digest = bytes.fromhex(wasm_hash)
-        status, summary = self.engine.inspect(digest, wasm)
-        if status == wire.MODULE_NOT_WASM:
-            raise InvalidArtifactError("not a WebAssembly binary (missing the \\0asm header)")
-        if status == wire.MODULE_HASH_MISMATCH:
-            raise InvalidArtifactError(f"the bytes given for {wasm_hash} do not match that hash")
-        if summary is None:
-            raise InvalidArtifactError("not a valid WebAssembly module")
-        guest = _Guest(digest, wasm, summary)
-        self._guests[wasm_hash] = guest
-        while len(self._guests) > self._cache_size:
-            self._guests.popitem(last=False)
-        return guest
-
-    def _guest(self, request: CallRequest) -> _Guest:
-        wasm_hash = request.wasm_hash
-        guest = self._guests.get(wasm_hash)
-        if guest is not None:
-            self._guests.move_to_end(wasm_hash)
-            return guest
-        try:
-            wasm = request.wasm_bytes()
-        except ModuleCallError:
-            raise
-        except AgentWorldError as exc:
-            raise ModuleCallError("artifact_missing", str(exc)) from None
-        if hashlib.sha256(wasm).hexdigest() != wasm_hash:
-            raise ModuleCallError(
-                "artifact_missing", f"the bytes given for {wasm_hash} do not match that hash"
-            )
-        try:
-            return self._inspect(wasm_hash, wasm)
-        except InvalidArtifactError as exc:
-            raise ModuleCallError("trap", str(exc)) from None
-
-    # -- calls --------------------------------------------------------------------------
-
-    def _limit(self, request: CallRequest) -> int:
-        """The call's memory limit in bytes: its own, capped by the engine's ceiling."""
-        return min(request.limits.max_mem_bytes, self._ceiling)
-
-    def _plan(self, index: int, request: CallRequest) -> _Pending:
-        """Plan one call; raises `ModuleCallError` when it cannot be made at all."""
-        guest = self._guest(request)
-        shape = guest.plan(request.entrypoint)
-        if isinstance(shape, str):
-            raise ModuleCallError("trap", shape)
-        return _Pending(index, request, guest, shape, self._limit(request) // _PAGE)
-
-    def _host_call(self, item: _Pending, pages: int) -> HostCall:
-        """The call for the host, with its memory limited to `pages`."""
-        request, guest = item.request, item.guest
-        max_output = min(request.limits.max_output_bytes, 0xFFFFFFFF)
-        key = (guest.digest, request.entrypoint, item.shape, max_output, pages)
-        header = self._headers.get(key)
-        if header is None:
-            if len(self._headers) >= 4096:
-                self._headers.clear()
-            header = self._headers[key] = wire.call_header(
-                guest.digest, entry=request.entrypoint, shape=item.shape, max_output=max_output,
-                ret_area=item.shape == wire.SHAPE_RETAREA, pages=pages)
-        return HostCall(guest.digest, guest.wasm, wire.call_message(header, request.input),
-                        request.limits.max_call_ms)
-
-    def _finish(self, item: _Pending, result: wire.Result) -> ModuleOutput:
-        """Turn one RESULT into an output, or raise its `ModuleCallError`."""
-        request = item.request
-        outcome, a, b = result.outcome, result.a, result.b
-        if outcome == wire.OK:
-            return decode_output(result.output, limits=request.limits, kind=request.kind)
-        if outcome == wire.MEMORY_LIMIT:
-            raise ModuleCallError(
-                "memory_limit",
-                f"instantiating: the module's initial memory exceeds {self._limit(request)} "
-                f"bytes (memory minimum size of {a} pages exceeds memory limits)",
-            )
-        if outcome == wire.ALLOC_OUT_OF_BOUNDS:
-            raise ModuleCallError("trap", f"alloc({b}) returned {a}, out of bounds")
-        if outcome == wire.OUTPUT_TOO_LARGE:
-            raise ModuleCallError("output_too_large", f"output is {a} bytes, the limit is {b}")
-        if outcome == wire.OUTPUT_OUT_OF_BOUNDS:
-            raise ModuleCallError("invalid_output", f"output ({a}, {b}) lies outside guest memory")
-        if outcome == wire.BAD_EXPORT:
-            raise ModuleCallError("trap", "the instance lacks an export its module declares")
-        reason = wire.TRAP_KINDS[result.trap] if result.trap < len(wire.TRAP_KINDS) else "unknown"
-        raise ModuleCallError("trap", _STAGE_PREFIX.get(result.stage, "") + TRAP_DETAILS[reason])
-
-    def _grew_past_limit(self, items: list[_Pending]) -> list[_Pending]:
-        """Which trapped calls, run again with the engine's ceiling, grow past their limit.
-
-        `memory.grow` returns -1 when the limit refuses it and the guest traps later for a
-        reason of its own; calls are deterministic, so the same call run with more room shows
-        whether the limit is what stopped it.
-        """
-        probes = self.engine.run([self._host_call(item, self._ceiling // _PAGE)
-                                  for item in items])
-        return [
-            item for item, probe in zip(items, probes, strict=True)
-            if isinstance(probe, wire.Result) and probe.outcome == wire.TRAP
-            and probe.pages * _PAGE > self._limit(item.request)
-        ]
-
-    def call_batch(self, requests: Sequence[CallRequest]) -> list[ModuleOutput | ModuleCallError]:
-        """Run independent calls in order, in one round trip to the host; failures are
-        returned in place, not raised."""
-        results: list[ModuleOutput | ModuleCallError | None] = [None] * len(requests)
-        with self._lock:
-            pending = []
-            for index, request in enumerate(requests):
-                try:
-                    pending.append(self._plan(index, request))
-                except ModuleCallError as failure:
-                    results[index] = failure
-            answers = self.engine.run([self._host_call(item, item.pages) for item in pending])
-            trapped = []
-            for item, answer in zip(pending, answers, strict=True):
-                if isinstance(answer, TimedOut):
-                    results[item.index] = ModuleCallError(
-                        "timeout", "interrupted by the wall-clock watchdog")
-                    continue
-                if isinstance(answer, CompileTimedOut):
-                    results[item.index] = ModuleCallError(
-                        "timeout", "compiling the module took longer than "
-                        f"{self.options['compile_timeout_s']} s")
-                    continue
-                try:
-                    results[item.index] = self._finish(item, answer)
-                except ModuleCallError as refused:
-                    results[item.index] = refused
-                    if answer.outcome == wire.TRAP and self._limit(item.request) < self._ceiling:
-                        trapped.append(item)
-            for item in self._grew_past_limit(trapped) if trapped else ():
-                first = results[item.index]
-                assert isinstance(first, ModuleCallError)
-                results[item.index] = ModuleCallError(
-                    "memory_limit",
-                    f"the guest tried to grow its memory past {self._limit(item.request)} bytes "
-                    f"and then failed: {first.detail}",
-                )
-        done = [result for result in results if result is not None]
-        assert len(done) == len(requests)
-        return done
-
-    def call(self, request: CallRequest) -> ModuleOutput:
-        """Run one call; raise `ModuleCallError` on any failure."""
-        (result,) = self.call_batch([request])
-        if isinstance(result, ModuleCallError):
-            raise result
-        return result
-
-    def check_artifact(self, wasm: bytes) -> list[str]:
-        """The module's export names; `InvalidArtifactError` unless `wasm` is an import-free
-        WebAssembly module. The host keeps the compiled module."""
-        wasm = bytes(wasm)
-        wasm_hash = hashlib.sha256(wasm).hexdigest()
-        with self._lock:
-            guest = self._guests.get(wasm_hash) or self._inspect(wasm_hash, wasm)
-        if guest.problem is not None:
-            raise InvalidArtifactError(guest.problem)
-        return list(guest.exports)
-
-    def close(self) -> None:
-        """End the host process and drop compiled modules."""
-        with self._lock:
-            self.engine.close()
-            self._guests.clear()
-
-    def __enter__(self) -> WasmerExecutor:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
 
 # -- the engine backend of the executor core ------------------------------------------------
@@ -891,20 +602,18 @@ class WasmerBackend(BackendDefaults):
     """wasmer as an `agentworld.engine.EngineBackend`: the executor core instruments, plans,
     caches, classifies and decodes; this runs instrumented modules on a `WasmerEngine`, a whole
     batch in one round trip. Gas and growth limits are in the instrumented code; the engine's
-    own ceiling on one memory (`max_memory_bytes`) is only a backstop."""
+    own ceiling on one memory (the host lowers every module's declared maximum to it) is only a
+    backstop."""
 
     name = "wasmer"
-    native_stack_bytes = None  # calls run on the host's engine thread, with its own stack
+    # Calls run on the engine's own thread (in the host, or in-process), with its own stack.
+    native_stack_bytes: int | None = None
 
-    def __init__(self, engine: WasmerEngine, max_memory_bytes: int = 256 * 1024 * 1024) -> None:
+    def __init__(self, engine: WasmerEngine) -> None:
         self.engine = engine
-        self._ceiling_pages = max_memory_bytes // _PAGE
+        # Engine and version, file-name safe: it keys compiled code on disk.
+        self.fingerprint = re.sub(r"[^A-Za-z0-9.]+", "-", engine_version(engine.python))
         self._headers: dict[tuple[Any, ...], bytes] = {}
-
-    @property
-    def fingerprint(self) -> str:
-        """Engine and version (asks the host), file-name safe."""
-        return re.sub(r"[^A-Za-z0-9.]+", "-", self.engine.version).strip("-")
 
     def compile(self, wasm: bytes) -> HostModule:
         """Have the host compile (and keep) instrumented bytes."""
@@ -943,7 +652,7 @@ class WasmerBackend(BackendDefaults):
         header = self._headers[(module, plan, limits)] = wire.call_header(
             module.digest, entry=plan.entry_export, shape=wire.SHAPE_METERED,
             max_output=min(limits.max_output_bytes, 0xFFFFFFFF), ret_area=plan.ret_area,
-            pages=self._ceiling_pages, memory=plan.memory_export, alloc=plan.alloc_export,
+            memory=plan.memory_export, alloc=plan.alloc_export,
             alloc_args=[(wire.VAL_I64, limits.max_gas), (wire.VAL_I64, limits.max_mem_bytes)],
             get_globals=[plan.gas_export, plan.refused_export],
         )
@@ -975,17 +684,46 @@ def _engine_result(answer: wire.Result | TimedOut | CompileTimedOut) -> RunResul
     if outcome == wire.OUTPUT_OUT_OF_BOUNDS:
         return EngineFailure(OUTPUT_OUT_OF_BOUNDS, pointer=answer.a, size=answer.b,
                              gas_left=gas_left)
-    if outcome == wire.MEMORY_LIMIT:
-        return EngineFailure(ENGINE_LIMIT)
     return EngineFailure(ENGINE_ERROR, gas_left=gas_left)
 
 
-def _factory(config: ExecutorConfig) -> WasmerExecutor:
-    return WasmerExecutor(config)
+class WasmerExecutor(EngineExecutor):
+    """The wasmer executor: the engine-neutral core on a `WasmerBackend`.
+
+    `config.options` are described by `DEFAULT_OPTIONS`; `ExecutorUnavailableError` when wasmer
+    can run neither in this interpreter nor in a host process.
+    """
+
+    def __init__(self, config: ExecutorConfig | None = None) -> None:
+        config = config or ExecutorConfig()
+        unknown = set(config.options) - set(DEFAULT_OPTIONS)
+        if unknown:
+            raise ExecutorConfigError(
+                f"unknown wasmer executor options: {', '.join(sorted(unknown))}")
+        self.options = {**DEFAULT_OPTIONS, **config.options}
+        engine = engine_for(self.options, max(1, config.memory_cache_size),
+                            int(self.options["max_memory_bytes"]) // _PAGE)
+        self.wasmer = WasmerBackend(engine)
+        super().__init__(self.wasmer, config)
+
+    @property
+    def in_process(self) -> bool:
+        """True when wasmer runs in this interpreter rather than in a host process."""
+        return self.wasmer.engine.python is None
+
+    @property
+    def host_stats(self) -> HostStats:
+        """The host's counters: starts, timeouts, deaths, batches, calls, compiles."""
+        return self.wasmer.engine.stats
+
+    @property
+    def host_pid(self) -> int | None:
+        """The running host process's id (None in-process or before the first call)."""
+        return self.wasmer.engine.host_pid
 
 
 @hookimpl
 def agentworld_register_executors(register: Callable[..., None]) -> None:
     """Register the wasmer executor (as unavailable, with how to fix it, when it cannot run)."""
-    register("wasmer", _factory, unavailable_reason=unavailable_reason(),
+    register("wasmer", WasmerExecutor, unavailable_reason=unavailable_reason(),
              description=DESCRIPTION)

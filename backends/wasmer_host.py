@@ -28,9 +28,12 @@ PROTOCOL_VERSION = 1
 MAX_FRAME = 512 * 1024 * 1024
 PAGE = 65536
 MAX_PAGES = 65536
-NO_PAGE_LIMIT = 0xFFFFFFFF
-# The engine thread's stack: wasm's frames share it with a few of the host's own.
-STACK_BYTES = 768 * 1024
+# The engine thread's stack: wasm's frames share it with a few of the host's own. How deep
+# recursion goes before "call stack exhausted" depends on it, as on wasmtime's max_wasm_stack
+# (512 KiB by default): wasmer's frames are smaller, and with 384 KiB the example recursion
+# guest traps after about 168 000 gas here against 115 000 on wasmtime. Depth is not engine-
+# neutral until the instrumentation bounds call depth itself.
+STACK_BYTES = 384 * 1024
 
 # Message types. Client to host: INSPECT, BATCH, QUIT. Host to client: HELLO (once, at
 # start), INSPECTED (answers INSPECT), PREPARED (a BATCH is parsed and compiled: its calls
@@ -58,12 +61,11 @@ VAL_I32, VAL_I64 = 1, 2
 # RESULT outcomes; `a` and `b` carry numbers the client needs to word its detail.
 OK = 0  # the output follows
 TRAP = 1  # `stage` and `trap` say where and which
-MEMORY_LIMIT = 2  # the module's initial memory (a pages) exceeds the limit (b pages)
-ALLOC_OUT_OF_BOUNDS = 3  # alloc(b) returned a, which is not inside memory
-OUTPUT_TOO_LARGE = 4  # the output is a bytes long, the limit is b
-OUTPUT_OUT_OF_BOUNDS = 5  # the output (a, b) is not inside memory
-UNKNOWN_MODULE = 6  # no module with that hash was inspected or sent
-BAD_EXPORT = 7  # an export the call names is missing or of the wrong kind
+ALLOC_OUT_OF_BOUNDS = 2  # alloc(b) returned a, which is not inside memory
+OUTPUT_TOO_LARGE = 3  # the output is a bytes long, the limit is b
+OUTPUT_OUT_OF_BOUNDS = 4  # the output (a, b) is not inside memory
+UNKNOWN_MODULE = 5  # no module with that hash was inspected or sent
+BAD_EXPORT = 6  # an export the call names is missing or of the wrong kind
 
 # Where a call failed.
 STAGE_INSTANTIATE, STAGE_ALLOC, STAGE_ENTRY = 0, 1, 2
@@ -93,8 +95,8 @@ _TRAP_ALIASES = {
 _U32 = struct.Struct("<I")
 # type, outcome, stage, trap, memory pages, a, b, gas left, number of globals read
 _RESULT_HEAD = struct.Struct("<BBBBIIIqB")
-# module hash, memory pages allowed, shape, max output bytes, ret-area padding (0 or 1)
-_CALL_HEAD = struct.Struct("<32sIBIB")
+# module hash, shape, max output bytes, ret-area padding (0 or 1)
+_CALL_HEAD = struct.Struct("<32sBIB")
 _WASM_MAGIC = b"\0asm"
 _VALTYPES = {1: "i32", 2: "i64", 3: "f32", 4: "f64", 5: "v128", 6: "externref", 7: "funcref"}
 
@@ -199,7 +201,6 @@ def call_header(
     shape: int,
     max_output: int,
     ret_area: bool = False,
-    pages: int = NO_PAGE_LIMIT,
     memory: str = "memory",
     alloc: str = "alloc",
     alloc_args: Sequence[tuple[int, int]] = (),
@@ -209,7 +210,7 @@ def call_header(
     """Everything about a call but its input; calls of one module under the same limits share
     it, so the client builds it once and the host parses it once.
 
-    The host instantiates the module (its memory's maximum lowered to `pages`), sets
+    The host instantiates the module in a fresh instance, sets
     `set_globals` (name, value type, value), calls export `alloc` with `alloc_args` (value
     type, value) followed by the i32 size of the buffer it needs (the input's length; with
     `ret_area`, that rounded up to 4 plus 8), writes the input at the pointer it returns,
@@ -218,7 +219,7 @@ def call_header(
     i64 or i32 globals named in `get_globals`, also after a trap.
     """
     parts = [
-        _CALL_HEAD.pack(wasm_hash, pages, shape, max_output, 1 if ret_area else 0),
+        _CALL_HEAD.pack(wasm_hash, shape, max_output, 1 if ret_area else 0),
         text(memory),
         text(alloc),
         bytes([len(alloc_args)]),
@@ -359,21 +360,19 @@ def _descriptor(kind: Any) -> list[Any]:
 
 
 class _Module:
-    """An inspected module: its bytes, its summary and its compiled variants by memory limit."""
+    """A loaded module: its compiled form and its summary."""
 
-    __slots__ = ("minimum", "summary", "variants", "wasm")
+    __slots__ = ("module", "summary")
 
-    def __init__(self, wasm: bytes, summary: dict[str, Any]) -> None:
-        self.wasm = wasm
+    def __init__(self, module: Any, summary: dict[str, Any]) -> None:
+        self.module = module
         self.summary = summary
-        self.minimum = 0
-        self.variants: dict[int, Any] = {}
 
 
 class Host:
     """The engine: compiled modules by hash, and the handler for one message."""
 
-    def __init__(self, cache_size: int = 256) -> None:
+    def __init__(self, cache_size: int = 256, max_pages: int = MAX_PAGES) -> None:
         import wasmer  # type: ignore[import-not-found]
         import wasmer_compiler_cranelift  # type: ignore[import-not-found]
 
@@ -381,8 +380,11 @@ class Host:
         self._store = wasmer.Store(wasmer.engine.Universal(wasmer_compiler_cranelift.Compiler))
         self._modules: OrderedDict[bytes, _Module] = OrderedDict()
         self._cache_size = max(1, cache_size)
+        # The engine's own ceiling on one memory, a backstop behind the instrumented limits:
+        # every module's declared maximum is lowered to it before it is compiled.
+        self._max_pages = max(0, min(max_pages, MAX_PAGES))
         # Parsed call headers by their bytes (see `call_header`).
-        self._headers: dict[bytes, tuple[bytes, int, _Call]] = {}
+        self._headers: dict[bytes, tuple[bytes, _Call]] = {}
         self.version = "wasmer " + str(getattr(wasmer, "__version__", "?")) + " cranelift"
 
     def hello(self) -> bytes:
@@ -427,16 +429,14 @@ class Host:
             # wasmer would otherwise accept WAT text too.
             return MODULE_NOT_WASM, None
         try:
-            module = self._wasmer.Module(self._store, wasm)
+            module = self._wasmer.Module(self._store, limit_memory(wasm, self._max_pages)[0])
         except Exception:  # wasmer raises RuntimeError, ValueError, ... for invalid bytes
             return MODULE_INVALID, None
         summary = {
             "imports": [[i.module, i.name, _descriptor(i.type)] for i in module.imports],
             "exports": [[e.name, _descriptor(e.type)] for e in module.exports],
         }
-        entry = _Module(wasm, summary)
-        entry.variants[-1] = module
-        self._modules[wasm_hash] = entry
+        self._modules[wasm_hash] = _Module(module, summary)
         return MODULE_OK, summary
 
     def _evict(self) -> None:
@@ -444,21 +444,6 @@ class Host:
         so that a batch never loses a module it carries."""
         while len(self._modules) > self._cache_size:
             self._modules.popitem(last=False)
-
-    def _variant(self, entry: _Module, pages: int) -> tuple[Any, int]:
-        """The module compiled with its memory limited to `pages`, and its initial pages."""
-        module = entry.variants.get(pages)
-        if module is None:
-            wasm, minimum = limit_memory(entry.wasm, pages)
-            entry.minimum = minimum
-            if wasm is entry.wasm:
-                module = entry.variants[-1]
-            else:
-                module = self._wasmer.Module(self._store, wasm)
-            if len(entry.variants) > 8:
-                entry.variants = {-1: entry.variants[-1]}
-            entry.variants[pages] = module
-        return module, entry.minimum
 
     def _batch(self, reader: Reader) -> Iterator[bytes]:
         """Load the batch's modules and compile what its calls need, then run them lazily."""
@@ -477,28 +462,19 @@ class Host:
                 if len(headers) >= 4096:
                     headers.clear()
                 parsed = headers[header] = _parse_header(header)
-            wasm_hash, pages, template = parsed
-            calls.append((self._prepare(wasm_hash, pages), template._replace(data=reader.blob())))
+            wasm_hash, template = parsed
+            calls.append((self._prepare(wasm_hash), template._replace(data=reader.blob())))
         reader.end()
         self._evict()
         return self._results(calls)
 
-    def _prepare(self, wasm_hash: bytes, pages: int) -> Any:
+    def _prepare(self, wasm_hash: bytes) -> Any:
         """The compiled module a call runs, or the RESULT body that ends it before it starts."""
         entry = self._modules.get(wasm_hash)
         if entry is None:
             return _result(UNKNOWN_MODULE)
         self._modules.move_to_end(wasm_hash)
-        if pages == NO_PAGE_LIMIT:
-            return entry.variants[-1]
-        pages = min(pages, MAX_PAGES)
-        try:
-            module, minimum = self._variant(entry, pages)
-        except Exception:  # the rewritten module does not compile: never for a valid module
-            return _result(TRAP, STAGE_INSTANTIATE)
-        if minimum > pages:
-            return _result(MEMORY_LIMIT, STAGE_INSTANTIATE, a=minimum, b=pages)
-        return module
+        return entry.module
 
     def _results(self, calls: list[tuple[Any, _Call]]) -> Iterator[bytes]:
         yield bytes([PREPARED])
@@ -583,11 +559,10 @@ class Host:
                        gas_left=gas_left)
 
 
-def _parse_header(header: bytes) -> tuple[bytes, int, _Call]:
-    """(module hash, pages, the call without its input) from a `call_header`."""
+def _parse_header(header: bytes) -> tuple[bytes, _Call]:
+    """(module hash, the call without its input) from a `call_header`."""
     reader = Reader(header)
-    wasm_hash, pages, shape, max_output, ret_area = _CALL_HEAD.unpack(
-        reader.take(_CALL_HEAD.size))
+    wasm_hash, shape, max_output, ret_area = _CALL_HEAD.unpack(reader.take(_CALL_HEAD.size))
     if shape > SHAPE_METERED:
         raise ProtocolError(f"unknown entrypoint shape {shape}")
     memory, alloc = reader.text(), reader.text()
@@ -601,7 +576,7 @@ def _parse_header(header: bytes) -> tuple[bytes, int, _Call]:
     reader.end()
     call = _Call(shape, max_output, bool(ret_area), memory, alloc, alloc_args, entry, sets, gets,
                  b"")
-    return wasm_hash, pages, call
+    return wasm_hash, call
 
 
 def _value(valtype: int, value: int) -> int:
@@ -695,7 +670,8 @@ def on_engine_thread(work: Callable[[], int]) -> int:
 
 
 def main(argv: list[str]) -> int:
-    """Serve on stdin/stdout, or with `--probe` print the engine version and exit."""
+    """Serve on stdin/stdout (arguments: module cache size, memory ceiling in pages), or with
+    `--probe` print the engine version and exit."""
     if argv[1:2] == ["--probe"]:
         print(Host().version)
         return 0
@@ -705,7 +681,8 @@ def main(argv: list[str]) -> int:
     os.dup2(devnull, 0)
     os.dup2(2, 1)
     cache_size = int(argv[1]) if len(argv) > 1 else 256
-    return on_engine_thread(lambda: serve(Host(cache_size), fd_in, fd_out))
+    max_pages = int(argv[2]) if len(argv) > 2 else MAX_PAGES
+    return on_engine_thread(lambda: serve(Host(cache_size, max_pages), fd_in, fd_out))
 
 
 if __name__ == "__main__":

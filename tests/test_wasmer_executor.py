@@ -29,7 +29,6 @@ from agentworld.backends.wasmer_executor import (
     ENV_PYTHON,
     HOST_SCRIPT,
     PROVISION_HINT,
-    TRAP_DETAILS,
     WasmerBackend,
     WasmerEngine,
     WasmerExecutor,
@@ -40,6 +39,7 @@ from agentworld.engine import (
     OUTPUT_TOO_LARGE,
     TIMEOUT,
     TRAP,
+    TRAP_REASONS,
     CallPlan,
     EngineBackend,
     EngineCompileError,
@@ -128,16 +128,15 @@ SPIN = """(module (memory (export "memory") 1)
 def test_frames_and_calls_round_trip() -> None:
     """A call message and a result parse back field by field; truncations are refused."""
     header = wire.call_header(
-        b"h" * 32, entry="e", shape=wire.SHAPE_METERED, max_output=4096, ret_area=True,
-        pages=256, alloc="a", alloc_args=[(wire.VAL_I64, -5), (wire.VAL_I64, 7)],
-        set_globals=[("g", wire.VAL_I32, 3)], get_globals=["gas"])
+        b"h" * 32, entry="e", shape=wire.SHAPE_METERED, max_output=4096, ret_area=True, alloc="a",
+        alloc_args=[(wire.VAL_I64, -5), (wire.VAL_I64, 7)], set_globals=[("g", wire.VAL_I32, 3)],
+        get_globals=["gas"])
     call = wire.Reader(wire.call_message(header, b"input"))
     assert call.blob() == header and call.blob() == b"input"
     call.end()
     reader = wire.Reader(header)
     assert reader.take(32) == b"h" * 32
-    assert (reader.u32(), reader.u8(), reader.u32(), reader.u8()) == (
-        256, wire.SHAPE_METERED, 4096, 1)
+    assert (reader.u8(), reader.u32(), reader.u8()) == (wire.SHAPE_METERED, 4096, 1)
     assert (reader.text(), reader.text(), reader.u8()) == ("memory", "a", 2)
     assert [(reader.u8(), reader.i64()) for _ in range(2)] == [(wire.VAL_I64, -5),
                                                                 (wire.VAL_I64, 7)]
@@ -161,7 +160,7 @@ def test_trap_messages_map_to_neutral_kinds() -> None:
     table = "RuntimeError: undefined element: out of bounds table access"
     assert wire.TRAP_KINDS[wire.trap_kind(table)] == "out of bounds table access"
     assert wire.TRAP_KINDS[wire.trap_kind("something new")] == "unknown"
-    assert set(TRAP_DETAILS) == set(wire.TRAP_KINDS)
+    assert set(wire.TRAP_KINDS) == TRAP_REASONS
 
 
 @pytest.mark.parametrize(
@@ -268,7 +267,7 @@ def test_host_protocol_round_trip() -> None:
                                           ["reduce", ["func", ["i32", "i32"], ["i32", "i32"]]]]
         data = counter_request(4).input
         header = wire.call_header(digest, entry="reduce", shape=wire.SHAPE_MULTI,
-                                  max_output=65536, pages=256)
+                                  max_output=65536)
         call = wire.call_message(header, data)
         send(wire.batch_message([], [call] * 3))
         assert receive() == bytes([wire.PREPARED])
@@ -290,12 +289,7 @@ class TestWasmerConformance(ExecutorConformance):
     """The whole conformance kit on one wasmer executor (hostile calls included)."""
 
     @pytest.fixture
-    def executor(self, wasmer_executor: WasmerExecutor, request: pytest.FixtureRequest) -> Executor:
-        callspec = getattr(request.node, "callspec", None)
-        if callspec is not None and callspec.params.get("guest") == "loop":
-            request.applymarker(pytest.mark.xfail(
-                strict=True, reason="wasmer has no metering: out_of_fuel comes from the gas "
-                "instrumentation of the module, which is not in this branch yet"))
+    def executor(self, wasmer_executor: WasmerExecutor) -> Executor:
         return wasmer_executor
 
 
@@ -304,9 +298,9 @@ def test_a_batch_is_one_round_trip(wasmer_executor: WasmerExecutor) -> None:
     """A hundred tick calls go to the host as one message and come back in order."""
     requests = [counter_request(count) for count in range(100)]
     wasmer_executor.call(requests[0])
-    before = wasmer_executor.stats.batches
+    before = wasmer_executor.host_stats.batches
     results = wasmer_executor.call_batch(requests)
-    assert wasmer_executor.stats.batches == before + 1
+    assert wasmer_executor.host_stats.batches == before + 1
     assert results == [counter_output(count + 1) for count in range(100)]
 
 
@@ -324,7 +318,7 @@ def test_timeout_kills_the_host_and_the_next_call_works() -> None:
         assert isinstance(results[1], ModuleCallError) and results[1].code == "timeout"
         assert elapsed_ms < 100 + 1000  # the watchdog, plus a restart for the third call
         assert executor.host_pid not in (None, first_pid)
-        assert executor.stats.timeouts == 1
+        assert executor.host_stats.timeouts == 1
         assert executor.call(counter_request(5)) == counter_output(6)
 
 
@@ -344,7 +338,7 @@ def test_host_killed_mid_batch_is_restarted_and_the_batch_completes() -> None:
         results = executor.call_batch([counter_request(1), spin, counter_request(7)])
         killer.join()
         assert results == [counter_output(2), ModuleOutput(), counter_output(8)]
-        assert executor.stats.deaths == 1 and executor.stats.starts == 2
+        assert executor.host_stats.deaths == 1 and executor.host_stats.starts == 2
         assert executor.host_pid not in (None, victim)
 
 
@@ -393,15 +387,17 @@ def test_a_call_that_kills_every_host_stops_the_batch() -> None:
 
 
 @needs_host
-def test_invalid_artifacts_are_refused_without_engine_text(
-    wasmer_executor: WasmerExecutor,
+def test_invalid_artifacts_are_refused_in_the_same_words(
+    wasmer_executor: WasmerExecutor, wasmtime_executor: Executor
 ) -> None:
-    """Refusals are worded by us: the same bytes give the same words on any engine version."""
-    with pytest.raises(InvalidArtifactError) as refused:
-        wasmer_executor.check_artifact(b"\0asm\x01\0\0\0junk")
-    assert str(refused.value) == "not a valid WebAssembly module"
-    with pytest.raises(InvalidArtifactError, match=r"missing the \\0asm header"):
-        wasmer_executor.check_artifact(b"(module)")
+    """Refusals are worded by agentworld: the same bytes give the same words on both engines."""
+    for junk in (b"\0asm\x01\0\0\0junk", b"(module)", guest_wasm("imports")):
+        words = []
+        for executor in (wasmtime_executor, wasmer_executor):
+            with pytest.raises(InvalidArtifactError) as refused:
+                executor.check_artifact(junk)
+            words.append(str(refused.value))
+        assert words[0] == words[1]
 
 
 # -- cross-engine identity ------------------------------------------------------------------
@@ -433,8 +429,8 @@ def _trap_guest(body: str) -> str:
 def test_traps_have_the_same_code_on_both_engines(
     wasmer_executor: WasmerExecutor, wasmtime_executor: Executor, body: str, kind: str
 ) -> None:
-    """Each WebAssembly trap condition fails with `trap` on both engines; wasmer's detail is
-    the neutral one for that condition."""
+    """Each WebAssembly trap condition fails with `trap` and the same detail on both engines,
+    the executor core's wording of that condition."""
     request = _request(_trap_guest(body))
     failures = []
     for executor in (wasmtime_executor, wasmer_executor):
@@ -442,7 +438,7 @@ def test_traps_have_the_same_code_on_both_engines(
             executor.call(request)
         failures.append(failure.value)
     assert [failure.code for failure in failures] == ["trap", "trap"]
-    assert failures[1].detail == TRAP_DETAILS[kind]
+    assert failures[0].detail == failures[1].detail == f"trap: {kind}"
 
 
 @needs_host
@@ -467,8 +463,6 @@ NAN_GUEST = """(module (memory (export "memory") 1)
 
 
 @needs_host
-@pytest.mark.xfail(strict=True, reason="wasmer 1.1 does not canonicalize NaNs; the gas "
-                   "instrumentation of the module will (not in this branch yet)")
 def test_nan_bits_are_identical_on_both_engines(
     wasmer_executor: WasmerExecutor, wasmtime_executor: Executor
 ) -> None:
@@ -479,12 +473,12 @@ def test_nan_bits_are_identical_on_both_engines(
 
 
 @needs_host
-@pytest.mark.parametrize("name", ["modules", "effects"])
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
 def test_golden_journals_are_byte_identical_on_wasmer(
     wasmer_executor: WasmerExecutor, name: str
 ) -> None:
     """The recorded scenarios, run on wasmer, give the recorded journal and state root."""
-    world = SCENARIOS[name](wasmer_executor)
+    world = SCENARIOS[name](executor=wasmer_executor)
     assert journal_lines(world) == (GOLDEN_DIR / f"{name}.jsonl").read_bytes()
     assert world.state_root() + "\n" == (GOLDEN_DIR / f"{name}.root").read_text()
 
@@ -586,7 +580,7 @@ def test_killing_the_host_mid_step_changes_nothing(wasmer_executor: WasmerExecut
         counter_hash = hashlib.sha256(guest_wasm("counter")).hexdigest()
         _install(world, "ada", _manifest("c.one", counter_hash, subscriptions=[{"stage": "tick"}]))
         _install(world, "ada", _manifest("s.spin", spin_hash, "pure",
-                                         limits={"max_call_ms": 10_000},
+                                         limits={"max_call_ms": 10_000, "max_gas": 10**9},
                                          subscriptions=[{"stage": "tick"}]))
         _install(world, "ada", _manifest("c.two", counter_hash, subscriptions=[{"stage": "tick"}]))
         world.step_with_modules()
@@ -596,12 +590,12 @@ def test_killing_the_host_mid_step_changes_nothing(wasmer_executor: WasmerExecut
     reference.step_with_modules()
     victim = wasmer_executor.host_pid
     assert victim is not None
-    deaths = wasmer_executor.stats.deaths
+    deaths = wasmer_executor.host_stats.deaths
     killer = threading.Timer(0.3, os.kill, (victim, signal.SIGKILL))
     killer.start()
     disturbed.step_with_modules()
     killer.join()
-    assert wasmer_executor.stats.deaths == deaths + 1  # it died during a call of the step
+    assert wasmer_executor.host_stats.deaths == deaths + 1  # it died during a call of the step
     assert journal_lines(disturbed) == journal_lines(reference)
     assert disturbed.state_root() == reference.state_root()
     disturbed.step_with_modules()
