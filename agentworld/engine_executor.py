@@ -19,7 +19,7 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from attrs import define
 
@@ -42,7 +42,7 @@ from agentworld.engine import (
     RunResult,
     WarmSession,
 )
-from agentworld.errors import AgentWorldError, ExecutorConfigError
+from agentworld.errors import AgentWorldError, ExecutorConfigError, ExecutorUnavailableError
 from agentworld.executor import (
     CallLimits,
     CallRequest,
@@ -236,12 +236,8 @@ class EngineExecutor:
 
     # -- caches ---------------------------------------------------------------------------------
 
-    def _guest(self, request: CallRequest) -> Guest:
-        key = (request.wasm_hash, request.gas_schedule)
-        guest = self._guests.get(key)
-        if guest is not None:
-            self._guests.move_to_end(key)
-            return guest
+    def _load(self, key: tuple[str, int], request: CallRequest) -> Guest:
+        """A guest missing from memory: from the disk cache, or instrumented and compiled."""
         guest = self._from_disk(key)
         if guest is None:
             guest = self._build(key, self._artifact_bytes(request))
@@ -338,10 +334,15 @@ class EngineExecutor:
         """The guest and plan for `request`, or `ModuleCallError`; the caller holds the lock."""
         if self._closed:
             raise ModuleCallError("engine_unavailable", f"this {self.name} executor is closed")
-        try:
-            guest = self._guest(request)
-        except InvalidArtifactError as exc:
-            raise ModuleCallError("trap", str(exc)) from None
+        key = (request.wasm_hash, request.gas_schedule)
+        guest = self._guests.get(key)
+        if guest is None:
+            try:
+                guest = self._load(key, request)
+            except InvalidArtifactError as exc:
+                raise ModuleCallError("trap", str(exc)) from None
+        else:
+            self._guests.move_to_end(key)
         plan = guest.plans.get(request.entrypoint) or guest.plan(request.entrypoint)
         if type(plan) is str:
             raise ModuleCallError("trap", plan)
@@ -350,8 +351,7 @@ class EngineExecutor:
             raise ModuleCallError(
                 "memory_limit", f"the module's initial memory and tables ({guest.initial_bytes} "
                                 f"bytes) exceed the limit of {limit} bytes")
-        assert isinstance(plan, CallPlan)
-        return guest, plan
+        return guest, cast(CallPlan, plan)
 
     def _run(self, guest: Guest, plan: CallPlan, request: CallRequest) -> RunResult:
         backend, stack = self.backend, self._stack
@@ -377,10 +377,18 @@ class EngineExecutor:
 
     def call(self, request: CallRequest) -> ModuleOutput:
         """Run one call; raise `ModuleCallError` on any failure."""
+        limits = request.limits
         with self._lock:
             guest, plan = self._prepare(request)
-            raw, gas_left = self._run(guest, plan, request)
-        limits = request.limits
+            stack = self._stack
+            try:
+                if stack is None or stack.enough_here():
+                    raw, gas_left = self.backend.run(guest.module, plan, request.input, limits)
+                else:
+                    raw, gas_left = stack.run(
+                        lambda: self.backend.run(guest.module, plan, request.input, limits))
+            except EngineFailure as failure:
+                raise classify(failure, limits) from None
         return decode_output(raw, limits=limits, kind=request.kind,
                              gas_used=limits.max_gas - gas_left)
 
@@ -445,9 +453,10 @@ class EngineExecutor:
         key = (hashlib.sha256(wasm).hexdigest(), gas_schedule)
         with self._lock:
             if self._closed:
-                raise ModuleCallError("engine_unavailable", f"this {self.name} executor is "
-                                                            "closed")
-            guest = self._guests.get(key) or self._from_disk(key) or self._build(key, wasm)
+                raise ExecutorUnavailableError(f"this {self.name} executor is closed")
+            guest = self._guests.get(key)
+            if guest is None:
+                guest = self._from_disk(key) or self._build(key, wasm)
             self._remember(key, guest)
         return [name for name, _, _ in guest.info["exports"]]
 

@@ -91,7 +91,7 @@ class CallRequest:
 
 @frozen(kw_only=True)
 class ModuleOutput:
-    """A decoded, validated module output (SPEC §5.2) and the gas the call used.
+    """A decoded, validated module output and the gas the call used.
 
     `gas_used` is a measurement, not content: two outputs with the same content are equal
     whatever gas they took.

@@ -96,6 +96,19 @@ def test_filters_benchmark_reports_each_case() -> None:
     assert all(value > 0 for value in results.values())
 
 
+def test_metering_benchmark_reports_the_ratio_and_deploy_costs() -> None:
+    completed = subprocess.run(
+        [sys.executable, str(BENCHMARKS), "metering", "--json", "--quick"],
+        check=True, capture_output=True, text=True, timeout=300,
+    )
+    results = json.loads(completed.stdout)
+    assert set(results) == {"native_call_ms", "instrumented_call_ms",
+                            "instrumented_backstop_call_ms", "instrumented_over_native",
+                            "backstop_over_native", "artifact_mb", "instrument_ms_per_mb",
+                            "compile_ms_per_mb", "instrumented_size_ratio"}
+    assert all(value > 0 for value in results.values())
+
+
 def test_engines_benchmark_reports_both_engines() -> None:
     completed = subprocess.run(
         [sys.executable, str(BENCHMARKS), "engines", "--json", "--quick"],
