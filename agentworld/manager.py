@@ -35,6 +35,7 @@ ENTRY_POINT_GROUP = "agentworld"
 # (plugin name, module): the built-in plugins, registered in this order.
 BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("wasmtime", "agentworld.backends.wasmtime_executor"),
+    ("wasmer", "agentworld.backends.wasmer_executor"),
     ("memory-store", "agentworld.plugins.memory_store"),
     ("file-store", "agentworld.plugins.file_store"),
     ("s3-store", "agentworld.plugins.s3_store"),
