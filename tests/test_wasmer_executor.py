@@ -65,6 +65,7 @@ from agentworld.testing.conformance import (
     sample_context,
 )
 from agentworld.testing.guests import guest_wasm
+from agentworld.world import MAX_LIMITS, WorldConfig
 from golden_scenarios import GOLDEN_DIR, SCENARIOS, _agents, _install, _manifest, journal_lines
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -571,7 +572,9 @@ def test_killing_the_host_mid_step_changes_nothing(wasmer_executor: WasmerExecut
     spin_hash = hashlib.sha256(spin).hexdigest()
 
     def world() -> World:
-        world = World(executor=wasmer_executor)
+        # The spin must outlast the kill timer on any machine: 4e9 gas takes about a second here.
+        config = WorldConfig(max_limits=evolve(MAX_LIMITS, max_gas=4 * 10**9))
+        world = World(executor=wasmer_executor, config=config)
         _agents(world, "ada")
         for wasm in (spin, guest_wasm("counter")):
             world.submit({"type": "module.deploy_artifact", "data": {
@@ -580,7 +583,7 @@ def test_killing_the_host_mid_step_changes_nothing(wasmer_executor: WasmerExecut
         counter_hash = hashlib.sha256(guest_wasm("counter")).hexdigest()
         _install(world, "ada", _manifest("c.one", counter_hash, subscriptions=[{"stage": "tick"}]))
         _install(world, "ada", _manifest("s.spin", spin_hash, "pure",
-                                         limits={"max_call_ms": 10_000, "max_gas": 10**9},
+                                         limits={"max_call_ms": 10_000, "max_gas": 4 * 10**9},
                                          subscriptions=[{"stage": "tick"}]))
         _install(world, "ada", _manifest("c.two", counter_hash, subscriptions=[{"stage": "tick"}]))
         world.step_with_modules()
