@@ -20,9 +20,15 @@ from agentworld.domain import (
     Rejected,
     rejected,
 )
-from agentworld.errors import ExecutorUnavailableError, InvalidInputError
+from agentworld.errors import ExecutorUnavailableError
 from agentworld.executor import CallLimits, InvalidArtifactError
-from agentworld.manifest import Manifest, ValidationContext, parse_manifest, validate_manifest
+from agentworld.manifest import (
+    Manifest,
+    ValidationContext,
+    context_problems,
+    read_manifest,
+    validate_manifest,
+)
 from agentworld.model import InstallTarget, ModuleInstance, WorldState
 
 
@@ -140,11 +146,10 @@ def check_manifest(
     state: WorldState, raw: Any, ctx: DecisionContext
 ) -> Manifest | tuple[str, list[str]]:
     """A valid, registrable manifest, or `(code, problems)` saying why not."""
-    try:
-        manifest = parse_manifest(raw)
-    except InvalidInputError as exc:
-        return "invalid_manifest", exc.problems
-    problems = validate_manifest(manifest, validation_context(state, ctx.time, services_of(ctx)))
+    manifest, problems = read_manifest(raw)
+    if manifest is None:
+        return "invalid_manifest", problems
+    problems += context_problems(manifest, validation_context(state, ctx.time, services_of(ctx)))
     if problems:
         return "invalid_manifest", problems
     registered = state.manifests.get(manifest.key)
