@@ -136,15 +136,6 @@ def plugins_report(manager: PluginManager) -> dict[str, Any]:
     }
 
 
-def _table(title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> Table:
-    table = Table(title=title)
-    for column in columns:
-        table.add_column(column)
-    for row in rows:
-        table.add_row(*row)
-    return table
-
-
 def _plugin_lines(row: dict[str, Any]) -> list[str]:
     origin = "built-in" if row["builtin"] else ", ".join(
         part for part in (row["distribution"] and f"distribution {row['distribution']}",
@@ -367,16 +358,16 @@ def module_list(directory: str, as_json: bool) -> None:
     if as_json:
         _emit_json(report)
         return
-    console = Console()
-    console.print(_table("Modules", ("module", "version", "kind", "artifact", "instances"), [
-        (row["module_id"], row["version"], row["kind"],
-         row["wasm_hash"][:12] + (" (missing)" if row["artifact_missing"] else ""),
-         ", ".join(row["instances"]) or "-") for row in report["modules"]]))
-    console.print(_table("Instances", ("instance", "module", "version", "owner", "target",
-                                       "active", "state"), [
-        (row["instance_id"], row["module_id"], row["module_version"], row["owner_agent_id"],
-         _describe_target(row["install_target"]), "yes" if row["active"] else "no",
-         f"{row['state_size']} B") for row in report["instances"]]))
+    click.echo("modules:" if report["modules"] else "modules: none")
+    for row in report["modules"]:
+        artifact = row["wasm_hash"][:12] + (" (missing)" if row["artifact_missing"] else "")
+        click.echo(f"  {row['module_id']} {row['version']} ({row['kind']}) artifact {artifact} "
+                   f"instances: {', '.join(row['instances']) or 'none'}")
+    click.echo("instances:" if report["instances"] else "instances: none")
+    for row in report["instances"]:
+        click.echo(f"  {row['instance_id']} {row['module_id']} {row['module_version']} owner "
+                   f"{row['owner_agent_id']} on {_describe_target(row['install_target'])}, "
+                   f"{'active' if row['active'] else 'inactive'}, state {row['state_size']} B")
 
 
 def _instance_json(loaded: World, instance_id: str) -> dict[str, Any]:
