@@ -10,10 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from agentworld import World
 from agentworld.manager import PluginManager
 from agentworld.plugins import file_store, memory_store, s3_store
 from agentworld.store import ModuleStore, copy_store
 from agentworld.testing import store_contract
+from agentworld.testing.guests import guest_wasm
 from agentworld.testing.store_contract import (
     CorruptBlob,
     NewStore,
@@ -23,7 +25,9 @@ from agentworld.testing.store_contract import (
     contents,
     fill,
 )
+from docsamples import ROOT, samples
 from s3_server import free_port, new_bucket, s3_client, start_s3_server, use_test_credentials
+from worldkit import counter_value, deploy, install, manifest, world_with_agents
 
 
 def store_manager() -> PluginManager:
@@ -145,3 +149,31 @@ def test_the_kit_has_a_case_for_every_store_method() -> None:
     for name in dir(ModuleStore):
         if not name.startswith("_") and callable(getattr(ModuleStore, name)):
             assert f".{name}(" in text, name
+
+
+def test_a_third_party_store_from_an_installed_distribution_serves_a_world(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The SQLite store of docs/stores.md (whose kit tests tests/test_docs.py runs), installed
+    as a separate distribution, is found through its entry point and holds a world's modules."""
+    (sample,) = [s for s in samples(ROOT / "docs" / "stores.md")
+                 if s.file == "my_package/sqlite_store.py"]
+    site = tmp_path / "site"
+    (site / "my_package").mkdir(parents=True)
+    (site / "my_package" / "sqlite_store.py").write_text(sample.code)
+    info = site / "my_sqlite_store-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: my-sqlite-store\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(
+        "[agentworld]\nsqlite-store = my_package.sqlite_store\n")
+    monkeypatch.syspath_prepend(str(site))
+    manager = PluginManager(environ={"AGENTWORLD_LOAD_PLUGINS": "sqlite-store"})
+    assert manager.stores()["sqlite"].plugin == "sqlite-store"
+    world = world_with_agents("ada", plugins=manager, store=f"sqlite://{tmp_path}/modules.db")
+    install(world, "ada", manifest("m.counter", deploy(world, guest_wasm("counter"))))
+    world.step_with_modules()
+    world.save_to_dir(tmp_path / "world")
+    loaded = World.load_from_dir(tmp_path / "world", plugins=manager)
+    assert loaded.state_root() == world.state_root() and loaded.missing_artifacts() == []
+    loaded.step_with_modules()
+    assert counter_value(loaded, "m.counter#1") == counter_value(world, "m.counter#1") + 1
