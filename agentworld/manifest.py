@@ -1,4 +1,4 @@
-"""Module manifests (SPEC §4.2): the model, and validation that lists every problem at once."""
+"""Module manifests: the model, and validation that lists every problem at once."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Module lifecycle actions (SPEC §4): deploy artifacts, install instances, (de)activate them,
+"""Module lifecycle actions: deploy artifacts, install instances, (de)activate them,
 and answer queued effects with receipts. Deciding reads the state and the world's services;
 only the resulting events change state.
 """
@@ -298,7 +298,7 @@ def _move_data(
 
 
 def decide_upgrade(state: WorldState, action: UpgradeModule, ctx: DecisionContext) -> Decision:
-    """Upgrade one instance, checking in the order of SPEC §9; each refusal has its own code."""
+    """Upgrade one instance after each check in turn; every refusal has its own code."""
     found = owned_instance(state, action.upgrader_agent_id, action.instance_id)
     if isinstance(found, tuple):
         return rejected(*found)

@@ -1,4 +1,4 @@
-"""The module-store contract (SPEC §8): artifact bytes by SHA-256, manifests, the registry."""
+"""The module-store contract: artifact bytes by SHA-256, manifests, the registry."""
 
 from __future__ import annotations
 

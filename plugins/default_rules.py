@@ -1,4 +1,4 @@
-"""The default compatibility rules (SPEC §9), registered as the built-in `default-rules` plugin.
+"""The default compatibility rules, registered as the built-in `default-rules` plugin.
 
 Block this plugin (`AGENTWORLD_DISABLE_PLUGINS=default-rules`) to replace the whole policy.
 """

@@ -1,4 +1,4 @@
-"""Upgrade and rollback gated by pluggable compatibility rules (SPEC §9)."""
+"""Upgrade and rollback gated by pluggable compatibility rules."""
 
 from __future__ import annotations
 
