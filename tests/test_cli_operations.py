@@ -68,6 +68,7 @@ def files(tmp_path: Path) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_dry_run_prints_the_events_of_every_changing_command_and_saves_nothing(
     tmp_path: Path, files: Path
 ) -> None:

@@ -78,6 +78,7 @@ def write_file_samples(document: Path, root: Path) -> list[str]:
     return tests
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("document", documents(), ids=lambda path: str(path.relative_to(ROOT)))
 def test_every_test_file_sample_passes_every_case(
     document: Path, tmp_path: Path, s3_environment: dict[str, str]

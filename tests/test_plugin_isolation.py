@@ -103,6 +103,7 @@ def agentworld(*args: str | Path, root: Path) -> subprocess.CompletedProcess[str
                           capture_output=True, text=True, timeout=120, env=env)
 
 
+@pytest.mark.slow
 def test_commands_keep_working_beside_a_plugin_that_cannot_import(tmp_path: Path) -> None:
     plugins_root = tmp_path / "site"
     install_plugins(plugins_root, ["aw_missing_dep"])

@@ -9,6 +9,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from worldkit import write_distribution
 
 AUTHOR_TESTS = '''
@@ -98,6 +100,7 @@ def run_author_tests(project: Path, site: Path) -> subprocess.CompletedProcess[s
                           cwd=project, env=env)
 
 
+@pytest.mark.slow
 def test_the_fixtures_work_in_another_project_without_its_entry_points(tmp_path: Path) -> None:
     site, project = tmp_path / "site", tmp_path / "project"
     project.mkdir()
@@ -109,6 +112,7 @@ def test_the_fixtures_work_in_another_project_without_its_entry_points(tmp_path:
     assert "4 passed" in result.stdout
 
 
+@pytest.mark.slow
 def test_the_s3_fixture_is_skipped_without_moto(tmp_path: Path) -> None:
     site, project = tmp_path / "site", tmp_path / "project"
     (site / "moto").mkdir(parents=True)
