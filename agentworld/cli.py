@@ -21,6 +21,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from agentworld import __version__
+from agentworld.cli_guest import guest
 from agentworld.convert import structure
 from agentworld.errors import AgentWorldError, InvalidInputError
 from agentworld.filters import kind_matches, kind_pattern_problem
@@ -258,6 +259,23 @@ def check_upgrade(current: str, candidate: str, rollback: bool, as_json: bool) -
     sys.exit(0 if report.compatible else 1)
 
 
+def _submitter_option(func: F) -> F:
+    """`--as AGENT`: the agent the command submits as (default: the world's system actor)."""
+    return click.option(
+        "--as", "submitter", default=None, metavar="AGENT",
+        help="Submit as this agent (default: the world's system actor, which may act as any "
+             "agent). The world trusts it: authenticate callers before passing it.",
+    )(func)
+
+
+def _acting(agent: str | None, submitter: str | None) -> str:
+    """The acting agent: `--agent`, else the `--as` agent."""
+    acting = agent or submitter
+    if acting is None:
+        raise BadInput("name the acting agent with --agent or --as")
+    return acting
+
+
 def _manifest_json(path: str) -> dict[str, Any]:
     """A checked manifest file as the JSON an install or upgrade action carries."""
     return _read_manifest(path).to_json()
@@ -265,13 +283,14 @@ def _manifest_json(path: str) -> dict[str, Any]:
 
 @module.command("deploy")
 @click.argument("directory", type=click.Path())
-@click.option("--agent", required=True, help="The publishing agent.")
+@click.option("--agent", default=None, help="The publishing agent (default: the --as agent).")
 @click.option("--wasm", "wasm_file", required=True, type=click.Path(dir_okay=False),
               help="The WebAssembly module to deploy.")
+@_submitter_option
 @changes_world
 @click.option("--json", "as_json", is_flag=True, help="Print each event as one JSON line.")
-def module_deploy(directory: str, agent: str, wasm_file: str, dry_run: bool,
-                  as_json: bool) -> None:
+def module_deploy(directory: str, agent: str | None, wasm_file: str, submitter: str | None,
+                  dry_run: bool, as_json: bool) -> None:
     """Deploy an artifact into the saved world in DIRECTORY (its hash is in the event)."""
     from agentworld.canonical import sha256_hex
 
@@ -281,60 +300,68 @@ def module_deploy(directory: str, agent: str, wasm_file: str, dry_run: bool,
     except OSError as exc:
         raise BadInput(f"{wasm_file}: cannot read: {exc.strerror or exc}") from None
     _run_actions(directory, [{"type": "module.deploy_artifact", "data": {
-        "publisher_agent_id": agent, "wasm_bytes": wasm, "wasm_hash": sha256_hex(wasm)}}],
-        as_json=as_json, dry_run=dry_run)
+        "publisher_agent_id": _acting(agent, submitter), "wasm_bytes": wasm,
+        "wasm_hash": sha256_hex(wasm)}}], submitter=submitter, as_json=as_json, dry_run=dry_run)
 
 
 @module.command("install")
 @click.argument("directory", type=click.Path())
-@click.option("--agent", required=True, help="The installing agent (the instance's owner).")
+@click.option("--agent", default=None,
+              help="The installing agent, the instance's owner (default: the --as agent).")
 @click.option("--manifest", "manifest_file", required=True, type=click.Path(dir_okay=False),
               help="The manifest JSON file.")
 @click.option("--location", default=None, help="Install at this location, not on the agent.")
 @click.option("--inactive", is_flag=True, help="Install without activating the instance.")
+@_submitter_option
 @changes_world
 @click.option("--json", "as_json", is_flag=True, help="Print each event as one JSON line.")
-def module_install(directory: str, agent: str, manifest_file: str, location: str | None,
-                   inactive: bool, dry_run: bool, as_json: bool) -> None:
+def module_install(directory: str, agent: str | None, manifest_file: str, location: str | None,
+                   inactive: bool, submitter: str | None, dry_run: bool, as_json: bool) -> None:
     """Install an instance of a manifest into the saved world in DIRECTORY."""
-    data: dict[str, Any] = {"installer_agent_id": agent, "manifest": _manifest_json(manifest_file),
-                            "activate": not inactive}
+    data: dict[str, Any] = {"installer_agent_id": _acting(agent, submitter),
+                            "manifest": _manifest_json(manifest_file), "activate": not inactive}
     if location is not None:
         data["install_target"] = {"type": "location", "location_id": location}
-    _run_actions(directory, [{"type": "module.install", "data": data}], as_json=as_json,
-                 dry_run=dry_run)
+    _run_actions(directory, [{"type": "module.install", "data": data}], submitter=submitter,
+                 as_json=as_json, dry_run=dry_run)
 
 
 @module.command("upgrade")
 @click.argument("directory", type=click.Path())
-@click.option("--agent", required=True, help="The upgrading agent (must own the instance).")
+@click.option("--agent", default=None,
+              help="The upgrading agent, who must own the instance (default: the --as agent).")
 @click.option("--instance", "instance_id", required=True, help="The instance to upgrade.")
 @click.option("--from-version", required=True, help="The instance's current version.")
 @click.option("--manifest", "manifest_file", required=True, type=click.Path(dir_okay=False),
               help="The new manifest JSON file.")
+@_submitter_option
 @changes_world
 @click.option("--json", "as_json", is_flag=True, help="Print each event as one JSON line.")
-def module_upgrade(directory: str, agent: str, instance_id: str, from_version: str,
-                   manifest_file: str, dry_run: bool, as_json: bool) -> None:
+def module_upgrade(directory: str, agent: str | None, instance_id: str, from_version: str,
+                   manifest_file: str, submitter: str | None, dry_run: bool,
+                   as_json: bool) -> None:
     """Move an instance to a new, compatible manifest in the saved world in DIRECTORY."""
     _run_actions(directory, [{"type": "module.upgrade", "data": {
-        "upgrader_agent_id": agent, "instance_id": instance_id, "from_version": from_version,
-        "manifest": _manifest_json(manifest_file)}}], as_json=as_json, dry_run=dry_run)
+        "upgrader_agent_id": _acting(agent, submitter), "instance_id": instance_id,
+        "from_version": from_version, "manifest": _manifest_json(manifest_file)}}],
+        submitter=submitter, as_json=as_json, dry_run=dry_run)
 
 
 @module.command("rollback")
 @click.argument("directory", type=click.Path())
-@click.option("--agent", required=True, help="The operating agent (must own the instance).")
+@click.option("--agent", default=None,
+              help="The operating agent, who must own the instance (default: the --as agent).")
 @click.option("--instance", "instance_id", required=True, help="The instance to roll back.")
 @click.option("--to-version", required=True, help="An already registered version.")
+@_submitter_option
 @changes_world
 @click.option("--json", "as_json", is_flag=True, help="Print each event as one JSON line.")
-def module_rollback(directory: str, agent: str, instance_id: str, to_version: str,
-                    dry_run: bool, as_json: bool) -> None:
+def module_rollback(directory: str, agent: str | None, instance_id: str, to_version: str,
+                    submitter: str | None, dry_run: bool, as_json: bool) -> None:
     """Move an instance back to an already registered version in the saved world in DIRECTORY."""
     _run_actions(directory, [{"type": "module.rollback", "data": {
-        "operator_agent_id": agent, "instance_id": instance_id, "target_version": to_version}}],
-        as_json=as_json, dry_run=dry_run)
+        "operator_agent_id": _acting(agent, submitter), "instance_id": instance_id,
+        "target_version": to_version}}], submitter=submitter, as_json=as_json, dry_run=dry_run)
 
 
 @module.command("list")
@@ -455,14 +482,17 @@ def _print_events(events: list[Event], as_json: bool) -> None:
             click.echo(f"#{event.id} t={event.time} {event.kind} {data}")
 
 
-def _run_actions(directory: str, actions: list[dict[str, Any]], *, as_json: bool,
-                 dry_run: bool) -> None:
-    """Load, submit `actions`, step once with modules, save, print the step's events.
+def _run_actions(directory: str, actions: list[dict[str, Any]], *, submitter: str | None,
+                 as_json: bool, dry_run: bool) -> None:
+    """Load, submit `actions` as `submitter`, step once with modules, save, print the step's
+    events.
 
     Exit 1 when an action was rejected (the rejection is still saved in the journal).
     """
+    if submitter is not None and not submitter.strip():
+        raise BadInput("--as: the agent must not be blank")
     loaded = _load_world(directory, dry_run=dry_run)
-    action_ids = {loaded.submit(action) for action in actions}
+    action_ids = {loaded.submit(action, submitter) for action in actions}
     events = loaded.step_with_modules()
     _save(loaded, directory, dry_run=dry_run, as_json=as_json)
     _print_events(events, as_json)
@@ -558,6 +588,9 @@ def world_summary(loaded: World, directory: str) -> dict[str, Any]:
             for i in state.instances.values()
         ],
         "modules": sorted(state.manifests),
+        "module_owners": {module_id: namespace.owner_agent_id
+                          for module_id, namespace in sorted(state.modules.items())},
+        "roles": dict(sorted(state.roles.items())),
         "artifacts": sorted(state.artifacts),
         "missing_artifacts": loaded.missing_artifacts(),
         "pending_actions": loaded.pending_action_ids,
@@ -665,16 +698,19 @@ def read_actions(source: str) -> list[dict[str, Any]]:
 @world.command("submit")
 @click.argument("directory", type=click.Path())
 @click.argument("action")
+@_submitter_option
 @changes_world
 @click.option("--json", "as_json", is_flag=True, help="Print each event as one JSON line.")
-def world_submit(directory: str, action: str, dry_run: bool, as_json: bool) -> None:
+def world_submit(directory: str, action: str, submitter: str | None, dry_run: bool,
+                 as_json: bool) -> None:
     """Submit ACTION to the world, step once with modules, and save.
 
     ACTION is JSON text or @FILE: one action object, a JSON array of actions, or JSON Lines
     (one action per line). All of them are queued for the same step. Exit 1 when an action is
     rejected (the rejection is saved too), 2 on unusable input.
     """
-    _run_actions(directory, read_actions(action), as_json=as_json, dry_run=dry_run)
+    _run_actions(directory, read_actions(action), submitter=submitter, as_json=as_json,
+                 dry_run=dry_run)
 
 
 @world.command("step")
@@ -723,6 +759,9 @@ def world_events(directory: str, kinds: tuple[str, ...], since: int, as_json: bo
 def read_saved_events(directory: str) -> list[Event]:
     """The journal of a saved world, its files checked (no state is rebuilt)."""
     return list(_read_saved(directory).events)
+
+
+cli.add_command(guest)
 
 
 def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
