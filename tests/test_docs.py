@@ -48,13 +48,22 @@ def s3_environment() -> Iterator[dict[str, str]]:
     server.stop()
 
 
-@pytest.mark.parametrize("document", documents(), ids=lambda path: str(path.relative_to(ROOT)))
+def document_id(path: Path) -> str:
+    return str(path.relative_to(ROOT))
+
+
+WITH_SAMPLES = [document for document in documents()
+                if any(sample.not_run is None for sample in samples(document))]
+WITH_TEST_FILES = [document for document in WITH_SAMPLES
+                   if any(Path(sample.file or "").name.startswith("test_")
+                          for sample in samples(document))]
+
+
+@pytest.mark.parametrize("document", WITH_SAMPLES, ids=document_id)
 def test_every_python_sample_runs(
     document: Path, tmp_path: Path, s3_environment: dict[str, str]
 ) -> None:
     found = [sample for sample in samples(document) if sample.not_run is None]
-    if not found:
-        pytest.skip("no Python samples")
     write_file_samples(document, tmp_path)
     batch = tmp_path / "samples.json"
     batch.write_text(json.dumps([[sample.where(), sample.code] for sample in found]))
@@ -79,15 +88,13 @@ def write_file_samples(document: Path, root: Path) -> list[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("document", documents(), ids=lambda path: str(path.relative_to(ROOT)))
+@pytest.mark.parametrize("document", WITH_TEST_FILES, ids=document_id)
 def test_every_test_file_sample_passes_every_case(
     document: Path, tmp_path: Path, s3_environment: dict[str, str]
 ) -> None:
     """A sample that is a test file (`# tests/test_x.py`) is run by pytest, as its reader
     would run it, with the other file samples of its document importable."""
     tests = write_file_samples(document, tmp_path)
-    if not tests:
-        pytest.skip("no test file samples")
     env = {key: value for key, value in os.environ.items() if key not in AWS_UNSET}
     env.pop("AGENTWORLD_LOAD_PLUGINS", None)
     env.update(PYTHONPATH=str(tmp_path))
@@ -97,6 +104,11 @@ def test_every_test_file_sample_passes_every_case(
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     summary = result.stdout.strip().splitlines()[-1]
     assert " passed" in summary and "skipped" not in summary, summary
+
+
+def test_the_samples_are_found() -> None:
+    assert {ROOT / "docs" / "stores.md", ROOT / "docs" / "testing.md"} <= set(WITH_TEST_FILES)
+    assert len(WITH_SAMPLES) >= 8
 
 
 def test_samples_that_do_not_run_are_few_and_say_why() -> None:
@@ -109,7 +121,7 @@ def test_samples_that_do_not_run_are_few_and_say_why() -> None:
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 
 
-@pytest.mark.parametrize("document", documents(), ids=lambda path: str(path.relative_to(ROOT)))
+@pytest.mark.parametrize("document", documents(), ids=document_id)
 def test_documents_refer_only_to_what_the_repository_holds(document: Path) -> None:
     text = document.read_text()
     assert "SPEC" not in text and "shared/" not in text
