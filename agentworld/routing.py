@@ -440,6 +440,7 @@ class Router:
                 input=target.payload,
                 limits=target.limits,
                 kind=manifest.kind,
+                gas_schedule=world.config.gas_schedule,
             ))
             targets.append(target)
         for target, outcome in zip(targets, executor.call_batch(requests), strict=True):
@@ -522,11 +523,14 @@ class Router:
         if output is None:
             failure = call.failure
             assert failure is not None
-            recorded = world.append(Draft("module.call_failed", {
+            data: dict[str, Any] = {
                 "instance_id": instance.instance_id, "module_id": instance.module_id,
                 "trace_id": trace_id, "stage": stage, "code": failure.code,
                 "detail": failure.detail,
-            }), cause)
+            }
+            if failure.code == "out_of_fuel" and failure.gas_used is not None:
+                data["gas_used"] = failure.gas_used
+            recorded = world.append(Draft("module.call_failed", data), cause)
             if world.config.halt_on_module_failure:
                 raise ModuleHaltError(recorded) from None
             return

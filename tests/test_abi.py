@@ -246,6 +246,21 @@ def test_garbage_after_a_valid_prefix(tail: bytes) -> None:
         assert tail == b""
 
 
+def test_an_empty_cap_ref_beside_a_slot_is_the_slot() -> None:
+    # The original engine's guest SDK writes this shape.
+    effect = {"kind": "k", "params": {}, "cap_ref": "", "cap_slot": "pay"}
+    assert decode({"effects": [effect]}).effects == (
+        {"kind": "k", "params": {}, "cap_slot": "pay"},)
+
+
+@pytest.mark.parametrize("effect", [
+    {"kind": "k", "params": {}, "cap_ref": ""},
+    {"kind": "k", "params": {}, "cap_ref": "", "cap_slot": ""},
+])
+def test_an_empty_cap_ref_without_a_slot_is_still_invalid(effect: dict[str, object]) -> None:
+    assert failure_code(cbor2.dumps({"effects": [effect]})) == "invalid_output"
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=128), JSON)
 def test_a_failed_decode_leaves_nothing_behind(garbage: bytes, payload: Any) -> None:
