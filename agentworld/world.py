@@ -27,6 +27,7 @@ from agentworld.convert import json_problems, structure, unstructure
 from agentworld.domain import DOMAIN_DECIDERS, DecisionContext, Draft, Rejected
 from agentworld.errors import ExecutorUnavailableError, InvalidInputError
 from agentworld.executor import CallLimits, Executor, ExecutorConfig, ModuleCallError
+from agentworld.gcpause import paused_gc
 from agentworld.manager import PluginManager, default_manager
 from agentworld.metering import CURRENT_GAS_SCHEDULE, GAS_SCHEDULES
 from agentworld.model import EffectIntent, Event, ModuleInstance, WorldState
@@ -114,8 +115,9 @@ def event_from_json(value: Any) -> Event:
 def rebuild_state(events: Iterable[Event]) -> WorldState:
     """Replay `events` from genesis into a fresh state."""
     state = WorldState()
-    for event in events:
-        apply_event(state, event)
+    with paused_gc():
+        for event in events:
+            apply_event(state, event)
     return state
 
 
@@ -315,7 +317,8 @@ class World:
         """
         self.time += 1
         start = len(self._events)
-        self._drain(self._apply_queued)
+        with paused_gc():
+            self._drain(self._apply_queued)
         return list(self._events[start:])
 
     def step_with_modules(self, executor: Executor | None = None) -> list[Event]:
@@ -332,8 +335,9 @@ class World:
         try:
             self.time += 1
             start = len(self._events)
-            self._drain(self._router.route_action)
-            self._router.route_ticks()
+            with paused_gc():
+                self._drain(self._router.route_action)
+                self._router.route_ticks()
             return list(self._events[start:])
         finally:
             if executor is not None:
