@@ -372,6 +372,7 @@ def world_summary(loaded: World, directory: str) -> dict[str, Any]:
         "modules": sorted(state.manifests),
         "artifacts": sorted(state.artifacts),
         "missing_artifacts": loaded.missing_artifacts(),
+        "corrupt_artifacts": loaded.corrupt_artifacts(),
         "pending_actions": loaded.pending_action_ids,
         "store": loaded.store.uri,
     }
@@ -405,6 +406,8 @@ def world_info(directory: str, as_json: bool) -> None:
         click.echo("instances: none")
     click.echo(f"artifacts: {len(summary['artifacts'])}, missing: "
                + (", ".join(summary["missing_artifacts"]) or "none"))
+    for reason in summary["corrupt_artifacts"].values():
+        click.echo(f"corrupt: {reason} (deploy its genuine bytes to repair it)")
 
 
 @world.command("verify")

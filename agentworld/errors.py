@@ -41,3 +41,7 @@ class ExecutorUnavailableError(AgentWorldError):
 
 class StoreError(AgentWorldError):
     """A module store failed, refused a key, or returned bytes that do not match their hash."""
+
+
+class StoreUnavailableError(StoreError):
+    """A module store could not be reached, or a transfer was cut: an outage, not bad data."""
