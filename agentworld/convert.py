@@ -110,6 +110,8 @@ converter.register_structure_hook(bytes, _bytes_or_base64)
 
 def _describe(exc: BaseException, cls: type | None) -> str:
     # Our own hooks' messages say exactly what is wrong; cattrs' generic text does not.
+    if isinstance(exc, InvalidInputError):  # a class's own validation, e.g. WorldConfig's
+        return "; ".join(exc.problems)
     if type(exc) in (TypeError, ValueError) and str(exc):
         return str(exc)
     return cattrs_format_exception(exc, cls)
