@@ -27,7 +27,8 @@ from agentworld.persistence import (
     read_pointer,
     verify_dir,
 )
-from worldkit import world_with_agents
+from agentworld.testing.guests import guest_wasm
+from worldkit import deploy, world_with_agents
 
 TESTS = Path(__file__).parent
 DATA = TESTS / "data" / "worlds"
@@ -203,3 +204,22 @@ def test_a_world_saved_by_the_first_release_loads_steps_and_saves(tmp_path: Path
     again = World.load_from_dir(root)
     assert again.state_root() == world.state_root()
     assert "cy" in again.state.agents and verify_dir(root).ok
+
+
+def test_a_blob_linked_to_a_huge_file_is_a_corrupt_artifact_naming_its_hash(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "world"
+    world = world_with_agents("ada")
+    counter = deploy(world, guest_wasm("counter"))
+    world.save_to_dir(root)
+    huge = tmp_path / "huge.bin"
+    with open(huge, "wb") as handle:
+        handle.truncate(40 * 1024**3)
+    blob = root / "modules" / "blobs" / "sha256" / counter
+    blob.unlink()
+    blob.symlink_to(huge)
+    loaded = World.load_from_dir(root)
+    assert list(loaded.corrupt_artifacts()) == [counter]
+    assert "symbolic link" in loaded.corrupt_artifacts()[counter]
+    assert any(counter in problem for problem in verify_dir(root).problems)
