@@ -124,6 +124,7 @@ def test_a_connection_cut_mid_transfer_is_an_outage_not_a_corrupt_artifact(
         proxy.stop()
 
 
+@pytest.mark.slow
 def test_a_missing_bucket_fails_verify_and_load_clearly(
     tmp_path: Path, store_uri: str, endpoint: str
 ) -> None:
