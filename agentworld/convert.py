@@ -157,7 +157,7 @@ def _plain(value: Any, where: str, depth: int, allow_bytes: bool, problems: list
         return value
     if isinstance(value, bytes | bytearray | memoryview):
         if allow_bytes:
-            return bytes(value)
+            return value if type(value) is bytes else bytes(value)
         problems.append(f"{where}: bytes are not a JSON value (send text, numbers, lists or "
                         f"objects)")
         return None

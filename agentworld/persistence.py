@@ -281,6 +281,8 @@ def _save_lock(root: Path) -> Iterator[None]:
                 f"{root}: another writer is saving this world (the lock {path} is held{by}); "
                 f"try again when it has finished"
             ) from None
+        except OSError as exc:  # a file system without locks: saving would not be safe
+            raise SaveError(f"{root}: cannot lock {path}: {exc.strerror or exc}") from exc
         with suppress(OSError):  # the holder's pid only makes the message above more helpful
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
