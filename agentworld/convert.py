@@ -161,7 +161,7 @@ def _plain(value: Any, where: str, depth: int, allow_bytes: bool, problems: list
         problems.append(f"{where}: bytes are not a JSON value (send text, numbers, lists or "
                         f"objects)")
         return None
-    if isinstance(value, int) and not isinstance(value, bool):
+    if isinstance(value, int):
         number = int.__int__(value)
         # Guests see CBOR integers of 64 bits at most, and JSON encoders refuse huge ones.
         if not -(2**63) <= number < 2**64:

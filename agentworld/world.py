@@ -65,12 +65,12 @@ class WorldConfig:
     halt_on_module_failure: bool = False
 
     def __attrs_post_init__(self) -> None:
-        problems = config_problems(self)
+        problems = _config_problems(self)
         if problems:
             raise InvalidInputError("world config", problems)
 
 
-def config_problems(config: WorldConfig) -> list[str]:
+def _config_problems(config: WorldConfig) -> list[str]:
     """Why `config` cannot run a world: every limit a positive 64-bit integer, no default above
     its maximum (a negative gas limit would mean none, an oversized default stalls a step)."""
     problems = []
