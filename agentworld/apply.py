@@ -289,6 +289,19 @@ CHANGES: dict[str, _Changes] = {
 mutate them, so an entry object a caller holds keeps its old value."""
 
 
+def _intent_number(intent_id: str) -> int:
+    return int(intent_id.rsplit("-", 1)[1])
+
+
+ENTRY_ORDER: dict[str, Callable[[str], Any] | None] = {
+    "pending_effects": _intent_number,  # queued, so kept, in intent-number order
+    "roles": None,
+}
+"""The maps whose appliers delete entries, and the order of their keys: a sort key when the
+order follows from the keys, None when it is history's (undoing a deletion must restore the
+entry to its place, which a dict cannot do by itself)."""
+
+
 def changes(state: WorldState, event: Event) -> list[Change] | None:
     """The entries `event` will change when applied to `state` (call it before applying).
 

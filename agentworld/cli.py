@@ -20,8 +20,8 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from agentworld import __version__
 from agentworld.cli_guest import guest
+from agentworld.cli_input import BadInput, read_json_input, read_text_input
 from agentworld.convert import structure
 from agentworld.errors import AgentWorldError, InvalidInputError
 from agentworld.filters import kind_matches, kind_pattern_problem
@@ -37,6 +37,7 @@ from agentworld.persistence import (
     saved_store_uri,
     verify_dir,
 )
+from agentworld.release import __version__
 from agentworld.store import OverlayStore
 from agentworld.upgrade_check import check_upgrade as judge_upgrade
 from agentworld.world import World, WorldConfig, event_to_json
@@ -46,12 +47,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 # The exit status of a process killed by SIGPIPE (128 + 13), which shells and scripts expect.
 EXIT_BROKEN_PIPE = 141
 _JSON_ERRORS = "agentworld.json_errors"
-
-
-class BadInput(click.ClickException):
-    """Unusable input: one line on stderr, exit status 2."""
-
-    exit_code = 2
 
 
 def _quiet_stdout() -> None:
@@ -191,38 +186,6 @@ def demo(as_json: bool) -> None:
 @cli.group()
 def module() -> None:
     """Work with module manifests and instances."""
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    keys = [key for key, _ in pairs]
-    duplicates = sorted({key for key in keys if keys.count(key) > 1})
-    if duplicates:
-        raise ValueError(f"duplicate keys {duplicates}")
-    return dict(pairs)
-
-
-def read_text_input(path: str) -> str:
-    """The UTF-8 text of file `path`; any problem exits 2 in one line."""
-    try:
-        with open(path, "rb") as handle:
-            return handle.read().decode("utf-8")
-    except OSError as exc:
-        raise BadInput(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except UnicodeDecodeError as exc:
-        raise BadInput(f"{path}: not UTF-8 text: {exc.reason} at byte {exc.start}") from None
-
-
-def read_json_input(source: str, *, text: str | None = None) -> Any:
-    """JSON from file `source` (or from `text`, then `source` only names it), strictly: any
-    problem exits 2 in one line. Duplicate keys are refused rather than resolved to the last."""
-    if text is None:
-        text = read_text_input(source)
-    try:
-        return json.loads(text, object_pairs_hook=_unique_keys)
-    except RecursionError:
-        raise BadInput(f"{source}: nested too deeply") from None
-    except ValueError as exc:  # JSONDecodeError, duplicate keys, integers too long to parse
-        raise BadInput(f"{source}: not usable JSON: {exc}") from None
 
 
 def _read_manifest(path: str) -> Manifest:

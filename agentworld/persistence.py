@@ -34,14 +34,16 @@ from attrs import frozen
 from agentworld.actions import envelope_of, parse_action
 from agentworld.apply import apply_event
 from agentworld.canonical import canonical_hash, canonical_json, ordered_json, sha256_hex
+from agentworld.config import WorldConfig
 from agentworld.convert import structure, unstructure
 from agentworld.domain import Rejected
 from agentworld.durable import fsync_dir, replace_atomic, write_new
 from agentworld.errors import AgentWorldError, InvalidInputError, StoreError, StoreUnavailableError
 from agentworld.gcpause import paused_gc
+from agentworld.image import WorldImage
+from agentworld.journal import event_to_json
 from agentworld.model import Event, WorldState
 from agentworld.store import ModuleStore
-from agentworld.world import World, WorldConfig, event_to_json
 
 SCHEMA_VERSION = 1
 FORMAT = "agentworld.world"
@@ -229,22 +231,20 @@ def local_store_uri(root: Path) -> str:
     return (root / LOCAL_STORE).as_uri()
 
 
-def _store_ref(world: World, root: Path) -> str:
+def _store_ref(image: WorldImage, store: ModuleStore, root: Path) -> str:
     """"modules" when the world's store is (or is copied to) `<root>/modules`, else its URI."""
-    store = world.store
     uri = store.uri
     if "://" not in uri:  # a bare path is a file store: record it absolutely
         uri = Path(uri).expanduser().absolute().as_uri()
-    if world._store_is_dir_local or uri.startswith("memory:") or uri == local_store_uri(root):
+    if image.store_is_dir_local or uri.startswith("memory:") or uri == local_store_uri(root):
         return LOCAL_STORE
     return uri
 
 
-def _sync_store(world: World, target: ModuleStore) -> None:
+def _sync_store(image: WorldImage, source: ModuleStore, target: ModuleStore) -> None:
     """Put the world's artifacts, manifests and registry document into `target`."""
-    source = world.store
-    state = world.state
-    unusable = world.corrupt_artifacts()
+    state = image.state
+    unusable = image.corrupt_artifacts
     if target is not source:
         for wasm_hash in wanted_artifacts(state):
             # An artifact the world lacks (absent or corrupt) stays missing; present bytes are
@@ -373,8 +373,16 @@ def _same_events(root: Path, generation: int, saved: Metadata, lines: list[bytes
     )
 
 
-def save_world(world: World, path: str | os.PathLike[str], *, overwrite: bool = False) -> None:
-    """Write `world` and its module store to the directory `path` as a new generation.
+def save_image(
+    image: WorldImage,
+    path: str | os.PathLike[str],
+    *,
+    store: ModuleStore,
+    open_store: Callable[[str], ModuleStore],
+    overwrite: bool = False,
+) -> None:
+    """Write a world image and its module store (`store`; `open_store` opens the directory's
+    own) to the directory `path` as a new generation.
 
     Raises `WorldLockedError` while another writer saves there, `DifferentWorldError` when the
     directory holds a world this one does not continue (unless `overwrite`), and `SaveError`
@@ -387,13 +395,13 @@ def save_world(world: World, path: str | os.PathLike[str], *, overwrite: bool = 
     except OSError as exc:
         raise SaveError(f"{root}: cannot create the world directory: "
                         f"{exc.strerror or exc}") from exc
-    lines = [event_to_json(event) + b"\n" for event in world.journal]
+    lines = [event_to_json(event) + b"\n" for event in image.journal]
     with _save_lock(root):
         if not overwrite:
-            _check_descends(root, world.config.world_id, lines)
+            _check_descends(root, image.config.world_id, lines)
         generation = max([0, *_generation_numbers(root), *_pointed_generation(root)]) + 1
         try:
-            _write_generation(world, root, generation, b"".join(lines))
+            _write_generation(image, store, open_store, root, generation, b"".join(lines))
         except (OSError, StoreError) as exc:
             _discard_generation(root, generation)
             where = f"{exc.filename}: " if isinstance(exc, OSError) and exc.filename else ""
@@ -402,13 +410,16 @@ def save_world(world: World, path: str | os.PathLike[str], *, overwrite: bool = 
         _collect_garbage(root, generation)
 
 
-def _write_generation(world: World, root: Path, generation: int, journal: bytes) -> None:
+def _write_generation(
+    image: WorldImage, store: ModuleStore, open_store: Callable[[str], ModuleStore], root: Path,
+    generation: int, journal: bytes,
+) -> None:
     # 1. The module store first: its entries are immutable, so writing them early is harmless.
-    store_ref = _store_ref(world, root)
-    target = world.store
+    store_ref = _store_ref(image, store, root)
+    target = store
     if store_ref == LOCAL_STORE and target.uri != local_store_uri(root):
-        target = world.plugins.open_store(local_store_uri(root))
-    _sync_store(world, target)
+        target = open_store(local_store_uri(root))
+    _sync_store(image, store, target)
 
     # 2. A complete new generation, fsynced, that nothing points at yet.
     generations = root / GENERATIONS
@@ -417,24 +428,23 @@ def _write_generation(world: World, root: Path, generation: int, journal: bytes)
         fsync_dir(root)
     gen_dir = generations / f"{generation:08d}"
     gen_dir.mkdir()
-    next_action_id, pending = world._queue()
     snapshot = Snapshot(
         schema_version=SCHEMA_VERSION,
-        journal_length=len(world.journal),
-        time=world.time,
-        next_action_id=next_action_id,
-        config=world.config,
-        state=world.state,
-        pending=tuple(_queued_json(*queued) for queued in pending),
+        journal_length=len(image.journal),
+        time=image.time,
+        next_action_id=image.next_action_id,
+        config=image.config,
+        state=image.state,
+        pending=tuple(_queued_json(*queued) for queued in image.pending),
     )
     snapshot_bytes = ordered_json(unstructure(snapshot))
     metadata = Metadata(
         schema_version=SCHEMA_VERSION,
         generation=generation,
-        world_id=world.config.world_id,
-        time=world.time,
-        journal_length=len(world.journal),
-        state_root=world.state_root(),
+        world_id=image.config.world_id,
+        time=image.time,
+        journal_length=len(image.journal),
+        state_root=image.state_root,
         store=store_ref,
         snapshot=SNAPSHOT,
         snapshot_sha256=sha256_hex(snapshot_bytes),
@@ -793,29 +803,35 @@ def check_artifacts(store: ModuleStore, hashes: Iterable[str]) -> tuple[list[str
     return missing, corrupt
 
 
-def load_world(
-    path: str | os.PathLike[str], *, world_class: type[World] | None = None, **kwargs: Any
-) -> World:
-    """Load the world saved in directory `path`; `kwargs` go to the `World` constructor.
+@frozen
+class LoadedWorld:
+    """A saved world read back: its image, and the module store its directory names."""
 
-    Artifacts whose stored bytes are corrupt do not stop the load: the world lists them in
-    `corrupt_artifacts()` (and `missing_artifacts()`), and deploying the genuine bytes repairs them.
-    """
+    image: WorldImage
+    store_uri: str
+    # True when that store is the directory's own `modules/` store.
+    store_is_dir_local: bool
+
+
+def read_world(path: str | os.PathLike[str]) -> LoadedWorld:
+    """Read a saved world: its files checked, its journal applied to its snapshot, and the
+    state root checked against the one recorded (`World.load_from_dir` builds the world)."""
     saved = read_saved(path)
     assert saved.metadata is not None and saved.snapshot is not None and saved.events is not None
     snapshot = saved.snapshot
     state = snapshot.state
-    if saved.predates_authority:
-        # Its state lacks module owners, registrants and pinned hooks: derive them from the
-        # journal (a one-off cost; the next save writes them).
-        state = WorldState()
-        for event in saved.events[:snapshot.journal_length]:
+    with paused_gc():
+        if saved.predates_authority:
+            # Its state lacks module owners, registrants and pinned hooks: derive them from the
+            # journal (a one-off cost; the next save writes them).
+            state = WorldState()
+            for event in saved.events[:snapshot.journal_length]:
+                _apply_saved(saved, state, event)
+            assert saved.snapshot_raw is not None
+            if pre_authority_root(state) != canonical_hash(saved.snapshot_raw["state"]):
+                raise CorruptWorldError(f"{saved.root}: the snapshot differs from its journal")
+        for event in saved.events[snapshot.journal_length:]:
             _apply_saved(saved, state, event)
-        assert saved.snapshot_raw is not None
-        if pre_authority_root(state) != canonical_hash(saved.snapshot_raw["state"]):
-            raise CorruptWorldError(f"{saved.root}: the snapshot differs from its journal")
-    for event in saved.events[snapshot.journal_length:]:
-        _apply_saved(saved, state, event)
     try:
         root = (pre_authority_root(state) if saved.predates_authority
                 else canonical_hash(unstructure(state)))
@@ -827,22 +843,11 @@ def load_world(
             f"{saved.root}: the loaded state root {root} differs from the saved "
             f"{saved.metadata.state_root}"
         )
-    pending = [_queued_action(entry) for entry in snapshot.pending]
-    kwargs.setdefault("config", snapshot.config)
-    explicit_store = kwargs.pop("store", None)
-    store = explicit_store if explicit_store is not None else saved_store_uri(saved)
-    world = (world_class or World)(store=store, **kwargs)
-    _, corrupt = check_artifacts(world.store, wanted_artifacts(state))
-    world._restore(
-        time=saved.metadata.time,
-        events=saved.events,
-        state=state,
-        next_action_id=snapshot.next_action_id,
-        pending=pending,
-        store_is_dir_local=explicit_store is None and saved.metadata.store == LOCAL_STORE,
-        corrupt_artifacts=corrupt,
-    )
-    return world
+    image = WorldImage(
+        config=snapshot.config, time=saved.metadata.time, journal=saved.events, state=state,
+        state_root=root, next_action_id=snapshot.next_action_id,
+        pending=tuple(_queued_action(entry) for entry in snapshot.pending))
+    return LoadedWorld(image, saved_store_uri(saved), saved.metadata.store == LOCAL_STORE)
 
 
 # -- verification -------------------------------------------------------------------------------

@@ -5,6 +5,14 @@ post_action → post_event for the events it produced; then ticks for due instan
 routed per *instance*, in install order. A failing call records `module.call_failed` and
 contributes nothing else; a failing pre_action call denies its action (fail-closed).
 
+Each stage is planned, run as a batch and recorded: the calls of a stage (the rules judging one
+action, the observers of one event, the instances due to tick) do not depend on each other's
+outputs, so they go to the executor's `call_batch` together, the policy hooks their effects
+ask for go as a second batch, and the outcomes are recorded in install order. Subscriptions
+are looked up in an index (`agentworld.subscriptions`), never by asking every instance. The
+router reads the ledger, appends to it, runs calls through the world services and decides
+actions through the decider; it never sees the world.
+
 Governance actions of the world's system actor skip pre_action, so no rule can lock the host
 out. A rule may only rewrite a domain action into one of the same type and acting agent; the
 rewritten action keeps its submitter.
@@ -14,7 +22,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import cbor2
 from attrs import frozen
@@ -24,17 +32,17 @@ from agentworld.authority import cause_of, override_problem
 from agentworld.callinput import CallSite, InputTemplate, encode_call, encode_value
 from agentworld.canonical import canonical_json
 from agentworld.convert import unstructure
-from agentworld.domain import Draft, Rejected
+from agentworld.decide import Decider
+from agentworld.domain import Rejected
 from agentworld.errors import AgentWorldError, InvalidInputError, StoreError
 from agentworld.executor import CallLimits, CallRequest, ModuleCallError, ModuleOutput
 from agentworld.filters import kind_matches
+from agentworld.ledger import Ledger
 from agentworld.manifest import CompiledSubscription, Manifest, compile_subscriptions
-from agentworld.model import Event, ModuleInstance
+from agentworld.model import Event, ModuleInstance, WorldState
 from agentworld.module_actions import DeployArtifact
+from agentworld.services import WorldServices
 from agentworld.subscriptions import Entry, SubscriptionIndex, TickSchedule, next_due
-
-if TYPE_CHECKING:
-    from agentworld.world import World
 
 VERDICT_RANK = {"allow": 0, "modify": 1, "deny": 2}
 
@@ -48,7 +56,11 @@ ROUTING_KINDS = frozenset({
 
 
 class ModuleHaltError(AgentWorldError):
-    """A module call failed in a world configured to halt instead of recording and going on."""
+    """A module call failed in a world configured to halt instead of recording and going on.
+
+    The step that raised it is undone as a whole; `event` is the `module.call_failed` it would
+    have recorded (not in the journal).
+    """
 
     def __init__(self, event: Event) -> None:
         self.event = event
@@ -140,10 +152,11 @@ def event_json(event: Event) -> dict[str, Any]:
 class Router:
     """Routes one world's actions, events and ticks to its module instances."""
 
-    def __init__(self, world: World) -> None:
-        self.world = world
+    def __init__(self, ledger: Ledger, services: WorldServices, decider: Decider) -> None:
+        self._ledger = ledger
+        self._services = services
+        self._decider = decider
         self._compiled: dict[str, tuple[CompiledSubscription, ...]] = {}
-        self._config_hash: str | None = None
         # Built on first use and then kept up to date event by event (see `observe`).
         self._index: SubscriptionIndex | None = None
         self._schedule = TickSchedule()
@@ -167,7 +180,7 @@ class Router:
         elif event.kind == "module.tick_scheduled":
             route = self._routes.get(event.data["instance_id"])
             if route is not None:
-                self._reschedule(route, self.world.time)
+                self._reschedule(route, self._ledger.time)
 
     def _tables(self) -> SubscriptionIndex:
         if self._index is None:
@@ -175,7 +188,7 @@ class Router:
             self._schedule = TickSchedule()
             self._routes = {}
             # Install order is the instance number, whatever order the map was rebuilt in.
-            for instance in sorted(self.world.state.instances.values(), key=install_number):
+            for instance in sorted(self._ledger.state.instances.values(), key=install_number):
                 self._enter(self._index, instance)
         return self._index
 
@@ -184,7 +197,7 @@ class Router:
         index.remove(instance_id)
         self._routes.pop(instance_id, None)
         self._schedule.set(instance_id, 0, None)
-        instance = self.world.state.instances.get(instance_id)
+        instance = self._ledger.state.instances.get(instance_id)
         if instance is not None:
             self._enter(index, instance)
 
@@ -194,21 +207,19 @@ class Router:
         route = self._route(instance)
         self._routes[instance.instance_id] = route
         index.add(instance.instance_id, route.number, route, route.subscriptions)
-        self._reschedule(route, self.world.time)
+        self._reschedule(route, self._ledger.time)
 
     def _reschedule(self, route: Route, start: int) -> None:
         instance_id = route.instance.instance_id
         self._schedule.set(instance_id, route.number, self._due_from(instance_id, start))
 
     def _due_from(self, instance_id: str, start: int) -> int | None:
-        anchor = self.world.state.instances[instance_id].tick_anchor
+        anchor = self._ledger.state.instances[instance_id].tick_anchor
         return next_due(anchor, self._routes[instance_id].tick_every, start)
 
     def _route(self, instance: ModuleInstance) -> Route:
-        world = self.world
-        if self._config_hash is None:
-            self._config_hash = world.config_hash()
-        manifest = world.state.manifests[f"{instance.module_id}@{instance.module_version}"]
+        manifest = self._ledger.state.manifests[
+            f"{instance.module_id}@{instance.module_version}"]
         if manifest.key not in self._compiled:
             self._compiled[manifest.key] = compile_subscriptions(manifest)
         constants = {
@@ -218,12 +229,12 @@ class Router:
             "module_version": instance.module_version,
             "install_target": instance.install_target,
             "manifest_hash": instance.manifest_hash,
-            "world_config_hash": self._config_hash,
+            "world_config_hash": self._services.config_hash,
         }
         return Route(
             instance, install_number(instance), manifest, self._compiled[manifest.key],
             constants, InputTemplate(constants), manifest.tick_every,
-            manifest.limits.resolve(world.config.default_limits),
+            manifest.limits.resolve(self._services.config.default_limits),
             self._policy_hooks(instance, constants),
         )
 
@@ -236,12 +247,12 @@ class Router:
         """The instance's pinned hooks, each called with its own module's identity."""
         hooks = {}
         for key in instance.policy_hooks:
-            manifest = self.world.state.manifests.get(key)
+            manifest = self._ledger.state.manifests.get(key)
             if manifest is None:
                 continue
             hooks[manifest.module_id] = PolicyHook(
                 manifest.module_id, manifest,
-                manifest.limits.resolve(self.world.config.default_limits),
+                manifest.limits.resolve(self._services.config.default_limits),
                 {**ctx_base, "v": manifest.interface_version, "module_id": manifest.module_id,
                  "module_version": manifest.version, "manifest_hash": manifest.manifest_hash()},
             )
@@ -251,12 +262,12 @@ class Router:
 
     def route_action(self, action_id: int, action: Any, submitter: str | None) -> None:
         """pre_action → apply → post_action → post_event for one queued action."""
-        world = self.world
+        ledger, decider = self._ledger, self._decider
         cause = cause_of(action_id, submitter)
-        start = len(world.journal)
+        start = len(ledger.journal)
         if isinstance(action, Rejected):
-            world.record_rejection(action_id, action, submitter)
-            self._route_events(world.journal[start:], cause)
+            decider.reject(action_id, action, submitter)
+            self._route_events(ledger.journal[start:], cause)
             return
         envelope = action_envelope(action_id, action)
         label = f"action.{action.type}"
@@ -264,14 +275,14 @@ class Router:
             effective: Any = action
         else:
             effective = self._pre_action(action_id, action, envelope, label, cause)
-        start = len(world.journal)
+        start = len(ledger.journal)
         if isinstance(effective, Rejected):
-            world.record_rejection(action_id, effective, submitter)
+            decider.reject(action_id, effective, submitter)
             effective_action = action
         else:
             effective_action = effective
-            world.decide_and_append(action_id, effective_action, submitter)
-        results = world.journal[start:]
+            decider.decide(action_id, effective_action, submitter)
+        results = ledger.journal[start:]
         effective_envelope = action_envelope(action_id, effective_action)
         effective_label = f"action.{effective_action.type}"
         # The event the action resulted in: its last (an install registers, then installs).
@@ -286,7 +297,7 @@ class Router:
                          or (result is not None and sub.event_filter(result)))):
                 called = entry.number
                 if not calls:
-                    site = CallSite("post_action", world.time, "action", action_id)
+                    site = CallSite("post_action", ledger.time, "action", action_id)
                     routed_action = Routed(effective_envelope)
                     routed_result = None if result is None else Routed(result)
                 calls.append(self._plan(entry.route, site, cause, action=routed_action,
@@ -299,7 +310,7 @@ class Router:
         cause: dict[str, int | str],
     ) -> Any:
         routed = Routed(envelope)
-        site = CallSite("pre_action", self.world.time, "action", action_id)
+        site = CallSite("pre_action", self._ledger.time, "action", action_id)
         calls: list[Call] = []
         called = 0
         for entry in self._matching("pre_action", label):
@@ -316,23 +327,23 @@ class Router:
         if not decisions and not failed:
             return action
         verdict, override, notes = merge_decisions(decisions, failed)
-        self.world.append(Draft("rule.decision_recorded", {
+        self._ledger.append("rule.decision_recorded", {
             "action_id": action_id,
             "verdict": verdict,
             "decisions": [{"instance_id": d.instance_id, "verdict": d.verdict, "notes": d.notes}
                           for d in decisions],
             "failed_instances": failed,
             "notes": notes,
-        }), cause)
+        }, cause)
         if verdict == "deny":
             return Rejected("rule_denied", tuple(notes))
         if verdict == "modify":
             overridden = parse_action(override)
-            self.world.append(Draft("rule.action_overridden", {
+            self._ledger.append("rule.action_overridden", {
                 "action_id": action_id,
                 "original_action": {"type": envelope["type"], "data": envelope["data"]},
                 "override_action": {"type": overridden.type, "data": action_data(overridden)},
-            }), cause)
+            }, cause)
             return overridden
         return action
 
@@ -342,7 +353,7 @@ class Router:
             if not entries:
                 continue
             routed = Routed(event_json(event))
-            site = CallSite("post_event", self.world.time, "event", event.id)
+            site = CallSite("post_event", self._ledger.time, "event", event.id)
             calls = []
             called = 0
             for entry in entries:
@@ -356,7 +367,7 @@ class Router:
 
     def route_ticks(self) -> None:
         """Call every active instance whose tick is due at the current time."""
-        time = self.world.time
+        time = self._ledger.time
         self._tables()
         due = [self._routes[instance_id]
                for instance_id in self._schedule.due(time, self._due_from)]
@@ -383,7 +394,7 @@ class Router:
         """A call of `route` at `site`, its input encoded (`ruled`: the action a rule judges)."""
         instance_id = route.instance.instance_id
         trace_id = site.trace_prefix + instance_id
-        state = (self.world.state.module_states.get(instance_id, b"")
+        state = (self._ledger.state.module_states.get(instance_id, b"")
                  if route.manifest.kind == "reducer" else None)
         payload = encode_call(route.template.context(site, trace_id),
                               event=None if event is None else event.encoded(),
@@ -411,9 +422,9 @@ class Router:
 
     def _execute(self, batch: Sequence[Call | PolicyCheck]) -> None:
         """Run a batch of calls and set each one's output or failure."""
-        world = self.world
+        services = self._services
         try:
-            executor = world.executor_for_calls()
+            executor = services.executor_for_calls()
         except ModuleCallError as failure:
             for target in batch:
                 target.failure = failure
@@ -424,13 +435,13 @@ class Router:
             wasm_hash = manifest.wasm_hash
             # Checked here, not left to the executor: an executor shared with another world may
             # hold the compiled module, and the journal must not depend on what it has cached.
-            if not world.artifact_available(wasm_hash):
+            if not services.artifact_available(wasm_hash):
                 target.failure = ModuleCallError(
                     "artifact_missing", f"artifact {wasm_hash} is not in the module store")
                 continue
             loader = self._loaders.get(wasm_hash)
             if loader is None:
-                loader = self._loaders[wasm_hash] = _loader(world.load_blob, wasm_hash)
+                loader = self._loaders[wasm_hash] = _loader(services.load_blob, wasm_hash)
             requests.append(CallRequest(
                 module_id=manifest.module_id,
                 instance_id=target.instance_id,
@@ -440,7 +451,7 @@ class Router:
                 input=target.payload,
                 limits=target.limits,
                 kind=manifest.kind,
-                gas_schedule=world.config.gas_schedule,
+                gas_schedule=services.config.gas_schedule,
             ))
             targets.append(target)
         for target, outcome in zip(targets, executor.call_batch(requests), strict=True):
@@ -455,7 +466,7 @@ class Router:
         Effects are checked in order and the first refusal is the call's failure, so policy
         checks are planned for the effects before it only.
         """
-        world = self.world
+        ledger = self._ledger
         route = call.route
         manifest = route.manifest
         assert call.output is not None
@@ -463,7 +474,7 @@ class Router:
         call.effects = planned
         for effect in call.output.effects:
             try:
-                cap_ref = _granted_cap(manifest, effect, world)
+                cap_ref = _granted_cap(manifest, effect, ledger.state, ledger.time)
             except ModuleCallError as failure:
                 planned.append(failure)
                 return
@@ -486,7 +497,7 @@ class Router:
         """A policy hook's input: the calling instance's context with the hook's identity."""
         site = call.site
         ctx = {**call.route.ctx_base, "trace_id": call.trace_id, "stage": site.stage_name,
-               "time": self.world.time, "origin": {"kind": site.origin_kind,
+               "time": self._ledger.time, "origin": {"kind": site.origin_kind,
                                                    "id": site.origin_id}}
         hook_ctx = {**ctx, **hook.ctx_base, "stage": "policy",
                     "trace_id": f"policy-{call.trace_id}-{hook.module_id}"}
@@ -515,7 +526,7 @@ class Router:
 
     def _record(self, call: Call) -> None:
         """Record a settled call's outputs as a whole, or its failure."""
-        world = self.world
+        ledger = self._ledger
         route, cause, trace_id = call.route, call.cause, call.trace_id
         instance = route.instance
         stage = call.site.stage_name
@@ -530,35 +541,35 @@ class Router:
             }
             if failure.code == "out_of_fuel" and failure.gas_used is not None:
                 data["gas_used"] = failure.gas_used
-            recorded = world.append(Draft("module.call_failed", data), cause)
-            if world.config.halt_on_module_failure:
+            recorded = ledger.append("module.call_failed", data, cause)
+            if self._services.config.halt_on_module_failure:
                 raise ModuleHaltError(recorded) from None
             return
         instance_id = instance.instance_id
         if route.manifest.kind == "reducer" and output.new_state is not None:
-            world.append(Draft("module.state_updated", {
+            ledger.append("module.state_updated", {
                 "instance_id": instance_id, "trace_id": trace_id,
-                "state": base64.b64encode(output.new_state).decode("ascii")}), cause)
+                "state": base64.b64encode(output.new_state).decode("ascii")}, cause)
         module_id = instance.module_id
         for emit in output.emits:
             kind = emit["kind"]
             if kind == "rule.decision" and stage == "pre_action":
                 continue
-            world.append(Draft("module.emitted", {
+            ledger.append("module.emitted", {
                 "instance_id": instance_id, "trace_id": trace_id, "module_id": module_id,
-                "kind": kind, "payload": emit["payload"]}), cause)
-        counter = world.state.effect_counter
+                "kind": kind, "payload": emit["payload"]}, cause)
+        counter = ledger.state.effect_counter
         for intent in call.intents:
             counter += 1
-            world.append(Draft("effect.queued", {
+            ledger.append("effect.queued", {
                 "intent_id": f"intent-{counter}", "instance_id": instance.instance_id,
-                "module_id": instance.module_id, "trace_id": trace_id, **intent}), cause)
+                "module_id": instance.module_id, "trace_id": trace_id, **intent}, cause)
         if stage == "tick" and output.tick_lifecycle is not None:
             lifecycle = output.tick_lifecycle
-            next_tick = (world.time + lifecycle["ticks"]
+            next_tick = (ledger.time + lifecycle["ticks"]
                          if lifecycle["mode"] == "wake_after_ticks" else None)
-            world.append(Draft("module.tick_scheduled", {
-                "instance_id": instance_id, "trace_id": trace_id, "next_tick": next_tick}), cause)
+            ledger.append("module.tick_scheduled", {
+                "instance_id": instance_id, "trace_id": trace_id, "next_tick": next_tick}, cause)
 
     def _decisions(
         self, instance_id: str, output: ModuleOutput, ruled: tuple[int, Any]
@@ -592,7 +603,8 @@ class Router:
         return decisions
 
 
-def _granted_cap(manifest: Manifest, effect: dict[str, Any], world: World) -> str:
+def _granted_cap(manifest: Manifest, effect: dict[str, Any], state: WorldState, time: int
+                 ) -> str:
     """The cap an effect uses, if the manifest binds it and the world grants it for the effect."""
     slot = effect.get("cap_slot")
     if slot is not None:
@@ -604,10 +616,10 @@ def _granted_cap(manifest: Manifest, effect: dict[str, Any], world: World) -> st
     if cap_ref not in manifest.required_caps:
         raise ModuleCallError("caps_denied",
                               f"cap {cap_ref!r} is not in the manifest's required_caps")
-    grant = world.state.grants.get(cap_ref)
+    grant = state.grants.get(cap_ref)
     if grant is None:
         raise ModuleCallError("caps_denied", f"cap {cap_ref!r} is not granted")
-    if grant.expired(world.time):
+    if grant.expired(time):
         raise ModuleCallError("caps_denied", f"cap {cap_ref!r} expired at {grant.expires_at}")
     if not any(kind_matches(p, effect["kind"]) for p in grant.allowed_effect_kinds):
         raise ModuleCallError("caps_denied",
