@@ -197,12 +197,18 @@ class PluginManager:
             infos.append(PluginInfo(name, version, hooks, builtin))
         return infos
 
-    def _collect(self, hook_name: str, register: Callable[..., None]) -> None:
+    def _collect(
+        self, hook_name: str, register: Callable[..., None],
+        calling: Callable[[str], None] | None = None,
+    ) -> None:
         """Call one registry hook plugin by plugin, in registration order, so that a plugin
-        that raises or misuses `register` is named in the error."""
+        that raises or misuses `register` is named in the error; `calling(name)` is told which
+        plugin is about to register."""
         impls = getattr(self._pm.hook, hook_name).get_hookimpls()
         plugins = [impl.plugin for impl in impls]
         for impl in impls:
+            if calling is not None:
+                calling(impl.plugin_name)
             # A subset caller keeps pluggy's tracing (AGENTWORLD_TRACE_PLUGINS) per call.
             others = [plugin for plugin in plugins if plugin is not impl.plugin]
             caller = self._pm.subset_hook_caller(hook_name, remove_plugins=others)
@@ -311,11 +317,19 @@ class PluginManager:
 
     def compat_rules(self) -> list[CompatRule]:
         """Every registered compatibility rule, in hook-call order."""
-        return list(self._table("rules", self._build_rules))
+        rules, _ = self._table("rules", self._build_rules)
+        return list(rules)
 
-    def _build_rules(self) -> list[CompatRule]:
+    def compat_rule_plugin(self, rule_name: str) -> str | None:
+        """The name of the plugin that registered compat rule `rule_name` (None if none did)."""
+        _, plugins = self._table("rules", self._build_rules)
+        found: str | None = plugins.get(rule_name)
+        return found
+
+    def _build_rules(self) -> tuple[list[CompatRule], dict[str, str]]:
         rules: list[CompatRule] = []
-        seen: set[str] = set()
+        seen: dict[str, str] = {}
+        plugin = [""]
 
         def register(rule: CompatRule) -> None:
             name = getattr(rule, "name", None)
@@ -327,11 +341,14 @@ class PluginManager:
                 raise PluginError(f"compat rule {name!r}: severity must be one of {SEVERITIES}")
             if not callable(getattr(rule, "check", None)):
                 raise PluginError(f"compat rule {name!r} has no check()")
-            seen.add(name)
+            seen[name] = plugin[0]
             rules.append(rule)
 
-        self._collect("agentworld_register_compat_rules", register)
-        return rules
+        def calling(name: str) -> None:
+            plugin[0] = name
+
+        self._collect("agentworld_register_compat_rules", register, calling)
+        return rules, seen
 
 
 def _close_executors(executors: dict[tuple[Any, ...], Executor]) -> None:

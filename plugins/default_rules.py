@@ -1,4 +1,4 @@
-"""The default compatibility rules (SPEC §9), registered as the built-in `default-rules` plugin.
+"""The default compatibility rules, registered as the built-in `default-rules` plugin.
 
 Block this plugin (`AGENTWORLD_DISABLE_PLUGINS=default-rules`) to replace the whole policy.
 """
@@ -40,9 +40,21 @@ def _interface_version(current: Manifest, candidate: Manifest) -> list[str]:
             f"to {candidate.interface_version!r}"]
 
 
+# Only the version being moved to is ever asked to migrate: `migrate` is no part of the interface
+# others use, and dropping it is judged by `migrate-kept` instead.
+MIGRATE_EXPORT = "migrate"
+
+
 def _exports(current: Manifest, candidate: Manifest) -> list[str]:
     return [f"export {name!r} is removed" for name in current.exports
-            if name not in candidate.exports]
+            if name not in candidate.exports and name != MIGRATE_EXPORT]
+
+
+def _migrate_kept(current: Manifest, candidate: Manifest) -> list[str]:
+    if MIGRATE_EXPORT in current.exports and MIGRATE_EXPORT not in candidate.exports:
+        return [f"{candidate.key} drops the migrate export of {current.key}: the instance's "
+                "state carries over unconverted, so its layout must be one the candidate reads"]
+    return []
 
 
 def _same_filter(current: Subscription, candidate: Subscription) -> bool:
@@ -128,11 +140,13 @@ DEFAULT_RULES = (
                  "error", _policy_hooks),
     ManifestRule("required-caps-preserved", "every currently required cap is still required",
                  "error", _required_caps),
+    ManifestRule("migrate-kept", "warns when the candidate drops the current version's migrate "
+                 "export (the state then carries over unconverted)", "warning", _migrate_kept),
 )
 
 
 @hookimpl
 def agentworld_register_compat_rules(register: Callable[..., Any]) -> None:
-    """Provide the eight default rules."""
+    """Provide the default rules."""
     for rule in DEFAULT_RULES:
         register(rule)
