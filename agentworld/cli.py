@@ -21,6 +21,7 @@ from agentworld.manager import PluginManager, default_manager
 from agentworld.manifest import Manifest, intrinsic_problems, parse_manifest
 from agentworld.model import Event
 from agentworld.persistence import POINTER, NotAWorldError, read_pointer, verify_dir
+from agentworld.policy import policy_summary
 from agentworld.world import World, event_to_json
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -167,14 +168,40 @@ def _read_manifest(path: str) -> Manifest:
 
 
 @module.command("check-upgrade")
-@click.argument("current", type=click.Path(dir_okay=False))
-@click.argument("candidate", type=click.Path(dir_okay=False))
+@click.argument("manifests", nargs=-1, type=click.Path(dir_okay=False),
+                metavar="[CURRENT.json] CANDIDATE.json")
+@click.option("--world", "world_dir", default=None, type=click.Path(file_okay=False),
+              metavar="DIR", help="Rehearse the upgrade on an in-memory copy of this saved world.")
+@click.option("--instance", "instance_id", default=None, help="With --world: the instance.")
+@click.option("--wasm", "wasm_file", default=None, type=click.Path(dir_okay=False),
+              help="With --world: deploy this artifact first (the candidate's code).")
+@click.option("--steps", type=click.IntRange(min=0), default=0, show_default=True,
+              help="With --world: steps to run after the upgrade's own step.")
+@click.option("--agent", default=None,
+              help="With --world: the upgrading agent (default: the --as agent, else the "
+                   "instance's owner).")
+@click.option("--as", "submitter", default=None, metavar="AGENT",
+              help="With --world: submit as this agent (default: the world's system actor).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def check_upgrade(current: str, candidate: str, as_json: bool) -> None:
-    """Judge CANDIDATE against CURRENT with every compat rule.
+def check_upgrade(manifests: tuple[str, ...], world_dir: str | None, instance_id: str | None,
+                  wasm_file: str | None, steps: int, agent: str | None, submitter: str | None,
+                  as_json: bool) -> None:
+    """Judge CANDIDATE against CURRENT with every compat rule, or, with --world DIR --instance
+    ID, rehearse the real upgrade (rules, migration, then --steps steps) on the saved world's
+    state without saving anything.
 
-    Exit 0 when compatible, 1 when not (every violation listed), 2 on unusable input.
+    Exit 0 when compatible (with --world: accepted, and the instance did not fail afterwards),
+    1 when not (every reason listed), 2 on unusable input.
     """
+    if world_dir is not None:
+        _rehearse(world_dir, instance_id, manifests, wasm_file, steps, agent, submitter, as_json)
+        return
+    if instance_id or wasm_file or steps or agent or submitter:
+        raise BadInput("--instance, --wasm, --steps, --agent and --as need --world")
+    if len(manifests) != 2:
+        raise BadInput("give CURRENT.json and CANDIDATE.json, or --world DIR --instance ID "
+                       "CANDIDATE.json")
+    current, candidate = manifests
     old, new = _read_manifest(current), _read_manifest(candidate)
     # The upgrade action's own preconditions, named by the codes it is refused with.
     problems = []
@@ -194,6 +221,59 @@ def check_upgrade(current: str, candidate: str, as_json: bool) -> None:
         click.echo("compatible" if verdict else
                    f"incompatible: {len(report.violations) + len(problems)} violation(s)")
     sys.exit(0 if verdict else 1)
+
+
+def _rehearse(world_dir: str, instance_id: str | None, manifests: tuple[str, ...],
+              wasm_file: str | None, steps: int, agent: str | None, submitter: str | None,
+              as_json: bool) -> None:
+    """`check-upgrade --world`: rehearse, print the rehearsal, exit 0 only when it went well."""
+    from agentworld.rehearsal import RehearsalError, rehearse_upgrade
+
+    if instance_id is None:
+        raise BadInput("--world needs --instance ID")
+    if len(manifests) != 1:
+        raise BadInput("with --world, give exactly one manifest: CANDIDATE.json")
+    if submitter is not None and not submitter.strip():
+        raise BadInput("--as: the agent must not be blank")
+    candidate = read_json_input(manifests[0])
+    wasm = None
+    if wasm_file is not None:
+        try:
+            with open(wasm_file, "rb") as handle:
+                wasm = handle.read()
+        except OSError as exc:
+            raise BadInput(f"{wasm_file}: cannot read: {exc.strerror or exc}") from None
+    try:
+        rehearsal = rehearse_upgrade(world_dir, instance_id, candidate, wasm=wasm, steps=steps,
+                                     agent=agent, submitter=submitter)
+    except (NotAWorldError, RehearsalError) as exc:
+        raise BadInput(str(exc)) from None
+    if as_json:
+        _emit_json(rehearsal.to_json())
+        sys.exit(0 if rehearsal.ok else 1)
+    click.echo(f"rehearsal: upgrade {instance_id} {rehearsal.from_version or '?'} -> "
+               f"{rehearsal.to_version or '?'} on a copy of {world_dir} (nothing is saved)")
+    if rehearsal.accepted:
+        for line in (rehearsal.report or {}).get("violations", []):
+            click.echo(f"[{line['severity']}] {line['rule']}: {line['message']}")
+        click.echo("verdict: accepted")
+    else:
+        click.echo(f"verdict: rejected ({rehearsal.code})")
+        for note in rehearsal.notes:
+            click.echo(f"  {note}")
+    for label, digest in (("before", rehearsal.state_before),
+                          ("migrated", rehearsal.state_migrated),
+                          (f"after {steps} more step(s)", rehearsal.state_after)):
+        click.echo(f"state {label}: " + ("none" if digest is None else
+                                          f"{digest.size} bytes, sha256 {digest.sha256}"))
+    click.echo("events:")
+    _print_events(list(rehearsal.events), False)
+    failures = rehearsal.failures
+    click.echo(f"module failures: {len(failures) or 'none'}")
+    for failure in failures:
+        click.echo(f"  {failure['instance_id']} at {failure['stage']} ({failure['trace_id']}): "
+                   f"{failure['code']}: {failure['detail']}")
+    sys.exit(0 if rehearsal.ok else 1)
 
 
 def _submitter_option(func: F) -> F:
@@ -408,6 +488,7 @@ def world_summary(loaded: World, directory: str) -> dict[str, Any]:
         "missing_artifacts": loaded.missing_artifacts(),
         "pending_actions": loaded.pending_action_ids,
         "store": loaded.store.uri,
+        "compat_policy": policy_summary(state, loaded.installed_rules()),
     }
 
 
@@ -439,6 +520,15 @@ def world_info(directory: str, as_json: bool) -> None:
         click.echo("instances: none")
     click.echo(f"artifacts: {len(summary['artifacts'])}, missing: "
                + (", ".join(summary["missing_artifacts"]) or "none"))
+    policy = summary["compat_policy"]
+    table = Table(title="Compatibility policy (" + (
+        "standard: the built-in rules" if policy["standard"] else "pinned") + ")")
+    for column in ("rule", "plugin", "version", "installed here"):
+        table.add_column(column)
+    for row in policy["rules"]:
+        table.add_row(row["rule"], row["plugin"], row["plugin_version"] or "-",
+                      "yes" if row["installed"] else "NO: upgrades are refused")
+    Console().print(table)
 
 
 @world.command("verify")

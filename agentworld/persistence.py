@@ -550,6 +550,30 @@ def load_world(
     return world
 
 
+def load_world_copy(
+    path: str | os.PathLike[str], *, world_class: type[World] | None = None, **kwargs: Any
+) -> World:
+    """Load the world saved in `path` with an in-memory copy of its module store, so that nothing
+    the loaded world does (deploys included) can reach the directory or its store.
+
+    `kwargs` go to the `World` constructor (`store=` is not allowed: the copy is the store).
+    Artifacts the saved store lacks stay missing; tampered ones raise `CorruptArtifactError`.
+    """
+    if "store" in kwargs:
+        raise TypeError("load_world_copy makes its own store; do not pass store=")
+    saved = read_saved(path)
+    cls = world_class or World
+    world = load_world(path, world_class=cls, store="memory://", **kwargs)
+    source = world.plugins.open_store(saved_store_uri(saved))
+    for wasm_hash in wanted_artifacts(world.state):
+        try:
+            if source.has_blob(wasm_hash):
+                world.store.put_blob(wasm_hash, source.get_blob(wasm_hash))
+        except StoreError as exc:
+            raise CorruptArtifactError(wasm_hash, str(exc)) from None
+    return world
+
+
 def _apply_saved(saved: SavedWorld, state: WorldState, event: Event) -> None:
     try:
         apply_event(state, event)

@@ -118,6 +118,17 @@ def resolve(
     return rules, problems
 
 
+def policy_summary(state: WorldState, installed: Sequence[InstalledRule]) -> dict[str, Any]:
+    """The world's policy as `world info` shows it: standard or pinned, and each rule with its
+    plugin, version and whether it is installed here."""
+    return {
+        "standard": state.compat_policy is None,
+        "rules": [{"rule": pin.rule, "plugin": pin.plugin, "plugin_version": pin.plugin_version,
+                   "installed": any(rule.satisfies(pin) for rule in installed)}
+                  for pin in pinned_rules(state)],
+    }
+
+
 def policy_data(pins: Sequence[PinnedRule]) -> dict[str, Any]:
     """The data of a `world.compat_policy_set` event."""
     return {"rules": [{"rule": pin.rule, "plugin": pin.plugin,
