@@ -41,3 +41,8 @@ class ExecutorUnavailableError(AgentWorldError):
 
 class StoreError(AgentWorldError):
     """A module store failed, refused a key, or returned bytes that do not match their hash."""
+
+
+class ExecutorConfigError(AgentWorldError, ValueError):
+    """An executor's configuration cannot be used (an unknown option, a cache path that is not a
+    directory, an unusable compile-cache key)."""

@@ -272,7 +272,7 @@ class PluginManager:
         world would exhaust the process's memory mappings long before its memory.
         """
         config = config or ExecutorConfig()
-        key = (name, str(config.cache_dir), config.memory_cache_size,
+        key = (name, str(config.cache_dir), config.memory_cache_size, str(config.cache_key_file),
                json.dumps(config.options, sort_keys=True, default=repr))
         with self._lock:
             executor = self._executors.get(key)

@@ -10,7 +10,7 @@ whole action (`migration_failed`), so the instance keeps its version and its sta
 from __future__ import annotations
 
 import base64
-from typing import Protocol
+from typing import Any, Protocol
 
 from agentworld.abi import encode_migration_input
 from agentworld.domain import DecisionContext, Draft, Rejected
@@ -69,9 +69,13 @@ def migrate_state(
             raise ModuleCallError("invalid_output", "a migration returns only new_state, "
                                   "not emits, effects or tick_lifecycle")
     except ModuleCallError as failure:
+        detail: dict[str, Any] = {"code": failure.code, "detail": failure.detail,
+                                  "trace_id": trace_id}
+        if failure.code == "out_of_fuel" and failure.gas_used is not None:
+            detail["gas_used"] = failure.gas_used
         return Rejected("migration_failed", (
             f"{target.key} migrate failed: {failure.code}: {failure.detail}",
-        ), {"failure": {"code": failure.code, "detail": failure.detail, "trace_id": trace_id}})
+        ), {"failure": detail})
     if output.new_state is None:
         return []
     return [Draft("module.state_updated", {

@@ -114,6 +114,7 @@ class ModuleServices(Protocol):
 
     default_limits: CallLimits
     max_limits: CallLimits
+    max_artifact_bytes: int
 
     def store_blob(self, wasm_hash: str, data: bytes) -> None:
         """Put verified artifact bytes into the world's module store."""
@@ -212,6 +213,9 @@ def decide_deploy(state: WorldState, action: DeployArtifact, ctx: DecisionContex
         return rejected("hash_mismatch", f"wasm_hash {action.wasm_hash} does not match the "
                                          f"bytes' SHA-256 {actual}")
     services = services_of(ctx)
+    if len(action.wasm_bytes) > services.max_artifact_bytes:
+        return rejected("artifact_too_large", f"the artifact is {len(action.wasm_bytes)} bytes, "
+                                              f"the limit is {services.max_artifact_bytes}")
     try:
         exports = services.check_artifact(action.wasm_bytes)
     except InvalidArtifactError as exc:
