@@ -26,9 +26,15 @@ from agentworld.domain import (
     Rejected,
     rejected,
 )
-from agentworld.errors import ExecutorUnavailableError, InvalidInputError
+from agentworld.errors import ExecutorUnavailableError
 from agentworld.executor import CallLimits, InvalidArtifactError, ModuleOutput
-from agentworld.manifest import Manifest, ValidationContext, parse_manifest, validate_manifest
+from agentworld.manifest import (
+    Manifest,
+    ValidationContext,
+    context_problems,
+    read_manifest,
+    validate_manifest,
+)
 from agentworld.migration import migrate_state
 from agentworld.model import InstallTarget, ModuleInstance, WorldState
 from agentworld.policy import InstalledRule, pinned_rules, resolve
@@ -174,11 +180,10 @@ def check_manifest(
     compared by canonical encoding (`true` is not `1`); what comes back then is the registered
     manifest itself, so the caller judges exactly what the instance will run.
     """
-    try:
-        manifest = parse_manifest(raw)
-    except InvalidInputError as exc:
-        return Rejected("invalid_manifest", tuple(exc.problems))
-    problems = validate_manifest(manifest, validation_context(state, ctx.time, services_of(ctx)))
+    manifest, problems = read_manifest(raw)
+    if manifest is None:
+        return Rejected("invalid_manifest", tuple(problems))
+    problems += context_problems(manifest, validation_context(state, ctx.time, services_of(ctx)))
     if problems:
         return Rejected("invalid_manifest", tuple(problems))
     registered = state.manifests.get(manifest.key)
@@ -341,8 +346,8 @@ def _move_data(
 
 
 def decide_upgrade(state: WorldState, action: UpgradeModule, ctx: DecisionContext) -> Decision:
-    """Upgrade one instance, checking in the documented order; each refusal has its own code.
-    Last, the new version's `migrate` (if it has one) converts the instance's state."""
+    """Upgrade one instance after each check in turn; every refusal has its own code. Last,
+    the new version's `migrate` (if it declares one) converts the instance's state."""
     found = owned_instance(state, action.upgrader_agent_id, action.instance_id, ctx.submitter)
     if isinstance(found, tuple):
         return rejected(*found)

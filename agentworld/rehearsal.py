@@ -23,7 +23,7 @@ from agentworld.errors import AgentWorldError, InvalidInputError
 from agentworld.manifest import parse_manifest
 from agentworld.migration import migration_trace_id
 from agentworld.model import Event
-from agentworld.persistence import load_world_copy
+from agentworld.persistence import load_world_detached
 from agentworld.policy import pinned_rules, resolve
 from agentworld.world import World, event_to_json
 
@@ -99,14 +99,14 @@ class Rehearsal:
                       "migrated": digest(self.state_migrated),
                       "after": digest(self.state_after)},
             "steps": self.steps,
-            "events": [event_to_json_value(event) for event in self.events],
+            "events": [_event_json(event) for event in self.events],
             "failures": self.failures,
             "ok": self.ok,
             "saved": False,
         }
 
 
-def event_to_json_value(event: Event) -> dict[str, Any]:
+def _event_json(event: Event) -> dict[str, Any]:
     """An event as the journal holds it, as plain data."""
     value: dict[str, Any] = json.loads(event_to_json(event))
     return value
@@ -150,7 +150,7 @@ def rehearse_upgrade(
     """
     if steps < 0:
         raise InvalidInputError("rehearsal", [f"steps must be 0 or more, got {steps}"])
-    world = load_world_copy(directory, **world_kwargs)
+    world = load_world_detached(directory, **world_kwargs)
     instance = world.instances.get(instance_id)
     upgrader = agent or submitter or (instance.owner_agent_id if instance else None)
     if upgrader is None:

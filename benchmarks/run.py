@@ -1,6 +1,8 @@
-"""agentworld benchmarks (SPEC §13): measured side by side in one run, reported as ratios.
+"""agentworld benchmarks: the speed targets, measured side by side in one run, reported as ratios.
 
-    python benchmarks/run.py executor|ticks|persistence|filters|guests|metering [--json] [--quick]
+    python benchmarks/run.py NAME [--json] [--quick]
+
+NAME is one of executor, ticks, persistence, filters, guests, metering, engines.
 
 `metering`: our instrumented gas against wasmtime's own fuel on a compute-heavy guest, and the
 deploy-time cost of instrumenting and compiling, per MB (see bench_metering.py).
@@ -390,6 +392,11 @@ def bench_guests(args: argparse.Namespace) -> dict[str, Any]:
     from bench_guests import measure as measure_guests
 
     return measure_guests(quick=args.quick)
+def bench_engines(args: argparse.Namespace) -> dict[str, Any]:
+    """Per-call cost of wasmtime in-process vs the wasmer host, unbatched and batched."""
+    from bench_engines import measure as measure_engines
+
+    return measure_engines(quick=args.quick)
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
@@ -399,6 +406,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "filters": bench_filters,
     "guests": bench_guests,
     "metering": bench_metering,
+    "engines": bench_engines,
 }
 
 

@@ -119,3 +119,20 @@ def test_metering_benchmark_reports_the_ratio_and_deploy_costs() -> None:
                             "backstop_over_native", "artifact_mb", "instrument_ms_per_mb",
                             "compile_ms_per_mb", "instrumented_size_ratio"}
     assert all(value > 0 for value in results.values())
+
+
+def test_engines_benchmark_reports_both_engines() -> None:
+    completed = subprocess.run(
+        [sys.executable, str(BENCHMARKS), "engines", "--json", "--quick"],
+        check=True, capture_output=True, text=True, timeout=300,
+    )
+    results = json.loads(completed.stdout)
+    assert set(results) == {"batch", "wasmtime_call_us", "host_unbatched_call_us",
+                            "host_batched_call_us", "host_batched_over_unbatched",
+                            "host_batched_over_wasmtime", "wasmer_unavailable"}
+    assert results["batch"] == 100 and results["wasmtime_call_us"] > 0
+    if results["wasmer_unavailable"] is None:
+        assert results["host_batched_call_us"] > 0 and results["host_unbatched_call_us"] > 0
+        assert results["host_batched_over_unbatched"] > 0
+    else:
+        assert results["host_batched_call_us"] is None

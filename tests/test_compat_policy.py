@@ -26,7 +26,7 @@ OLD_WORLDS = Path(__file__).parent / "data" / "worlds"
 BUILTIN_RULES = [
     "interface-version-unchanged", "exports-not-reduced", "subscriptions-covered",
     "abi-version-unchanged", "io-schemas-unchanged", "cap-slots-preserved",
-    "policy-hooks-preserved", "required-caps-preserved", "migrate-kept",
+    "policy-hooks-preserved", "required-caps-preserved", "version-increases", "migrate-kept",
 ]
 
 
