@@ -701,7 +701,7 @@ def world_info(directory: str, as_json: bool) -> None:
         for row in summary["instances"]:
             table.add_row(row["instance_id"], row["module_id"], row["module_version"],
                           row["owner_agent_id"], "yes" if row["active"] else "no")
-        Console().print(table)
+        _echo_table(table)
     else:
         click.echo("instances: none")
     click.echo(f"artifacts: {len(summary['artifacts'])}, missing: "
@@ -714,7 +714,16 @@ def world_info(directory: str, as_json: bool) -> None:
     for row in policy["rules"]:
         table.add_row(row["rule"], row["plugin"], row["plugin_version"] or "-",
                       "yes" if row["installed"] else "NO: upgrades are refused")
-    Console().print(table)
+    _echo_table(table)
+
+
+def _echo_table(table: Table) -> None:
+    """Print a rich table through click, so a closed pipe ends the command like any other
+    output does (rich would turn it into exit status 1)."""
+    console = Console()
+    with console.capture() as captured:
+        console.print(table)
+    click.echo(captured.get(), nl=False)
 
 
 @world.command("verify")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import shutil
@@ -12,8 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.table import Table
 
 from agentworld import World, hookimpl
+from agentworld.cli import _echo_table
 from agentworld.manager import PluginManager
 from agentworld.model import PinnedRule
 from agentworld.persistence import verify_dir
@@ -322,3 +326,21 @@ def test_two_copies_decide_alike_until_one_adopts_a_plugin_rule_by_a_journaled_a
     for copy in ("a", "b"):
         assert verify_dir(tmp_path / copy).ok
     assert events(World.load_from_dir(tmp_path / "b"), "world.compat_policy_set") == []
+
+
+def test_the_policy_table_on_a_closed_pipe_ends_like_any_other_output(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`world info | head -1` must exit like a closed pipe (141), also when the pipe closes
+    just before a table: rich alone would turn that into exit status 1."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    stream = io.TextIOWrapper(os.fdopen(write_end, "wb"), write_through=True)
+    monkeypatch.setattr(sys, "stdout", stream)
+    try:
+        with pytest.raises(BrokenPipeError):
+            _echo_table(Table(title="Compatibility policy"))
+    finally:
+        monkeypatch.undo()
+        with contextlib.suppress(BrokenPipeError):
+            stream.close()
