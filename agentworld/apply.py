@@ -24,6 +24,7 @@ from agentworld.model import (
     Event,
     ModuleInstance,
     ModuleNamespace,
+    PinnedRule,
     WorldState,
 )
 
@@ -207,6 +208,11 @@ def _receipt_recorded(state: WorldState, event: Event) -> None:
     del state.pending_effects[event.data["intent_id"]]
 
 
+def _compat_policy_set(state: WorldState, event: Event) -> None:
+    state.compat_policy = [PinnedRule(entry["rule"], entry["plugin"], entry["plugin_version"])
+                           for entry in event.data["rules"]]
+
+
 APPLIERS: dict[str, Applier] = {
     "domain.agent_registered": _agent_registered,
     "domain.agent_moved": _agent_moved,
@@ -224,6 +230,7 @@ APPLIERS: dict[str, Applier] = {
     "module.tick_scheduled": _tick_scheduled,
     "effect.queued": _effect_queued,
     "effect.receipt_recorded": _receipt_recorded,
+    "world.compat_policy_set": _compat_policy_set,
 }
 
 # Kinds that record a fact but change no state.
@@ -284,6 +291,7 @@ CHANGES: dict[str, _Changes] = {
     "effect.queued": lambda state, data: [
         ("pending_effects", data["intent_id"]), ("effect_counter", None)],
     "effect.receipt_recorded": lambda state, data: [("pending_effects", data["intent_id"])],
+    "world.compat_policy_set": lambda state, data: [("compat_policy", None)],
 }
 """What each state-changing kind changes; appliers replace the entries they change, never
 mutate them, so an entry object a caller holds keeps its old value."""
@@ -308,8 +316,8 @@ def changes(state: WorldState, event: Event) -> list[Change] | None:
     None when the event's data does not say (it is malformed): anything may change.
     """
     declared = CHANGES.get(event.kind)
-    if declared is None:
-        return []
+    if declared is None:  # a fact changes nothing; an applier without a declaration, anything
+        return None if event.kind in APPLIERS else []
     try:
         return declared(state, event.data)
     except (KeyError, TypeError, AttributeError):

@@ -21,7 +21,7 @@ rewritten action keeps its submitter.
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import cbor2
@@ -34,7 +34,7 @@ from agentworld.canonical import canonical_json
 from agentworld.convert import unstructure
 from agentworld.decide import Decider
 from agentworld.domain import Rejected
-from agentworld.errors import AgentWorldError, InvalidInputError, StoreError
+from agentworld.errors import AgentWorldError, InvalidInputError
 from agentworld.executor import CallLimits, CallRequest, ModuleCallError, ModuleOutput
 from agentworld.filters import kind_matches
 from agentworld.ledger import Ledger
@@ -161,7 +161,6 @@ class Router:
         self._index: SubscriptionIndex | None = None
         self._schedule = TickSchedule()
         self._routes: dict[str, Route] = {}
-        self._loaders: dict[str, Callable[[], bytes]] = {}
 
     def invalidate(self) -> None:
         """Forget the routing tables (the whole state was replaced)."""
@@ -229,7 +228,7 @@ class Router:
             "module_version": instance.module_version,
             "install_target": instance.install_target,
             "manifest_hash": instance.manifest_hash,
-            "world_config_hash": self._services.config_hash,
+            "world_config_hash": self._services.config_hash(),
         }
         return Route(
             instance, install_number(instance), manifest, self._compiled[manifest.key],
@@ -439,14 +438,11 @@ class Router:
                 target.failure = ModuleCallError(
                     "artifact_missing", f"artifact {wasm_hash} is not in the module store")
                 continue
-            loader = self._loaders.get(wasm_hash)
-            if loader is None:
-                loader = self._loaders[wasm_hash] = _loader(services.load_blob, wasm_hash)
             requests.append(CallRequest(
                 module_id=manifest.module_id,
                 instance_id=target.instance_id,
                 wasm_hash=wasm_hash,
-                wasm=loader,
+                wasm=services.loader(wasm_hash),
                 entrypoint=manifest.entrypoint,
                 input=target.payload,
                 limits=target.limits,
@@ -716,17 +712,3 @@ def merge_decisions(
     if overrides:
         return "modify", next(iter(overrides.values())), notes
     return "allow", None, notes
-
-
-def _loader(load: Callable[[str], bytes], wasm_hash: str) -> Callable[[], bytes]:
-    def load_artifact() -> bytes:
-        try:
-            return load(wasm_hash)
-        except StoreError:
-            # The store's own message names paths or endpoints; the journal must not.
-            raise ModuleCallError(
-                "artifact_missing", f"artifact {wasm_hash} could not be read from the module store"
-            ) from None
-
-    return load_artifact
-

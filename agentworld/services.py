@@ -7,14 +7,22 @@ to store and check artifacts and to judge upgrades; routing gets them to run mod
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from agentworld.compat import CompatRule
 from agentworld.config import WorldConfig, config_hash
-from agentworld.errors import ExecutorUnavailableError
-from agentworld.executor import CallLimits, Executor, ExecutorConfig, ModuleCallError
+from agentworld.errors import ExecutorUnavailableError, StoreError
+from agentworld.executor import (
+    CallLimits,
+    CallRequest,
+    Executor,
+    ExecutorConfig,
+    ModuleCallError,
+    ModuleOutput,
+)
 from agentworld.manager import PluginManager, default_manager
+from agentworld.manifest import Manifest
+from agentworld.policy import InstalledRule, installed_rules
 from agentworld.store import ModuleStore
 
 
@@ -33,7 +41,7 @@ class WorldServices:
         self.config = config
         # The hash goes into every call's context: computed once, for a config that never
         # changes (it is frozen, and a world never swaps it).
-        self.config_hash = config_hash(config)
+        self._config_hash = config_hash(config)
         self._plugins = plugins
         self._executor_choice = executor
         self._executor_config = executor_config
@@ -41,6 +49,7 @@ class WorldServices:
         self._store_choice = store
         self._store: ModuleStore | None = None if isinstance(store, str) else store
         self._available: set[str] = set()  # artifact hashes seen in the store
+        self._loaders: dict[str, Callable[[], bytes]] = {}
         # Artifacts whose stored bytes failed verification at load: hash -> why. They count as
         # missing (calls fail with artifact_missing) until their genuine bytes are deployed.
         self.corrupt: dict[str, str] = {}
@@ -123,9 +132,35 @@ class WorldServices:
         and the world's gas schedule can meter."""
         return self.executor.check_artifact(wasm, self.config.gas_schedule)
 
-    def compat_rules(self) -> list[CompatRule]:
-        """The compatibility rules upgrades and rollbacks are judged by."""
-        return self.plugins.compat_rules()
+    def config_hash(self) -> str:
+        """SHA-256 of the canonical world config (`world_config_hash` in every context)."""
+        return self._config_hash
+
+    def installed_rules(self) -> list[InstalledRule]:
+        """The compatibility rules installed here; the world's pinned policy picks from them."""
+        return installed_rules(self.plugins)
+
+    def call_module(
+        self, manifest: Manifest, instance_id: str, entrypoint: str, payload: bytes
+    ) -> ModuleOutput:
+        """Run `entrypoint` of `manifest`'s artifact once for `instance_id` under the
+        manifest's limits, outside routing (a migration); raise `ModuleCallError` on failure."""
+        executor = self.executor_for_calls()
+        wasm_hash = manifest.wasm_hash
+        if not self.artifact_available(wasm_hash):
+            raise ModuleCallError("artifact_missing",
+                                  f"artifact {wasm_hash} is not in the module store")
+        return executor.call(CallRequest(
+            module_id=manifest.module_id,
+            instance_id=instance_id,
+            wasm_hash=wasm_hash,
+            wasm=self.loader(wasm_hash),
+            entrypoint=entrypoint,
+            input=payload,
+            limits=manifest.limits.resolve(self.config.default_limits),
+            kind=manifest.kind,
+            gas_schedule=self.config.gas_schedule,
+        ))
 
     # -- what routing uses ----------------------------------------------------------------------
 
@@ -140,6 +175,24 @@ class WorldServices:
             return True
         return False
 
-    def load_blob(self, wasm_hash: str) -> bytes:
-        """The artifact's verified bytes from the module store."""
-        return self.store.get_blob(wasm_hash)
+    def loader(self, wasm_hash: str) -> Callable[[], bytes]:
+        """A loader of the artifact's bytes for a call request (made once per artifact).
+
+        A store failure becomes `artifact_missing` without the store's own words: they name
+        paths or endpoints, and the journal must not.
+        """
+        load = self._loaders.get(wasm_hash)
+        if load is None:
+            services = self
+
+            def load_artifact() -> bytes:
+                try:
+                    return services.store.get_blob(wasm_hash)
+                except StoreError:
+                    raise ModuleCallError(
+                        "artifact_missing",
+                        f"artifact {wasm_hash} could not be read from the module store",
+                    ) from None
+
+            load = self._loaders[wasm_hash] = load_artifact
+        return load

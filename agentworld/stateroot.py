@@ -26,7 +26,6 @@ from agentworld.model import WorldState
 CHUNK = 128
 """Entries per chunk (a chunk splits in two at twice this)."""
 
-_FIELDS = tuple(sorted(field.name for field in attrs.fields(WorldState)))
 
 
 class _Map:
@@ -35,10 +34,10 @@ class _Map:
     __slots__ = ("before", "chunks", "encoded", "entries", "firsts", "header", "members",
                  "name", "opened", "size", "stale_from", "start")
 
-    def __init__(self, name: str, values: dict[str, Any], first: bool, size: int) -> None:
+    def __init__(self, name: str, values: dict[str, Any], size: int) -> None:
         self.name = name
         self.size = size
-        self.header = (b"" if first else b",") + canonical_json(name) + b":{"
+        self.header = b""
         keys = sorted(values)
         self.chunks = [keys[i:i + size] for i in range(0, len(keys), size)]
         self.firsts = [chunk[0] for chunk in self.chunks]
@@ -126,25 +125,40 @@ class _Map:
         """True when the map was hashed before (so its checkpoints exist)."""
         return self.opened is not None
 
+    def place(self, first: bool) -> None:
+        """Put the map first in the encoding or after another field (its checkpoints go, the
+        bytes of its entries and chunks stay)."""
+        self.header = (b"" if first else b",") + canonical_json(self.name) + b":{"
+        self.start = self.opened = None
+        self.before = [None] * len(self.chunks)
+        self.stale_from = 0
+
 
 class _Scalar:
-    """One scalar field of the state (a counter)."""
+    """One field of the state that is not a map (a counter, the pinned compat policy)."""
 
-    __slots__ = ("header", "name", "stale_from", "start")
+    __slots__ = ("encoded", "header", "name", "stale_from", "start")
 
-    def __init__(self, name: str, first: bool) -> None:
+    def __init__(self, name: str) -> None:
         self.name = name
-        self.header = (b"" if first else b",") + canonical_json(name) + b":"
+        self.header = b""
+        self.encoded = b""
         self.start: Any = None
         self.stale_from: int | None = 0
 
-    def feed(self, digest: Any, value: Any) -> Any:
+    def place(self, first: bool) -> None:
+        """Put the field first in the encoding or after another field."""
+        self.header = (b"" if first else b",") + canonical_json(self.name) + b":"
+        self.start = None
+        self.stale_from = 0
+
+    def feed(self, digest: Any, values: Any) -> Any:
         """Hash this field into `digest` (None: resume from the checkpoint before it)."""
         if digest is None:
             digest = self.start.copy()
         else:
             self.start = digest.copy()
-        digest.update(self.header + canonical_json(value))
+        digest.update(self.header + self.encoded)
         self.stale_from = None
         return digest
 
@@ -154,42 +168,78 @@ class _Scalar:
 
 
 class StateRoot:
-    """The root of one `WorldState`, updated as events change it (see the module docstring)."""
+    """The root of one `WorldState`, updated as events change it (see the module docstring).
+
+    The fields that are not maps are few and small: when one changes, they are encoded again
+    together, through the state's own unstructuring with its maps left empty, so a field the
+    state leaves out while it has its default (the standard compat policy) is left out here too.
+    """
 
     def __init__(self, state: WorldState, chunk: int = CHUNK) -> None:
         self.state = state
         self._chunk = chunk
+        self._maps: dict[str, _Map] = {}
+        self._scalars: dict[str, _Scalar] = {}
         self._parts: list[_Map | _Scalar] = []
-        self._by_name: dict[str, _Map | _Scalar] = {}
+        self._scalars_stale = True
         self._root: str | None = None
         self._last = ""
         self.touch_all()
 
     def touch(self, name: str, key: str | None = None) -> None:
         """The state's field `name` (its entry `key`, for a map) changed."""
-        part = self._by_name[name]
-        if isinstance(part, _Map):
+        part = self._maps.get(name)
+        if part is not None:
             assert key is not None
             part.touch(key, getattr(self.state, name))
         else:
-            part.stale_from = 0
+            self._scalars_stale = True
         self._root = None
 
     def touch_all(self) -> None:
         """Anything may have changed: recompute everything on the next `hexdigest`."""
+        self._maps = {
+            field.name: _Map(field.name, getattr(self.state, field.name), self._chunk)
+            for field in attrs.fields(WorldState)
+            if isinstance(getattr(self.state, field.name), dict)}
+        self._scalars = {}
         self._parts = []
-        for position, name in enumerate(_FIELDS):
-            value = getattr(self.state, name)
-            self._parts.append(_Map(name, value, position == 0, self._chunk)
-                               if isinstance(value, dict)
-                               else _Scalar(name, position == 0))
-        self._by_name = {part.name: part for part in self._parts}
+        self._scalars_stale = True
         self._root = None
+
+    def _lay_out(self) -> None:
+        """Encode the fields that are not maps; place every field where the encoding has it."""
+        emptied: dict[str, Any] = {name: {} for name in self._maps}
+        probe = unstructure(attrs.evolve(self.state, **emptied))
+        names = sorted(probe)
+        missing = set(self._maps) - set(names)
+        if missing:
+            raise AssertionError(f"state maps left out of the canonical encoding: {missing}")
+        scalars = {}
+        for name in names:
+            if name in self._maps:
+                continue
+            part = self._scalars.get(name) or _Scalar(name)
+            encoded = canonical_json(probe[name])
+            if encoded != part.encoded:
+                part.encoded = encoded
+                part.stale_from = 0
+            scalars[name] = part
+        self._scalars = scalars
+        parts: list[_Map | _Scalar] = [
+            self._maps[name] if name in self._maps else scalars[name] for name in names]
+        if [part.name for part in parts] != [part.name for part in self._parts]:
+            for position, placed in enumerate(parts):
+                placed.place(position == 0)
+            self._parts = parts
+        self._scalars_stale = False
 
     def hexdigest(self) -> str:
         """Lowercase hex SHA-256 of the canonical encoding of the state."""
         if self._root is not None:
             return self._root
+        if self._scalars_stale:
+            self._lay_out()
         digest: Any = None
         for part in self._parts:
             if digest is None:

@@ -36,15 +36,23 @@ from agentworld.gcpause import paused_gc
 from agentworld.image import WorldImage, frozen_state
 from agentworld.journal import Journal, event_from_json, event_to_json
 from agentworld.ledger import Ledger, rebuild_state
-from agentworld.manager import PluginManager
+from agentworld.manager import PluginManager, default_manager
 from agentworld.model import EffectIntent, Event, ModuleInstance, WorldState
-from agentworld.persistence import check_artifacts, read_world, save_image, wanted_artifacts
+from agentworld.persistence import (
+    check_artifacts,
+    read_saved,
+    read_world,
+    save_image,
+    saved_store_uri,
+    wanted_artifacts,
+)
+from agentworld.policy import POLICY_SET, InstalledRule, creation_policy, policy_data
 from agentworld.routing import Router
 from agentworld.services import WorldServices
-from agentworld.store import ModuleStore
+from agentworld.store import ModuleStore, OverlayStore
 
 __all__ = ["MAX_LIMITS", "Journal", "Queued", "World", "WorldConfig", "event_from_json",
-           "event_to_json", "rebuild_state"]
+           "event_to_json", "load_world_detached", "rebuild_state"]
 
 
 def _describe(exc: Exception) -> str:
@@ -77,6 +85,11 @@ class World:
         # True when the store is the `modules/` store of the directory this world was loaded
         # from: saving elsewhere then copies it, so every saved directory is self-contained.
         self._store_is_dir_local = False
+        # The rules installed now judge this world's upgrades from now on: unless they are the
+        # standard policy, which needs no event, the first event pins them.
+        pinned = creation_policy(self.installed_rules())
+        if pinned is not None:
+            self._ledger.append(POLICY_SET, policy_data(pinned), None)
 
     def _wire(self) -> None:
         """Connect the decider and the router to the ledger and the services."""
@@ -106,6 +119,11 @@ class World:
         """The world's executor: built once through the executor plugins and shared by every
         world of the same plugin manager that asks for the same engine and config."""
         return self._services.executor
+
+    def installed_rules(self) -> list[InstalledRule]:
+        """The compatibility rules installed here, each with its plugin and version (the
+        world's pinned policy picks from them)."""
+        return self._services.installed_rules()
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -273,3 +291,17 @@ class World:
         return world
 
     load_from_dir_with_modules = load_from_dir
+
+
+def load_world_detached(path: str | os.PathLike[str], **kwargs: Any) -> World:
+    """Load the world saved in `path` with its module store wrapped in an `OverlayStore`: reads
+    go to the saved store, writes (deploys included) stay in memory, so nothing the loaded world
+    does reaches the directory or its store. For dry runs and rehearsals; never save it back.
+
+    `kwargs` go to the `World` constructor (`store=` is not allowed: the overlay is the store).
+    """
+    if "store" in kwargs:
+        raise TypeError("load_world_detached wraps the saved store; do not pass store=")
+    plugins = kwargs.get("plugins") or default_manager()
+    store = OverlayStore(plugins.open_store(saved_store_uri(read_saved(path))))
+    return World.load_from_dir(path, store=store, **kwargs)

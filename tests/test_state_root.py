@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from test_routing_properties import modular_world
 
-from agentworld.apply import apply_event, changes
+from agentworld.apply import APPLIERS, CHANGES, apply_event, changes
 from agentworld.canonical import canonical_hash
 from agentworld.convert import unstructure
 from agentworld.model import Agent, EffectIntent, WorldState
@@ -137,3 +137,7 @@ def test_every_event_kind_declares_what_it_changes(name: str) -> None:
             root.touch(field, key)
         assert root.hexdigest() == from_scratch(state), event
     assert root.hexdigest() == world.state_root()
+
+
+def test_every_applier_declares_what_it_changes() -> None:
+    assert set(CHANGES) == set(APPLIERS)
