@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
@@ -39,6 +40,7 @@ from agentworld.ledger import Ledger, rebuild_state
 from agentworld.manager import PluginManager, default_manager
 from agentworld.model import EffectIntent, Event, ModuleInstance, WorldState
 from agentworld.persistence import (
+    SaveMark,
     check_artifacts,
     read_saved,
     read_world,
@@ -85,6 +87,9 @@ class World:
         # True when the store is the `modules/` store of the directory this world was loaded
         # from: saving elsewhere then copies it, so every saved directory is self-contained.
         self._store_is_dir_local = False
+        # What this world remembers of the directories it saved to or loaded from, so that
+        # saving there again writes only the new events.
+        self._marks: dict[Path, SaveMark] = {}
         # The rules installed now judge this world's upgrades from now on: unless they are the
         # standard policy, which needs no event, the first event pins them.
         pinned = creation_policy(self.installed_rules())
@@ -263,8 +268,10 @@ class World:
     def save_to_dir(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> None:
         """Save the world and its module store to directory `path`, crash-safely and under the
         directory's lock; `overwrite` replaces a world in `path` this one does not continue."""
-        save_image(self.image(), path, store=self.store, open_store=self.plugins.open_store,
-                   overwrite=overwrite)
+        mark = save_image(self.image(), path, store=self.store,
+                          open_store=self.plugins.open_store, overwrite=overwrite,
+                          known=self._marks)
+        self._marks[mark.root] = mark
 
     save_to_dir_with_modules = save_to_dir
 
@@ -287,6 +294,8 @@ class World:
         world._queue = ActionQueue(image.next_action_id, image.pending)
         world._services.corrupt = corrupt
         world._store_is_dir_local = explicit_store is None and loaded.store_is_dir_local
+        if loaded.mark is not None:
+            world._marks[loaded.mark.root] = loaded.mark
         world._wire()
         return world
 

@@ -30,7 +30,7 @@ from agentworld import World
 from agentworld.abi import encode_input
 from agentworld.canonical import sha256_hex
 from agentworld.executor import CallRequest
-from agentworld.persistence import read_saved
+from agentworld.persistence import journal_files, parse_journal
 from agentworld.testing.guests import guest_wasm
 from agentworld.world import rebuild_state
 
@@ -252,7 +252,10 @@ def replay(world: World, directory: Path, rounds: int) -> float:
 
     def once() -> float:
         started = time.perf_counter()
-        state = rebuild_state(read_saved(directory).events)
+        events: list[Any] = []
+        for path in journal_files(directory):
+            events += parse_journal(path.read_bytes(), str(path), len(events) + 1)
+        state = rebuild_state(events)
         took = time.perf_counter() - started
         assert len(state.agents) == len(world.state.agents)
         return took
