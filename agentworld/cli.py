@@ -14,6 +14,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from agentworld import __version__
+from agentworld.cli_live import live
 from agentworld.compat import CompatContext, check_compatibility
 from agentworld.convert import json_problems
 from agentworld.errors import AgentWorldError, InvalidInputError
@@ -487,6 +488,9 @@ def world_step(directory: str, steps: int, as_json: bool) -> None:
             events += loaded.step_with_modules()
     loaded.save_to_dir(directory)
     _print_events(events, as_json)
+
+
+cli.add_command(live)
 
 
 def main() -> None:

@@ -215,6 +215,13 @@ class ExecutionDriver:
             self.checkpoint()
         return result
 
+    def recorded(self, height: int) -> CommitResult:
+        """The recorded result of an applied height whose record is still kept."""
+        if not 1 <= height <= self.height:
+            raise InvalidInputError("height", [f"height {height} is not applied (the driver "
+                                               f"stands at height {self._height})"])
+        return self._record(height).result
+
     def checkpoint(self) -> None:
         """Save the world at the current height as a checkpoint (if there is none yet), then
         drop checkpoints beyond the newest `keep_checkpoints` and the records before them."""
@@ -252,16 +259,19 @@ class ExecutionDriver:
         self._state_root = result.state_root
 
     def _recorded(self, commit: Commit) -> CommitResult:
-        if commit.height < self._records_from:
-            raise HeightPrunedError(
-                f"height {commit.height} was applied, but its record is no longer kept (records "
-                f"are kept from height {self._records_from}), so this commit cannot be compared")
-        record = self._dir.read_record(commit.height)
+        record = self._record(commit.height)
         if record.commit.action_root != commit.action_root:
             raise HeightConflictError(
                 f"height {commit.height} was applied with action_root "
                 f"{record.commit.action_root}; this commit has {commit.action_root}")
         return record.result
+
+    def _record(self, height: int) -> Record:
+        if height < self._records_from:
+            raise HeightPrunedError(
+                f"height {height} was applied, but its record is no longer kept (records "
+                f"are kept from height {self._records_from}), so this commit cannot be compared")
+        return self._dir.read_record(height)
 
     def _ensure_world(self) -> World:
         if self._world is None:
