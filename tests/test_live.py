@@ -134,7 +134,7 @@ def test_a_halting_world_leaves_the_failed_height_unapplied(tmp_path: Path) -> N
     for height, actions in enumerate(script, 1):
         driver.on_commit(make_commit("halting", height, actions))
     before = tree(root)
-    with pytest.raises(HeightFailedError, match="height 4 was not applied: halted: m.tick#1"):
+    with pytest.raises(HeightFailedError, match=r"height 4 was not applied: halted: m\.tick#1"):
         driver.on_commit(make_commit("halting", 4, failing))
     assert tree(root) == before
     assert (driver.height, len(driver.recorded(3).block_hash)) == (3, 64)
@@ -266,7 +266,7 @@ def test_damage_is_an_error_naming_the_file(tmp_path: Path) -> None:
     reset()
     journal = next((root / "checkpoints" / "000000000016" / "world").rglob("journal.jsonl"))
     journal.write_bytes(journal.read_bytes().replace(b"ada", b"eve", 1))
-    with pytest.raises(LiveDirectoryError, match="checkpoint .*000000000016 is unusable"):
+    with pytest.raises(LiveDirectoryError, match=r"checkpoint .*000000000016 is unusable"):
         ExecutionDriver(root)
     reset()
     with ExecutionDriver(root) as driver:
