@@ -1,6 +1,6 @@
 """agentworld benchmarks (SPEC §13): measured side by side in one run, reported as ratios.
 
-    python benchmarks/run.py executor|ticks|persistence|filters [--json] [--quick]
+    python benchmarks/run.py executor|ticks|persistence|filters|live [--json] [--quick]
 
 Each subcommand is one function taking the parsed arguments and returning a dict of results;
 add one by writing the function and listing it in `COMMANDS`.
@@ -310,11 +310,19 @@ def bench_filters(args: argparse.Namespace) -> dict[str, Any]:
     return measure_filters(quick=args.quick)
 
 
+def bench_live(args: argparse.Namespace) -> dict[str, Any]:
+    """Live driver: ms per height on a small world and one 100x larger, same per-height work."""
+    from bench_live import measure as measure_live
+
+    return measure_live(quick=args.quick)
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "executor": bench_executor,
     "ticks": bench_ticks,
     "persistence": bench_persistence,
     "filters": bench_filters,
+    "live": bench_live,
 }
 
 

@@ -8,6 +8,8 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agentworld.commits import GENESIS, block_hash, make_commit, parse_commit
 from agentworld.errors import ActionRootMismatchError, InvalidCommitError
@@ -99,3 +101,32 @@ def test_block_hash_chains_the_height_to_the_previous_one() -> None:
     assert first == _sha(_canonical({"world_id": "w", "height": 1, "prev_block_hash": "genesis",
                                      "state_root": "ab" * 32, "journal_len": 7}))
     assert block_hash("w", 2, first, "ab" * 32, 7) != block_hash("w", 2, GENESIS, "ab" * 32, 7)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.text(max_size=8)
+    | st.floats(allow_nan=True, allow_infinity=True),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner,
+                                                                 max_size=3),
+    max_leaves=12,
+)
+commit_like = st.fixed_dictionaries(
+    {"world_id": json_values | st.just("w"), "height": json_values | st.integers(1, 5),
+     "actions": st.lists(st.fixed_dictionaries(
+         {"action_id": json_values | st.text(min_size=1, max_size=4),
+          "submitter": json_values | st.none(), "payload": json_values}), max_size=3)
+     | json_values},
+    optional={"action_root": json_values | st.just("0" * 64),
+              "committed_at_ms": json_values | st.integers(0, 10), "extra": json_values},
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(commit_like, json_values), st.booleans())
+def test_any_input_is_a_commit_or_a_clear_refusal(value: Any, root_optional: bool) -> None:
+    try:
+        commit = parse_commit(value, root_optional=root_optional)
+    except (InvalidCommitError, ActionRootMismatchError):
+        return
+    # What parses round-trips through its JSON form to the very same commit.
+    assert parse_commit(json.loads(json.dumps(commit.to_json()))) == commit

@@ -6,10 +6,13 @@ import hashlib
 import inspect
 import json
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from livekit import WORLD_ID, action, deploy, scenario, tick_manifest
 
 from agentworld import World, WorldConfig
@@ -26,6 +29,7 @@ from agentworld.errors import (
     WorldMismatchError,
 )
 from agentworld.live import ExecutionDriver, live_status, replay
+from agentworld.live_dir import LiveDirectory
 from agentworld.manager import PluginManager
 from agentworld.testing.guests import guest_wasm
 
@@ -299,3 +303,39 @@ def test_each_action_is_submitted_with_its_submitter(tmp_path: Path) -> None:
         assert events[0].data["code"] == "actor_mismatch"
         assert driver.world.state.agents["ada"].position == (6, 6)
 
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """The record of a height with a deploy (bytes in its payload) and a tick."""
+    root = tmp_path_factory.mktemp("records") / "live"
+    run(root, 2).close()
+    return (root / "records" / "000000000002.json").read_bytes()
+
+
+@settings(max_examples=200, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(flips=st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), min_size=1,
+                      max_size=3),
+       cut=st.none() | st.integers(0, 10**6))
+def test_a_damaged_record_is_refused_by_name(
+    recorded: bytes, flips: list[tuple[int, int]], cut: int | None
+) -> None:
+    damaged = bytearray(recorded)
+    for position, value in flips:
+        damaged[position % len(damaged)] = value
+    if cut is not None:
+        damaged = damaged[:cut % (len(damaged) + 1)]
+    with tempfile.TemporaryDirectory() as scratch:
+        directory = LiveDirectory(scratch)
+        directory.records.mkdir()
+        directory.record_path(2).write_bytes(recorded)
+        original = directory.read_record(2)
+        directory.record_path(2).write_bytes(bytes(damaged))
+        try:
+            record = directory.read_record(2)
+        except LiveDirectoryError as exc:
+            assert str(directory.record_path(2)) in str(exc)
+            return
+    # Only a change the checksum cannot see survives: then it is the very same record.
+    assert record == original
