@@ -171,12 +171,16 @@ def live_run(world_dir: str, commits_file: str, follow: bool, engine: str,
     were pruned). Ctrl-C (or SIGTERM) stops cleanly at a height boundary: exit 0 when
     following, 130 otherwise.
     """
+    exists = LiveDirectory(world_dir).exists()
+    if genesis_dir is not None and exists:
+        raise BadLiveInput(f"--genesis: {world_dir} is already a live directory (its genesis is "
+                           "its oldest history); leave --genesis out to resume it")
     genesis = World.load_from_dir(genesis_dir) if genesis_dir is not None else None
     options: dict[str, Any] = {"engine": engine, "checkpoint_every": checkpoint_every,
                                "keep_checkpoints": keep_checkpoints, "archive": archive,
                                "genesis": genesis}
     driver = (ExecutionDriver(world_dir, **options)
-              if genesis is not None or LiveDirectory(world_dir).exists() else None)
+              if genesis is not None or exists else None)
     applied = 0
     try:
         with ExitStack() as stack:

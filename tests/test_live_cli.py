@@ -133,6 +133,8 @@ def test_a_saved_world_is_the_genesis(tmp_path: Path) -> None:
     assert heights(done.stdout) == [1], done.stderr
     world = World.load_from_dir(tmp_path / "live" / "checkpoints" / f"{1:012d}" / "world")
     assert world.state.agents["ada"].position == (3, 4)
+    again = live_run(tmp_path / "live", log, "--genesis", str(saved))
+    one_line_error(again, 2, "is already a live directory")
     # Without a genesis the world starts empty: the move is refused (as data, not an error).
     assert heights(live_run(tmp_path / "empty", log, "--json").stdout) == [1]
     world = World.load_from_dir(tmp_path / "empty" / "checkpoints" / f"{1:012d}" / "world")
