@@ -26,6 +26,7 @@ from agentworld.errors import (
     HeightPrunedError,
     InvalidInputError,
     LiveDirectoryError,
+    LiveError,
     WorldMismatchError,
 )
 from agentworld.executor import Executor, ExecutorConfig
@@ -102,6 +103,7 @@ class ExecutionDriver:
         self._archive = archive
         self._dir = LiveDirectory(path)
         self._world: World | None = None
+        self._closed = False
         self._height = 0
         self._block_hash = GENESIS
         self._state_root = ""
@@ -237,6 +239,7 @@ class ExecutionDriver:
 
     def close(self) -> None:
         """Release the directory's lock; the driver is unusable afterwards."""
+        self._closed = True
         self._world = None
         self._dir.unlock()
 
@@ -274,6 +277,8 @@ class ExecutionDriver:
         return self._dir.read_record(height)
 
     def _ensure_world(self) -> World:
+        if self._closed:
+            raise LiveError(f"the driver of {self._dir.root} is closed")
         if self._world is None:
             self._restore()
         assert self._world is not None

@@ -26,6 +26,7 @@ from agentworld.errors import (
     HeightPrunedError,
     LiveDirectoryError,
     LiveDirectoryLockedError,
+    LiveError,
     WorldMismatchError,
 )
 from agentworld.live import ExecutionDriver, live_status, replay
@@ -194,7 +195,10 @@ def test_a_second_driver_is_refused(tmp_path: Path) -> None:
     with ExecutionDriver(root, world_id=WORLD_ID):
         with pytest.raises(LiveDirectoryLockedError, match="another live driver"):
             ExecutionDriver(root)
-    ExecutionDriver(root).close()
+    driver = ExecutionDriver(root)
+    driver.close()
+    with pytest.raises(LiveError, match="is closed"):
+        driver.on_commit(commits(1)[0])
 
 
 def test_a_saved_world_becomes_height_zero(tmp_path: Path) -> None:
