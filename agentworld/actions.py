@@ -2,6 +2,10 @@
 
 An action's envelope is `{"type": <type>, "data": {...}}`; its routing label is
 `action.<type>`. Parsing never guesses: unknown types and fields are problems.
+
+Every action class says who may submit it: `actor_field` names its acting-agent field (which
+must equal the submitter), or is None for actions only the world's system actor may submit;
+`governance` marks actions that govern the world (modules, grants, roles) rather than play in it.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ class RegisterAgent:
     """Add an agent at `position` holding `resources`."""
 
     type: ClassVar[str] = "register_agent"
+    actor_field: ClassVar[str | None] = "agent_id"
+    governance: ClassVar[bool] = False
     agent_id: str
     position: tuple[int, int]
     resources: dict[str, int] = Factory(dict)
@@ -30,6 +36,8 @@ class MoveAgent:
     """Move an agent to the cell `to`."""
 
     type: ClassVar[str] = "move_agent"
+    actor_field: ClassVar[str | None] = "agent_id"
+    governance: ClassVar[bool] = False
     agent_id: str
     to: tuple[int, int]
 
@@ -39,6 +47,8 @@ class TransferResource:
     """Move `amount` of resource `kind` from one agent to another."""
 
     type: ClassVar[str] = "transfer_resource"
+    actor_field: ClassVar[str | None] = "from_agent_id"
+    governance: ClassVar[bool] = False
     from_agent_id: str
     to_agent_id: str
     kind: str
@@ -50,21 +60,58 @@ class GrantCapability:
     """The world's system actor grants capability `cap_ref` for the listed effect kinds."""
 
     type: ClassVar[str] = "grant_capability"
+    actor_field: ClassVar[str | None] = None
+    governance: ClassVar[bool] = True
     cap_ref: str
     allowed_effect_kinds: tuple[str, ...]
     expires_at: int | None = None
 
 
-Action = RegisterAgent | MoveAgent | TransferResource | GrantCapability
+@frozen(kw_only=True)
+class GrantRole:
+    """The world's system actor gives agent `agent_id` the role `role`."""
+
+    type: ClassVar[str] = "grant_role"
+    actor_field: ClassVar[str | None] = None
+    governance: ClassVar[bool] = True
+    agent_id: str
+    role: str
+
+
+@frozen(kw_only=True)
+class RevokeRole:
+    """The world's system actor takes the role `role` from agent `agent_id`."""
+
+    type: ClassVar[str] = "revoke_role"
+    actor_field: ClassVar[str | None] = None
+    governance: ClassVar[bool] = True
+    agent_id: str
+    role: str
+
+
+Action = (RegisterAgent | MoveAgent | TransferResource | GrantCapability | GrantRole
+          | RevokeRole)
 
 ACTION_TYPES: dict[str, type[Any]] = {
-    cls.type: cls for cls in (RegisterAgent, MoveAgent, TransferResource, GrantCapability)
+    cls.type: cls for cls in (RegisterAgent, MoveAgent, TransferResource, GrantCapability,
+                              GrantRole, RevokeRole)
 }
 
 
 def register_action_type(cls: type[Any]) -> None:
-    """Make `cls` (an attrs class with a `type` ClassVar) parseable from its envelope."""
+    """Make `cls` parseable from its envelope: an attrs class with the ClassVars `type`,
+    `actor_field` (its acting-agent field, or None when only the system actor may submit it)
+    and `governance`."""
+    if not isinstance(getattr(cls, "type", None), str) or not hasattr(cls, "actor_field") or (
+            not isinstance(getattr(cls, "governance", None), bool)):
+        raise TypeError(f"{cls.__name__} must declare type, actor_field and governance")
     ACTION_TYPES[cls.type] = cls
+
+
+def acting_agent(action: Any) -> str | None:
+    """The agent an action acts as (its `actor_field`), or None for a system-only action."""
+    field: str | None = type(action).actor_field
+    return None if field is None else str(getattr(action, field))
 
 
 def envelope_of(action: Any) -> dict[str, Any]:

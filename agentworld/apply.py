@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable
 
+from agentworld.authority import pin_policy_hooks
 from agentworld.errors import MalformedEventError, UnknownEventKindError
 from agentworld.manifest import parse_manifest
 from agentworld.model import (
@@ -19,6 +20,7 @@ from agentworld.model import (
     EffectIntent,
     Event,
     ModuleInstance,
+    ModuleNamespace,
     WorldState,
 )
 
@@ -65,9 +67,50 @@ def _artifact_deployed(state: WorldState, event: Event) -> None:
         )
 
 
+def _role_granted(state: WorldState, event: Event) -> None:
+    roles = state.roles.setdefault(event.data["agent_id"], [])
+    roles.append(event.data["role"])
+    roles.sort()
+
+
+def _role_revoked(state: WorldState, event: Event) -> None:
+    agent_id = event.data["agent_id"]
+    state.roles[agent_id].remove(event.data["role"])
+    if not state.roles[agent_id]:
+        del state.roles[agent_id]
+
+
 def _module_registered(state: WorldState, event: Event) -> None:
     manifest = parse_manifest(event.data["manifest"])
     state.manifests[manifest.key] = manifest
+    if "registrant_agent_id" in event.data:
+        _attribute(state, manifest.key, event.data["registrant_agent_id"])
+
+
+def _attribute(state: WorldState, key: str, agent_id: str) -> None:
+    """Record that `agent_id` registered `key`: the first registrant of a module owns it.
+
+    Registrations written before namespaces existed name no registrant; the install or
+    upgrade event that follows in the same action calls this with its acting agent, and
+    before it no other event can name the new version, so the first call for a key is right.
+    """
+    if key in state.manifest_registrants:
+        return
+    state.manifest_registrants[key] = agent_id
+    manifest = state.manifests[key]
+    namespace = state.modules.get(manifest.module_id)
+    if namespace is None:
+        state.modules[manifest.module_id] = ModuleNamespace(agent_id, manifest.version)
+    elif namespace.owner_agent_id == agent_id:
+        namespace.last_version = manifest.version
+
+
+def _pins(state: WorldState, key: str, data: dict[str, object]) -> list[str]:
+    pins = data.get("policy_hooks")
+    if isinstance(pins, list):
+        return list(pins)
+    # Written before hooks were pinned: pin them as a decision would have then.
+    return pin_policy_hooks(state, state.manifests[key])
 
 
 def _first_tick(state: WorldState, module_id: str, version: str, time: int) -> int | None:
@@ -78,7 +121,9 @@ def _first_tick(state: WorldState, module_id: str, version: str, time: int) -> i
 def _module_installed(state: WorldState, event: Event) -> None:
     data = event.data
     module_id, version = data["module_id"], data["module_version"]
-    manifest = state.manifests[f"{module_id}@{version}"]
+    key = f"{module_id}@{version}"
+    manifest = state.manifests[key]
+    _attribute(state, key, data["installer_agent_id"])
     # Events written before instances existed carry no instance_id: number them in order.
     instance_id = data.get("instance_id") or f"{module_id}#{state.instance_counter + 1}"
     number = int(instance_id.rsplit("#", 1)[1])
@@ -93,6 +138,7 @@ def _module_installed(state: WorldState, event: Event) -> None:
         active=data.get("active", True),
         installed_at=event.time,
         manifest_hash=data.get("manifest_hash", manifest.manifest_hash()),
+        policy_hooks=_pins(state, key, data),
         tick_anchor=_first_tick(state, module_id, version, event.time),
     )
 
@@ -110,6 +156,9 @@ def _instance_moved(state: WorldState, event: Event) -> None:
     """An upgrade or rollback: same id, owner, target and state; new version and code."""
     data = event.data
     instance = state.instances[data["instance_id"]]
+    key = f"{instance.module_id}@{data['to_module_version']}"
+    _attribute(state, key, data.get("upgrader_agent_id") or data["operator_agent_id"])
+    instance.policy_hooks = _pins(state, key, data)
     instance.module_version = data["to_module_version"]
     instance.wasm_hash = data["to_wasm_hash"]
     instance.manifest_hash = data["manifest_hash"]
@@ -152,6 +201,8 @@ APPLIERS: dict[str, Applier] = {
     "domain.agent_moved": _agent_moved,
     "domain.resource_transferred": _resource_transferred,
     "domain.capability_granted": _capability_granted,
+    "domain.role_granted": _role_granted,
+    "domain.role_revoked": _role_revoked,
     "domain.module_artifact_deployed": _artifact_deployed,
     "domain.module_registered": _module_registered,
     "domain.module_installed": _module_installed,

@@ -197,6 +197,23 @@ def check_upgrade(current: str, candidate: str, as_json: bool) -> None:
     sys.exit(0 if verdict else 1)
 
 
+def _submitter_option(func: F) -> F:
+    """`--as AGENT`: the agent the command submits as (default: the world's system actor)."""
+    return click.option(
+        "--as", "submitter", default=None, metavar="AGENT",
+        help="Submit as this agent (default: the world's system actor, which may act as any "
+             "agent). The world trusts it: authenticate callers before passing it.",
+    )(func)
+
+
+def _acting(agent: str | None, submitter: str | None) -> str:
+    """The acting agent: `--agent`, else the `--as` agent."""
+    acting = agent or submitter
+    if acting is None:
+        raise BadInput("name the acting agent with --agent or --as")
+    return acting
+
+
 def _manifest_json(path: str) -> dict[str, Any]:
     """A checked manifest file as the JSON an install or upgrade action carries."""
     return _read_manifest(path).to_json()
@@ -204,11 +221,13 @@ def _manifest_json(path: str) -> dict[str, Any]:
 
 @module.command("deploy")
 @click.argument("directory", type=click.Path())
-@click.option("--agent", required=True, help="The publishing agent.")
+@click.option("--agent", default=None, help="The publishing agent (default: the --as agent).")
 @click.option("--wasm", "wasm_file", required=True, type=click.Path(dir_okay=False),
               help="The WebAssembly module to deploy.")
+@_submitter_option
 @click.option("--json", "as_json", is_flag=True, help="Print each event as one JSON line.")
-def module_deploy(directory: str, agent: str, wasm_file: str, as_json: bool) -> None:
+def module_deploy(directory: str, agent: str | None, wasm_file: str, submitter: str | None,
+                  as_json: bool) -> None:
     """Deploy an artifact into the saved world in DIRECTORY (its hash is in the event)."""
     from agentworld.canonical import sha256_hex
 
@@ -218,55 +237,63 @@ def module_deploy(directory: str, agent: str, wasm_file: str, as_json: bool) -> 
     except OSError as exc:
         raise BadInput(f"{wasm_file}: cannot read: {exc.strerror or exc}") from None
     _run_action(directory, {"type": "module.deploy_artifact", "data": {
-        "publisher_agent_id": agent, "wasm_bytes": wasm, "wasm_hash": sha256_hex(wasm)}}, as_json)
+        "publisher_agent_id": _acting(agent, submitter), "wasm_bytes": wasm,
+        "wasm_hash": sha256_hex(wasm)}}, as_json, submitter)
 
 
 @module.command("install")
 @click.argument("directory", type=click.Path())
-@click.option("--agent", required=True, help="The installing agent (the instance's owner).")
+@click.option("--agent", default=None,
+              help="The installing agent, the instance's owner (default: the --as agent).")
 @click.option("--manifest", "manifest_file", required=True, type=click.Path(dir_okay=False),
               help="The manifest JSON file.")
 @click.option("--location", default=None, help="Install at this location, not on the agent.")
 @click.option("--inactive", is_flag=True, help="Install without activating the instance.")
+@_submitter_option
 @click.option("--json", "as_json", is_flag=True, help="Print each event as one JSON line.")
-def module_install(directory: str, agent: str, manifest_file: str, location: str | None,
-                   inactive: bool, as_json: bool) -> None:
+def module_install(directory: str, agent: str | None, manifest_file: str, location: str | None,
+                   inactive: bool, submitter: str | None, as_json: bool) -> None:
     """Install an instance of a manifest into the saved world in DIRECTORY."""
-    data: dict[str, Any] = {"installer_agent_id": agent, "manifest": _manifest_json(manifest_file),
-                            "activate": not inactive}
+    data: dict[str, Any] = {"installer_agent_id": _acting(agent, submitter),
+                            "manifest": _manifest_json(manifest_file), "activate": not inactive}
     if location is not None:
         data["install_target"] = {"type": "location", "location_id": location}
-    _run_action(directory, {"type": "module.install", "data": data}, as_json)
+    _run_action(directory, {"type": "module.install", "data": data}, as_json, submitter)
 
 
 @module.command("upgrade")
 @click.argument("directory", type=click.Path())
-@click.option("--agent", required=True, help="The upgrading agent (must own the instance).")
+@click.option("--agent", default=None,
+              help="The upgrading agent, who must own the instance (default: the --as agent).")
 @click.option("--instance", "instance_id", required=True, help="The instance to upgrade.")
 @click.option("--from-version", required=True, help="The instance's current version.")
 @click.option("--manifest", "manifest_file", required=True, type=click.Path(dir_okay=False),
               help="The new manifest JSON file.")
+@_submitter_option
 @click.option("--json", "as_json", is_flag=True, help="Print each event as one JSON line.")
-def module_upgrade(directory: str, agent: str, instance_id: str, from_version: str,
-                   manifest_file: str, as_json: bool) -> None:
+def module_upgrade(directory: str, agent: str | None, instance_id: str, from_version: str,
+                   manifest_file: str, submitter: str | None, as_json: bool) -> None:
     """Move an instance to a new, compatible manifest in the saved world in DIRECTORY."""
     _run_action(directory, {"type": "module.upgrade", "data": {
-        "upgrader_agent_id": agent, "instance_id": instance_id, "from_version": from_version,
-        "manifest": _manifest_json(manifest_file)}}, as_json)
+        "upgrader_agent_id": _acting(agent, submitter), "instance_id": instance_id,
+        "from_version": from_version, "manifest": _manifest_json(manifest_file)}},
+        as_json, submitter)
 
 
 @module.command("rollback")
 @click.argument("directory", type=click.Path())
-@click.option("--agent", required=True, help="The operating agent (must own the instance).")
+@click.option("--agent", default=None,
+              help="The operating agent, who must own the instance (default: the --as agent).")
 @click.option("--instance", "instance_id", required=True, help="The instance to roll back.")
 @click.option("--to-version", required=True, help="An already registered version.")
+@_submitter_option
 @click.option("--json", "as_json", is_flag=True, help="Print each event as one JSON line.")
-def module_rollback(directory: str, agent: str, instance_id: str, to_version: str,
-                    as_json: bool) -> None:
+def module_rollback(directory: str, agent: str | None, instance_id: str, to_version: str,
+                    submitter: str | None, as_json: bool) -> None:
     """Move an instance back to an already registered version in the saved world in DIRECTORY."""
     _run_action(directory, {"type": "module.rollback", "data": {
-        "operator_agent_id": agent, "instance_id": instance_id, "target_version": to_version}},
-        as_json)
+        "operator_agent_id": _acting(agent, submitter), "instance_id": instance_id,
+        "target_version": to_version}}, as_json, submitter)
 
 
 # -- saved worlds (SPEC §10, §12) ---------------------------------------------------------------
@@ -290,13 +317,17 @@ def _print_events(events: list[Event], as_json: bool) -> None:
             click.echo(f"#{event.id} t={event.time} {event.kind} {data}")
 
 
-def _run_action(directory: str, action: dict[str, Any], as_json: bool) -> None:
-    """Load, submit `action`, step with modules, save, print the step's events.
+def _run_action(
+    directory: str, action: dict[str, Any], as_json: bool, submitter: str | None
+) -> None:
+    """Load, submit `action` as `submitter`, step with modules, save, print the step's events.
 
     Exit 1 when the action was rejected (the rejection is still saved in the journal).
     """
+    if submitter is not None and not submitter.strip():
+        raise BadInput("--as: the agent must not be blank")
     world = _load_world(directory)
-    action_id = world.submit(action)
+    action_id = world.submit(action, submitter)
     events = world.step_with_modules()
     world.save_to_dir(directory)
     _print_events(events, as_json)
@@ -371,6 +402,9 @@ def world_summary(loaded: World, directory: str) -> dict[str, Any]:
             for i in state.instances.values()
         ],
         "modules": sorted(state.manifests),
+        "module_owners": {module_id: namespace.owner_agent_id
+                          for module_id, namespace in sorted(state.modules.items())},
+        "roles": dict(sorted(state.roles.items())),
         "artifacts": sorted(state.artifacts),
         "missing_artifacts": loaded.missing_artifacts(),
         "pending_actions": loaded.pending_action_ids,
@@ -453,8 +487,9 @@ def world_verify(directory: str, as_json: bool) -> None:
 @world.command("submit")
 @click.argument("directory", type=click.Path())
 @click.argument("action")
+@_submitter_option
 @click.option("--json", "as_json", is_flag=True, help="Print each event as one JSON line.")
-def world_submit(directory: str, action: str, as_json: bool) -> None:
+def world_submit(directory: str, action: str, submitter: str | None, as_json: bool) -> None:
     """Submit ACTION (JSON text, or @FILE) to the world, step once with modules, and save.
 
     Exit 1 when the action is rejected (the rejection is saved too), 2 on unusable input.
@@ -465,7 +500,7 @@ def world_submit(directory: str, action: str, as_json: bool) -> None:
         envelope = read_json_input("action", text=action)
     if not isinstance(envelope, dict):
         raise BadInput('action must be a JSON object: {"type": ..., "data": {...}}')
-    _run_action(directory, envelope, as_json)
+    _run_action(directory, envelope, as_json, submitter)
 
 
 @world.command("step")

@@ -108,6 +108,16 @@ converter.register_structure_hook(float, _strict_float)
 converter.register_structure_hook(bytes, _bytes_or_base64)
 
 
+def _int_or_str(value: Any, _: Any) -> int | str:
+    if isinstance(value, str):
+        return value
+    return _strict_int(value, int)
+
+
+# An event's cause: `{"action": id}`, with the action's submitter when there is one.
+converter.register_structure_hook_func(lambda cls: cls == (int | str), _int_or_str)
+
+
 def _describe(exc: BaseException, cls: type | None) -> str:
     # Our own hooks' messages say exactly what is wrong; cattrs' generic text does not.
     if type(exc) in (TypeError, ValueError) and str(exc):

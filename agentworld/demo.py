@@ -44,13 +44,15 @@ def run_demo(echo: Callable[[str], None] | None = None) -> dict[str, Any]:
         hashes[guest] = sha256_hex(wasm)
         world.submit({"type": "module.deploy_artifact", "data": {
             "publisher_agent_id": "ada", "wasm_bytes": wasm, "wasm_hash": hashes[guest]}})
+    # ada's rule module will deny and rewrite other agents' moves: that needs the role.
+    world.submit({"type": "grant_role", "data": {"agent_id": "ada", "role": "rule_author"}})
     world.step_with_modules()
     refused = [e.data for e in world.journal if e.kind == "domain.action_rejected"]
     if refused:
         first = refused[0]
         raise AgentWorldError(f"demo: deploying the example guests was refused: "
                               f"{first['code']}: {'; '.join(first['notes'])}")
-    say(f"t={world.time}: 3 agents registered, 4 artifacts deployed")
+    say(f"t={world.time}: 3 agents registered, 4 artifacts deployed, ada may author rules")
 
     counter = _manifest("demo.counter", hashes["counter"], "reducer",
                         subscriptions=[{"stage": "tick"}])
@@ -67,7 +69,8 @@ def run_demo(echo: Callable[[str], None] | None = None) -> dict[str, Any]:
         target = ({"type": "location", "location_id": location} if location
                   else {"type": "self_agent"})
         world.submit({"type": "module.install", "data": {
-            "installer_agent_id": agent, "manifest": manifest, "install_target": target}})
+            "installer_agent_id": agent, "manifest": manifest, "install_target": target}},
+            submitter=agent)
     world.step_with_modules()
     for instance in world.instances.values():
         say(f"t={world.time}: installed {instance.instance_id} owned by "
@@ -75,9 +78,11 @@ def run_demo(echo: Callable[[str], None] | None = None) -> dict[str, Any]:
 
     moves = (("ada", [2, 2]), ("bob", [13, 13]), ("cy", [7, 7]))
     for agent, cell in moves:
-        world.submit({"type": "move_agent", "data": {"agent_id": agent, "to": cell}})
+        world.submit({"type": "move_agent", "data": {"agent_id": agent, "to": cell}},
+                     submitter=agent)
     world.submit({"type": "transfer_resource", "data": {
-        "from_agent_id": "ada", "to_agent_id": "bob", "kind": "ore", "amount": 4}})
+        "from_agent_id": "ada", "to_agent_id": "bob", "kind": "ore", "amount": 4}},
+        submitter="ada")
     world.step_with_modules()
     for event in world.journal:
         if event.time == world.time and event.kind in {
@@ -94,7 +99,7 @@ def run_demo(echo: Callable[[str], None] | None = None) -> dict[str, Any]:
     for agent in ("bob", "ada"):  # bob does not own demo.counter#1: refused, then ada upgrades
         world.submit({"type": "module.upgrade", "data": {
             "upgrader_agent_id": agent, "instance_id": "demo.counter#1",
-            "from_version": "1.0.0", "manifest": upgraded}})
+            "from_version": "1.0.0", "manifest": upgraded}}, submitter=agent)
     world.step_with_modules()
     for event in world.journal:
         if event.time == world.time and event.kind in {"domain.module_upgraded",

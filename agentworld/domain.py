@@ -11,8 +11,19 @@ from typing import Any
 
 from attrs import frozen
 
-from agentworld.actions import GrantCapability, MoveAgent, RegisterAgent, TransferResource
+from agentworld.actions import (
+    GrantCapability,
+    GrantRole,
+    MoveAgent,
+    RegisterAgent,
+    RevokeRole,
+    TransferResource,
+)
 from agentworld.model import WorldState
+
+# Installing (or moving an instance onto) a manifest with a pre_action subscription needs it.
+RULE_AUTHOR = "rule_author"
+ROLES = (RULE_AUTHOR,)
 
 
 @frozen
@@ -38,11 +49,13 @@ Decision = list[Draft] | Rejected
 
 @frozen
 class DecisionContext:
-    """What a decision may read besides the state: the clock, the action's id, world services."""
+    """What a decision may read besides the state: the clock, the action's id, world services,
+    and the action's submitter (None for the world's system actor)."""
 
     time: int
     action_id: int
     services: Any = None
+    submitter: str | None = None
 
 
 def rejected(code: str, *notes: str) -> Rejected:
@@ -140,6 +153,34 @@ def decide_grant_capability(
     ]
 
 
+def _role_problem(state: WorldState, agent_id: str, role: str) -> Rejected | None:
+    if agent_id not in state.agents:
+        return rejected("agent_not_found", f"no agent {agent_id!r}")
+    if role not in ROLES:
+        return rejected("unknown_role", f"no role {role!r} (roles: {', '.join(ROLES)})")
+    return None
+
+
+def decide_grant_role(state: WorldState, action: GrantRole, ctx: DecisionContext) -> Decision:
+    """Give an agent a role it does not hold yet."""
+    problem = _role_problem(state, action.agent_id, action.role)
+    if problem is not None:
+        return problem
+    if action.role in state.roles.get(action.agent_id, ()):
+        return rejected("role_held", f"{action.agent_id!r} already holds {action.role!r}")
+    return [Draft("domain.role_granted", {"agent_id": action.agent_id, "role": action.role})]
+
+
+def decide_revoke_role(state: WorldState, action: RevokeRole, ctx: DecisionContext) -> Decision:
+    """Take a role from an agent that holds it."""
+    problem = _role_problem(state, action.agent_id, action.role)
+    if problem is not None:
+        return problem
+    if action.role not in state.roles.get(action.agent_id, ()):
+        return rejected("role_not_held", f"{action.agent_id!r} does not hold {action.role!r}")
+    return [Draft("domain.role_revoked", {"agent_id": action.agent_id, "role": action.role})]
+
+
 Decider = Callable[[WorldState, Any, DecisionContext], Decision]
 
 DOMAIN_DECIDERS: dict[type[Any], Decider] = {
@@ -147,4 +188,6 @@ DOMAIN_DECIDERS: dict[type[Any], Decider] = {
     MoveAgent: decide_move_agent,
     TransferResource: decide_transfer_resource,
     GrantCapability: decide_grant_capability,
+    GrantRole: decide_grant_role,
+    RevokeRole: decide_revoke_role,
 }

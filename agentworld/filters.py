@@ -2,7 +2,8 @@
 
 A RuleSet is a list of rules (all must hold) or `{"all": [...], "any": [...]}`; a rule is
 `{"path": "/json/pointer", <op>: value}` with exactly one op of `eq ne gt gte lt lte re`. A
-path that does not resolve makes the rule false. Comparisons only hold between numbers or
+path that does not resolve makes the rule false. `eq` and `ne` compare canonical encodings, so
+`true` is not `1` and `1.0` is not `1`, at any depth; orderings only hold between numbers or
 between strings; `re` searches strings of at most `MAX_RE_SUBJECT` characters in linear time
 (`agentworld.safe_regex`: Python's syntax without flags, backreferences, lookarounds or word
 boundaries). Invalid filters are refused at validation, never at routing time.
@@ -14,6 +15,8 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from agentworld.canonical import canonical_json
+from agentworld.errors import CanonicalEncodingError
 from agentworld.safe_regex import SafeRegex, UnsupportedPattern
 
 OPS = ("eq", "ne", "gt", "gte", "lt", "lte", "re")
@@ -95,13 +98,23 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def same_value(actual: Any, expected: Any) -> bool:
+    """True when two JSON values have the same canonical encoding (`true` is not `1`)."""
+    if type(actual) is not type(expected):
+        return False
+    if isinstance(actual, str | int | bool) or actual is None:
+        return bool(actual == expected)
+    try:
+        return canonical_json(actual) == canonical_json(expected)
+    except CanonicalEncodingError:
+        return False
+
+
 def _compare(op: str, actual: Any, expected: Any) -> bool:
     if op == "eq":
-        return bool(actual == expected and type(actual) is type(expected)) or (
-            _is_number(actual) and _is_number(expected) and actual == expected
-        )
+        return same_value(actual, expected)
     if op == "ne":
-        return not _compare("eq", actual, expected)
+        return not same_value(actual, expected)
     comparable = (_is_number(actual) and _is_number(expected)) or (
         isinstance(actual, str) and isinstance(expected, str)
     )

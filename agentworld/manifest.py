@@ -95,6 +95,11 @@ class Manifest:
         return ENTRYPOINTS.get(self.kind, "reduce")
 
     @property
+    def has_pre_action(self) -> bool:
+        """True when the module is a rule: it may deny or rewrite actions (pre_action)."""
+        return any(sub.stage == "pre_action" for sub in self.subscriptions)
+
+    @property
     def tick_every(self) -> int | None:
         """The cadence of the first tick subscription, or None without one."""
         for sub in self.subscriptions:
@@ -194,7 +199,8 @@ class ValidationContext:
     artifact_deployed: Callable[[str], bool]
     artifact_exports: Callable[[str], list[str] | None]
     artifact_present: Callable[[str], bool]
-    manifest_kind: Callable[[str], str | None]
+    # The manifest a policy hook naming a module_id would be pinned to now (None: unregistered).
+    policy_hook: Callable[[str], Manifest | None]
 
 
 def intrinsic_problems(manifest: Manifest) -> list[str]:
@@ -251,11 +257,12 @@ def validate_manifest(manifest: Manifest, ctx: ValidationContext) -> list[str]:
     for hook in manifest.abi_contract.policy_hooks:
         if hook == manifest.module_id:
             continue
-        hook_kind = ctx.manifest_kind(hook)
-        if hook_kind is None:
+        target = ctx.policy_hook(hook)
+        if target is None:
             problems.append(f"abi_contract: policy hook {hook!r} is not a registered module")
-        elif hook_kind != "pure":
-            problems.append(f"abi_contract: policy hook {hook!r} must be a pure module")
+        elif target.kind != "pure":
+            problems.append(f"abi_contract: policy hook {hook!r} ({target.key}) must be a pure "
+                            "module")
     _limit_problems(manifest, ctx, problems)
     for cap_ref in manifest.required_caps:
         grant = ctx.grants.get(cap_ref)

@@ -11,11 +11,15 @@ from agentworld.manifest import Manifest
 
 @frozen
 class Event:
-    """One journal entry: the only way state changes. `caused_by` is `{"action": id}` or None."""
+    """One journal entry: the only way state changes.
+
+    `caused_by` is None (a tick) or `{"action": id}`, plus `"submitter": agent_id` when an
+    agent, not the world's system actor, submitted that action.
+    """
 
     id: int
     time: int
-    caused_by: dict[str, int] | None
+    caused_by: dict[str, int | str] | None
     kind: str
     data: dict[str, Any]
 
@@ -42,6 +46,13 @@ class CapabilityGrant:
         return self.expires_at is not None and time >= self.expires_at
 
 
+@define
+class ModuleNamespace:
+    """A `module_id` and the agent that owns it: the first to register a version of it."""
+
+    owner_agent_id: str
+    # The version the owner registered last: what a policy hook naming the module resolves to.
+    last_version: str
 
 
 @frozen(kw_only=True)
@@ -83,6 +94,9 @@ class ModuleInstance:
     active: bool
     installed_at: int
     manifest_hash: str
+    # The policy hooks the manifest names, each pinned to `module_id@version` when the instance
+    # was installed, upgraded or rolled back.
+    policy_hooks: list[str] = Factory(list)
     # Ticks are due at tick_anchor, tick_anchor + every_ticks, ...; None means suspended.
     tick_anchor: int | None = None
 
@@ -110,6 +124,11 @@ class WorldState:
     artifacts: dict[str, ArtifactRecord] = Factory(dict)
     # module_id@version -> manifest; immutable once registered
     manifests: dict[str, Manifest] = Factory(dict)
+    # module_id@version -> the agent whose install or upgrade registered it
+    manifest_registrants: dict[str, str] = Factory(dict)
+    modules: dict[str, ModuleNamespace] = Factory(dict)
+    # agent_id -> the roles the system actor granted it, sorted
+    roles: dict[str, list[str]] = Factory(dict)
     instances: dict[str, ModuleInstance] = Factory(dict)
     module_states: dict[str, bytes] = Factory(dict)
     pending_effects: dict[str, EffectIntent] = Factory(dict)

@@ -1,6 +1,6 @@
-"""Module lifecycle actions (SPEC §4): deploy artifacts, install instances, (de)activate them,
-and answer queued effects with receipts. Deciding reads the state and the world's services;
-only the resulting events change state.
+"""Module lifecycle actions: deploy artifacts, install instances, (de)activate, upgrade and roll
+them back, and answer queued effects with receipts. Deciding reads the state and the world's
+services; only the resulting events change state. Who may do each is in `agentworld.authority`.
 """
 
 from __future__ import annotations
@@ -10,6 +10,12 @@ from typing import Any, ClassVar, Protocol
 from attrs import Factory, frozen
 
 from agentworld.actions import register_action_type
+from agentworld.authority import (
+    hook_target,
+    namespace_refusal,
+    pin_policy_hooks,
+    role_refusal,
+)
 from agentworld.canonical import sha256_hex
 from agentworld.compat import CompatContext, CompatRule, check_compatibility
 from agentworld.domain import (
@@ -31,6 +37,8 @@ class DeployArtifact:
     """Publish WASM bytes; `wasm_hash` must be their SHA-256 hex."""
 
     type: ClassVar[str] = "module.deploy_artifact"
+    actor_field: ClassVar[str | None] = "publisher_agent_id"
+    governance: ClassVar[bool] = True
     publisher_agent_id: str
     wasm_bytes: bytes
     wasm_hash: str
@@ -41,6 +49,8 @@ class InstallModule:
     """Register `manifest` (if new) and install an instance of it owned by the installer."""
 
     type: ClassVar[str] = "module.install"
+    actor_field: ClassVar[str | None] = "installer_agent_id"
+    governance: ClassVar[bool] = True
     installer_agent_id: str
     manifest: Any
     activate: bool = True
@@ -49,9 +59,11 @@ class InstallModule:
 
 @frozen(kw_only=True)
 class SetActive:
-    """The owner activates or deactivates one instance."""
+    """The owner (or the system actor) activates or deactivates one instance."""
 
     type: ClassVar[str] = "module.set_active"
+    actor_field: ClassVar[str | None] = "agent_id"
+    governance: ClassVar[bool] = True
     agent_id: str
     instance_id: str
     active: bool
@@ -59,9 +71,11 @@ class SetActive:
 
 @frozen(kw_only=True)
 class EffectReceipt:
-    """The host answers a queued effect intent."""
+    """The host (the world's system actor) answers a queued effect intent."""
 
     type: ClassVar[str] = "effect.receipt"
+    actor_field: ClassVar[str | None] = None
+    governance: ClassVar[bool] = True
     intent_id: str
     status: str
     result: Any = None
@@ -72,6 +86,8 @@ class UpgradeModule:
     """The owner moves one instance to a new, compatible manifest of the same module."""
 
     type: ClassVar[str] = "module.upgrade"
+    actor_field: ClassVar[str | None] = "upgrader_agent_id"
+    governance: ClassVar[bool] = True
     upgrader_agent_id: str
     instance_id: str
     from_version: str
@@ -84,6 +100,8 @@ class RollbackModule:
     """The owner moves one instance back to an already registered version."""
 
     type: ClassVar[str] = "module.rollback"
+    actor_field: ClassVar[str | None] = "operator_agent_id"
+    governance: ClassVar[bool] = True
     operator_agent_id: str
     instance_id: str
     target_version: str
@@ -121,9 +139,9 @@ def validation_context(
 ) -> ValidationContext:
     """How manifests are validated against this world right now."""
 
-    def manifest_kind(module_id: str) -> str | None:
-        kinds = [m.kind for m in state.manifests.values() if m.module_id == module_id]
-        return kinds[-1] if kinds else None
+    def policy_hook(module_id: str) -> Manifest | None:
+        key = hook_target(state, module_id)
+        return None if key is None else state.manifests.get(key)
 
     return ValidationContext(
         time=time,
@@ -132,31 +150,37 @@ def validation_context(
         artifact_deployed=lambda wasm_hash: wasm_hash in state.artifacts,
         artifact_exports=lambda wasm_hash: state.artifacts[wasm_hash].exports,
         artifact_present=services.has_blob,
-        manifest_kind=manifest_kind,
+        policy_hook=policy_hook,
     )
 
 
 def check_manifest(
-    state: WorldState, raw: Any, ctx: DecisionContext
-) -> Manifest | tuple[str, list[str]]:
-    """A valid, registrable manifest, or `(code, problems)` saying why not."""
+    state: WorldState, raw: Any, ctx: DecisionContext, agent_id: str
+) -> Manifest | Rejected:
+    """The manifest `agent_id` may run, or why not.
+
+    A manifest already registered under its `module_id@version` must be the registered one,
+    compared by canonical encoding (`true` is not `1`); what comes back then is the registered
+    manifest itself, so the caller judges exactly what the instance will run.
+    """
     try:
         manifest = parse_manifest(raw)
     except InvalidInputError as exc:
-        return "invalid_manifest", exc.problems
+        return Rejected("invalid_manifest", tuple(exc.problems))
     problems = validate_manifest(manifest, validation_context(state, ctx.time, services_of(ctx)))
     if problems:
-        return "invalid_manifest", problems
+        return Rejected("invalid_manifest", tuple(problems))
     registered = state.manifests.get(manifest.key)
-    if registered is not None and registered != manifest:
-        return "manifest_conflict", [
-            f"{manifest.key} is already registered with a different manifest "
-            f"(hash {registered.manifest_hash()})"
-        ]
-    return manifest
+    if registered is not None:
+        if registered.manifest_hash() != manifest.manifest_hash():
+            return rejected("manifest_conflict", f"{manifest.key} is already registered with a "
+                            f"different manifest (hash {registered.manifest_hash()})")
+        manifest = registered
+    return (namespace_refusal(state, manifest, agent_id)
+            or role_refusal(state, manifest, agent_id, ctx.submitter) or manifest)
 
 
-def registration_drafts(state: WorldState, manifest: Manifest) -> list[Draft]:
+def registration_drafts(state: WorldState, manifest: Manifest, registrant: str) -> list[Draft]:
     """`domain.module_registered` if `manifest` is new, else nothing."""
     if manifest.key in state.manifests:
         return []
@@ -165,6 +189,7 @@ def registration_drafts(state: WorldState, manifest: Manifest) -> list[Draft]:
         "version": manifest.version,
         "manifest_hash": manifest.manifest_hash(),
         "manifest": manifest.to_json(),
+        "registrant_agent_id": registrant,
     })]
 
 
@@ -209,12 +234,13 @@ def decide_install(state: WorldState, action: InstallModule, ctx: DecisionContex
     problem = _target_problem(action.install_target)
     if problem:
         return rejected("invalid_install_target", problem)
-    checked = check_manifest(state, action.manifest, ctx)
-    if isinstance(checked, tuple):
-        return rejected(checked[0], *checked[1])
+    checked = check_manifest(state, action.manifest, ctx, action.installer_agent_id)
+    if isinstance(checked, Rejected):
+        return checked
     manifest = checked
     instance_id = f"{manifest.module_id}#{state.instance_counter + 1}"
-    return [*registration_drafts(state, manifest), Draft("domain.module_installed", {
+    registration = registration_drafts(state, manifest, action.installer_agent_id)
+    return [*registration, Draft("domain.module_installed", {
         "instance_id": instance_id,
         "installer_agent_id": action.installer_agent_id,
         "module_id": manifest.module_id,
@@ -223,19 +249,22 @@ def decide_install(state: WorldState, action: InstallModule, ctx: DecisionContex
         "install_target": action.install_target.to_json(),
         "active": action.activate,
         "manifest_hash": manifest.manifest_hash(),
+        # A hook is never the module itself, so registering it changes no pin.
+        "policy_hooks": pin_policy_hooks(state, manifest),
     })]
 
 
 def owned_instance(
-    state: WorldState, agent_id: str, instance_id: str
+    state: WorldState, agent_id: str, instance_id: str, submitter: str | None
 ) -> ModuleInstance | tuple[str, str]:
-    """The instance if `agent_id` exists and owns it, else `(code, note)`."""
+    """The instance if `agent_id` exists and owns it (or the system actor submitted the
+    action: it may change any instance), else `(code, note)`."""
     if agent_id not in state.agents:
         return "agent_not_found", f"no agent {agent_id!r}"
     instance = state.instances.get(instance_id)
     if instance is None:
         return "instance_not_found", f"no instance {instance_id!r}"
-    if instance.owner_agent_id != agent_id:
+    if instance.owner_agent_id != agent_id and submitter is not None:
         return "not_instance_owner", (
             f"{instance_id} is owned by {instance.owner_agent_id!r}, not {agent_id!r}"
         )
@@ -243,8 +272,8 @@ def owned_instance(
 
 
 def decide_set_active(state: WorldState, action: SetActive, ctx: DecisionContext) -> Decision:
-    """Only the owner (de)activates an instance."""
-    found = owned_instance(state, action.agent_id, action.instance_id)
+    """Only the owner, or the system actor, (de)activates an instance."""
+    found = owned_instance(state, action.agent_id, action.instance_id, ctx.submitter)
     if isinstance(found, tuple):
         return rejected(*found)
     return [Draft("domain.module_active_set", {
@@ -278,7 +307,7 @@ def _compat_gate(
 
 
 def _move_data(
-    instance: ModuleInstance, agent_key: str, agent_id: str, target: Manifest
+    state: WorldState, instance: ModuleInstance, agent_key: str, agent_id: str, target: Manifest
 ) -> dict[str, Any]:
     return {
         "instance_id": instance.instance_id,
@@ -289,12 +318,13 @@ def _move_data(
         "from_wasm_hash": instance.wasm_hash,
         "to_wasm_hash": target.wasm_hash,
         "manifest_hash": target.manifest_hash(),
+        "policy_hooks": pin_policy_hooks(state, target),
     }
 
 
 def decide_upgrade(state: WorldState, action: UpgradeModule, ctx: DecisionContext) -> Decision:
     """Upgrade one instance, checking in the order of SPEC §9; each refusal has its own code."""
-    found = owned_instance(state, action.upgrader_agent_id, action.instance_id)
+    found = owned_instance(state, action.upgrader_agent_id, action.instance_id, ctx.submitter)
     if isinstance(found, tuple):
         return rejected(*found)
     instance = found
@@ -311,22 +341,22 @@ def decide_upgrade(state: WorldState, action: UpgradeModule, ctx: DecisionContex
     if candidate_version == instance.module_version:
         return rejected("same_version", f"{instance.instance_id} already runs "
                         f"{instance.module_version!r}")
-    checked = check_manifest(state, action.manifest, ctx)
-    if isinstance(checked, tuple):
-        return rejected(checked[0], *checked[1])
+    checked = check_manifest(state, action.manifest, ctx, action.upgrader_agent_id)
+    if isinstance(checked, Rejected):
+        return checked
     current = state.manifests[f"{instance.module_id}@{instance.module_version}"]
     refusal = _compat_gate(current, checked, ctx, instance.instance_id,
                            action.upgrader_agent_id, "upgrade", "incompatible_upgrade")
     if refusal is not None:
         return refusal
-    data = _move_data(instance, "upgrader_agent_id", action.upgrader_agent_id, checked)
-    return [*registration_drafts(state, checked),
+    data = _move_data(state, instance, "upgrader_agent_id", action.upgrader_agent_id, checked)
+    return [*registration_drafts(state, checked, action.upgrader_agent_id),
             Draft("domain.module_upgraded", {**data, "active": action.activate})]
 
 
 def decide_rollback(state: WorldState, action: RollbackModule, ctx: DecisionContext) -> Decision:
     """Move an instance back to a registered version through the owner and compat gates."""
-    found = owned_instance(state, action.operator_agent_id, action.instance_id)
+    found = owned_instance(state, action.operator_agent_id, action.instance_id, ctx.submitter)
     if isinstance(found, tuple):
         return rejected(*found)
     instance = found
@@ -340,12 +370,15 @@ def decide_rollback(state: WorldState, action: RollbackModule, ctx: DecisionCont
     problems = validate_manifest(target, validation_context(state, ctx.time, services_of(ctx)))
     if problems:
         return rejected("invalid_manifest", *problems)
+    refused = role_refusal(state, target, action.operator_agent_id, ctx.submitter)
+    if refused is not None:
+        return refused
     current = state.manifests[f"{instance.module_id}@{instance.module_version}"]
     refusal = _compat_gate(current, target, ctx, instance.instance_id,
                            action.operator_agent_id, "rollback", "incompatible_rollback")
     if refusal is not None:
         return refusal
-    data = _move_data(instance, "operator_agent_id", action.operator_agent_id, target)
+    data = _move_data(state, instance, "operator_agent_id", action.operator_agent_id, target)
     return [Draft("domain.module_rolled_back", data)]
 
 

@@ -43,6 +43,10 @@ METADATA = "metadata.json"
 # The names a world directory may hold; anything else makes a directory "not a world".
 _OWN_NAMES = frozenset({POINTER, GENERATIONS, LOCAL_STORE})
 _EVENT_KEYS = frozenset({"id", "time", "caused_by", "kind", "data"})
+# State fields that came with authority (module namespaces, registrants, roles, pinned hooks).
+# A snapshot without them was written before: its recorded state root covers the other fields.
+_AUTHORITY_FIELDS = ("manifest_registrants", "modules", "roles")
+_AUTHORITY_INSTANCE_FIELDS = ("policy_hooks",)
 
 
 class PersistenceError(AgentWorldError):
@@ -78,11 +82,13 @@ class CorruptArtifactError(CorruptWorldError):
 
 @frozen(kw_only=True)
 class QueuedAction:
-    """A queued action as saved: its envelope, or the refusal it will be recorded as."""
+    """A queued action as saved: its envelope, or the refusal it will be recorded as, and its
+    submitter (None: the world's system actor, and every action queued before submitters)."""
 
     action_id: int
     action: dict[str, Any] | None = None
     rejected: Rejected | None = None
+    submitter: str | None = None
 
 
 @frozen(kw_only=True)
@@ -126,6 +132,8 @@ class SavedWorld:
     snapshot: Snapshot
     snapshot_state_root: str
     events: list[Event]
+    # Written before authority existed: the state lacks its fields, the roots do not cover them.
+    predates_authority: bool = False
 
 
 # -- durable file writing -----------------------------------------------------------------------
@@ -134,10 +142,28 @@ class SavedWorld:
 # -- saving -------------------------------------------------------------------------------------
 
 
-def _queued_json(action_id: int, action: Any) -> QueuedAction:
+def _queued_json(action_id: int, action: Any, submitter: str | None) -> QueuedAction:
     if isinstance(action, Rejected):
-        return QueuedAction(action_id=action_id, rejected=action)
-    return QueuedAction(action_id=action_id, action=envelope_of(action))
+        return QueuedAction(action_id=action_id, rejected=action, submitter=submitter)
+    return QueuedAction(action_id=action_id, action=envelope_of(action), submitter=submitter)
+
+
+def _predates_authority(raw_state: Any) -> bool:
+    return isinstance(raw_state, dict) and not any(f in raw_state for f in _AUTHORITY_FIELDS)
+
+
+def pre_authority_root(state: WorldState) -> str:
+    """The state root as computed before authority existed: without its fields.
+
+    Worlds saved then recorded this root; loading and verifying them checks it.
+    """
+    data = unstructure(state)
+    for name in _AUTHORITY_FIELDS:
+        del data[name]
+    for instance in data["instances"].values():
+        for name in _AUTHORITY_INSTANCE_FIELDS:
+            del instance[name]
+    return canonical_hash(data)
 
 
 def wanted_artifacts(state: WorldState) -> list[str]:
@@ -256,7 +282,7 @@ def save_world(world: World, path: str | os.PathLike[str]) -> None:
         next_action_id=next_action_id,
         config=world.config,
         state=world.state,
-        pending=tuple(_queued_json(action_id, action) for action_id, action in pending),
+        pending=tuple(_queued_json(*queued) for queued in pending),
     )
     snapshot_bytes = ordered_json(unstructure(snapshot))
     metadata = Metadata(
@@ -377,9 +403,11 @@ def _event(value: Any, where: str, number: int) -> Event:
         and type(value["data"]) is dict
     ):
         cause = value["caused_by"]
-        # Every cause the world writes is None or {"action": id}; others take the slow path.
+        # Every cause the world writes is None or {"action": id} with an optional submitter;
+        # others take the slow path.
         if cause is None or (
-            type(cause) is dict and len(cause) == 1 and type(cause.get("action")) is int
+            type(cause) is dict and type(cause.get("action")) is int and (
+                len(cause) == 1 or (len(cause) == 2 and type(cause.get("submitter")) is str))
         ):
             return Event(value["id"], value["time"], cause, value["kind"], value["data"])
     try:
@@ -432,7 +460,8 @@ def _read_generation(root: Path, generation: int) -> SavedWorld:
             f"{snap_path}: covers {snapshot.journal_length} events of a {len(events)}-event journal"
         )
     return SavedWorld(root, generation, metadata, snapshot,
-                      canonical_hash(raw_snapshot["state"]), events)
+                      canonical_hash(raw_snapshot["state"]), events,
+                      _predates_authority(raw_snapshot["state"]))
 
 
 def _read_part(gen_dir: Path, name: str, digest: str, what: str) -> bytes:
@@ -450,11 +479,11 @@ def _read_part(gen_dir: Path, name: str, digest: str, what: str) -> bytes:
     return data
 
 
-def _queued_action(entry: QueuedAction) -> tuple[int, Any]:
+def _queued_action(entry: QueuedAction) -> tuple[int, Any, str | None]:
     if entry.rejected is not None:
-        return entry.action_id, entry.rejected
+        return entry.action_id, entry.rejected, entry.submitter
     try:
-        return entry.action_id, parse_action(entry.action or {})
+        return entry.action_id, parse_action(entry.action or {}), entry.submitter
     except InvalidInputError as exc:
         # It parsed when it was submitted; a refusal now means the snapshot was edited.
         raise CorruptWorldError(f"queued action {entry.action_id}: {exc}") from None
@@ -488,13 +517,16 @@ def load_world(
     saved = read_saved(path)
     snapshot = saved.snapshot
     state = snapshot.state
+    if saved.predates_authority:
+        # Its state lacks module owners, registrants and pinned hooks: derive them from the
+        # journal (a one-off cost; the next save writes them).
+        state = WorldState()
+        for event in saved.events[:snapshot.journal_length]:
+            _apply_saved(saved, state, event)
+        if pre_authority_root(state) != saved.snapshot_state_root:
+            raise CorruptWorldError(f"{saved.root}: the snapshot differs from its journal")
     for event in saved.events[snapshot.journal_length:]:
-        try:
-            apply_event(state, event)
-        except (AgentWorldError, KeyError, TypeError, ValueError) as exc:
-            raise CorruptWorldError(
-                f"{saved.root}: journal event {event.id} does not apply to the snapshot: {exc!r}"
-            ) from None
+        _apply_saved(saved, state, event)
     pending = [_queued_action(entry) for entry in snapshot.pending]
     kwargs.setdefault("config", snapshot.config)
     explicit_store = kwargs.pop("store", None)
@@ -508,7 +540,7 @@ def load_world(
         pending=pending,
         store_is_dir_local=explicit_store is None and saved.metadata.store == LOCAL_STORE,
     )
-    root = world.state_root()
+    root = pre_authority_root(state) if saved.predates_authority else world.state_root()
     if root != saved.metadata.state_root:
         raise StateRootMismatchError(
             f"{saved.root}: the loaded state root {root} differs from the saved "
@@ -516,6 +548,15 @@ def load_world(
         )
     check_artifacts(world.store, wanted_artifacts(state))
     return world
+
+
+def _apply_saved(saved: SavedWorld, state: WorldState, event: Event) -> None:
+    try:
+        apply_event(state, event)
+    except (AgentWorldError, KeyError, TypeError, ValueError) as exc:
+        raise CorruptWorldError(
+            f"{saved.root}: journal event {event.id} does not apply to the snapshot: {exc!r}"
+        ) from None
 
 
 # -- verification -------------------------------------------------------------------------------
@@ -593,11 +634,13 @@ def verify_dir(
                         f"{metadata.journal_length}")
     snapshot_point = (snapshot_raw.get("journal_length") if isinstance(snapshot_raw, dict)
                       else None)
+    old = isinstance(snapshot_raw, dict) and _predates_authority(snapshot_raw.get("state"))
+    root_of = pre_authority_root if old else _state_root
     state = WorldState()
     replayed_root: str | None = None
     for index, event in enumerate(events):
         if index == snapshot_point:
-            _compare_snapshot(state, snapshot_raw, problems)
+            _compare_snapshot(root_of(state), snapshot_raw, problems)
         try:
             apply_event(state, event)
         except (AgentWorldError, KeyError, TypeError, ValueError) as exc:
@@ -609,8 +652,8 @@ def verify_dir(
         if progress is not None:
             progress(len(events), len(events))
         if snapshot_point == len(events):
-            _compare_snapshot(state, snapshot_raw, problems)
-        replayed_root = canonical_hash(unstructure(state))
+            _compare_snapshot(root_of(state), snapshot_raw, problems)
+        replayed_root = root_of(state)
         if replayed_root != metadata.state_root:
             problems.append(f"replaying the journal gives state root {replayed_root}, the "
                             f"saved root is {metadata.state_root}")
@@ -639,11 +682,14 @@ def _default_open_store(uri: str) -> ModuleStore:
     return default_manager().open_store(uri)
 
 
-def _compare_snapshot(state: WorldState, snapshot_raw: Any, problems: list[str]) -> None:
+def _state_root(state: WorldState) -> str:
+    return canonical_hash(unstructure(state))
+
+
+def _compare_snapshot(expected: str, snapshot_raw: Any, problems: list[str]) -> None:
     if not isinstance(snapshot_raw, dict) or "state" not in snapshot_raw:
         problems.append("the snapshot holds no state")
         return
-    expected = canonical_hash(unstructure(state))
     try:
         actual = canonical_hash(snapshot_raw["state"])
     except AgentWorldError as exc:

@@ -1,9 +1,13 @@
-"""Module routing for `World.step_with_modules` (SPEC §5).
+"""Module routing for `World.step_with_modules`.
 
 For each queued action: pre_action (rule decisions merged: deny > modify > allow) → apply →
 post_action → post_event for the events it produced; then ticks for due instances. Calls are
 routed per *instance*, in install order. A failing call records `module.call_failed` and
 contributes nothing else; a failing pre_action call denies its action (fail-closed).
+
+Governance actions of the world's system actor skip pre_action, so no rule can lock the host
+out. A rule may only rewrite a domain action into one of the same type and acting agent; the
+rewritten action keeps its submitter.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from attrs import frozen
 
 from agentworld.abi import encode_input
 from agentworld.actions import parse_action
+from agentworld.authority import cause_of, override_problem
 from agentworld.canonical import canonical_json
 from agentworld.convert import unstructure
 from agentworld.domain import Draft, Rejected
@@ -44,6 +49,16 @@ class ModuleHaltError(AgentWorldError):
 
 
 @frozen
+class PolicyHook:
+    """A pinned policy hook as routing calls it: its manifest, limits and context constants."""
+
+    module_id: str
+    manifest: Manifest
+    limits: CallLimits
+    ctx_base: dict[str, Any]
+
+
+@frozen
 class Route:
     """One active instance's view for routing: its manifest, subscriptions and call constants."""
 
@@ -53,6 +68,8 @@ class Route:
     ctx_base: dict[str, Any]
     tick_every: int | None
     limits: CallLimits
+    # Hook module_id -> the pinned hook; a hook missing here denies every effect (fail-closed).
+    policy_hooks: dict[str, PolicyHook]
 
 
 @frozen
@@ -118,44 +135,65 @@ class Router:
                 manifest = state.manifests[f"{instance.module_id}@{instance.module_version}"]
                 if manifest.key not in self._compiled:
                     self._compiled[manifest.key] = compile_subscriptions(manifest)
+                ctx_base = {
+                    "v": manifest.interface_version,
+                    "module_id": instance.module_id,
+                    "instance_id": instance.instance_id,
+                    "module_version": instance.module_version,
+                    "install_target": instance.install_target,
+                    "manifest_hash": instance.manifest_hash,
+                    "world_config_hash": config_hash,
+                }
                 routes.append(Route(
-                    instance, manifest, self._compiled[manifest.key],
-                    {
-                        "v": manifest.interface_version,
-                        "module_id": instance.module_id,
-                        "instance_id": instance.instance_id,
-                        "module_version": instance.module_version,
-                        "install_target": instance.install_target,
-                        "manifest_hash": instance.manifest_hash,
-                        "world_config_hash": config_hash,
-                    },
+                    instance, manifest, self._compiled[manifest.key], ctx_base,
                     manifest.tick_every,
                     manifest.limits.resolve(self.world.config.default_limits),
+                    self._policy_hooks(instance, ctx_base),
                 ))
             self._routes = routes
         return self._routes
 
+    def _policy_hooks(
+        self, instance: ModuleInstance, ctx_base: dict[str, Any]
+    ) -> dict[str, PolicyHook]:
+        """The instance's pinned hooks, each called with its own module's identity."""
+        hooks = {}
+        for key in instance.policy_hooks:
+            manifest = self.world.state.manifests.get(key)
+            if manifest is None:
+                continue
+            hooks[manifest.module_id] = PolicyHook(
+                manifest.module_id, manifest,
+                manifest.limits.resolve(self.world.config.default_limits),
+                {**ctx_base, "v": manifest.interface_version, "module_id": manifest.module_id,
+                 "module_version": manifest.version, "manifest_hash": manifest.manifest_hash()},
+            )
+        return hooks
+
     # -- the step -----------------------------------------------------------------------------
 
-    def route_action(self, action_id: int, action: Any) -> None:
+    def route_action(self, action_id: int, action: Any, submitter: str | None) -> None:
         """pre_action → apply → post_action → post_event for one queued action."""
         world = self.world
-        cause = {"action": action_id}
+        cause = cause_of(action_id, submitter)
         start = len(world.journal)
         if isinstance(action, Rejected):
-            world.record_rejection(action_id, action)
+            world.record_rejection(action_id, action, submitter)
             self._route_events(world.journal[start:], cause)
             return
         envelope = action_envelope(action_id, action)
         label = f"action.{action.type}"
-        effective = self._pre_action(action_id, action, envelope, label, cause)
+        if submitter is None and action.governance:
+            effective: Any = action
+        else:
+            effective = self._pre_action(action_id, action, envelope, label, cause)
         start = len(world.journal)
         if isinstance(effective, Rejected):
-            world.record_rejection(action_id, effective)
+            world.record_rejection(action_id, effective, submitter)
             effective_action = action
         else:
             effective_action = effective
-            world.decide_and_append(action_id, effective_action)
+            world.decide_and_append(action_id, effective_action, submitter)
         results = world.journal[start:]
         effective_envelope = action_envelope(action_id, effective_action)
         effective_label = f"action.{effective_action.type}"
@@ -176,7 +214,7 @@ class Router:
 
     def _pre_action(
         self, action_id: int, action: Any, envelope: dict[str, Any], label: str,
-        cause: dict[str, int],
+        cause: dict[str, int | str],
     ) -> Any:
         decisions: list[RuleDecision] = []
         failed: list[str] = []
@@ -188,7 +226,7 @@ class Router:
             instance_id = route.instance.instance_id
             result = self._call(route, "pre_action", f"action-{action_id}-{instance_id}",
                                 {"kind": "action", "id": action_id}, cause, action=envelope,
-                                action_id=action_id)
+                                ruled=(action_id, action))
             if result is None:
                 failed.append(instance_id)
             else:
@@ -216,7 +254,7 @@ class Router:
             return overridden
         return action
 
-    def _route_events(self, events: Any, cause: dict[str, int] | None) -> None:
+    def _route_events(self, events: Any, cause: dict[str, int | str] | None) -> None:
         for event in events:
             document = event_json(event)
             for route in self.routes():
@@ -246,13 +284,16 @@ class Router:
         stage: str,
         trace_id: str,
         origin: dict[str, Any],
-        cause: dict[str, int] | None,
+        cause: dict[str, int | str] | None,
         *,
         event: dict[str, Any] | None = None,
         action: dict[str, Any] | None = None,
-        action_id: int | None = None,
+        ruled: tuple[int, Any] | None = None,
     ) -> list[RuleDecision] | None:
-        """Run one call and record its outputs as a whole; None when it failed."""
+        """Run one call and record its outputs as a whole; None when it failed.
+
+        `ruled` is the `(action_id, action)` a pre_action call decides on.
+        """
         world = self.world
         instance, manifest = route.instance, route.manifest
         ctx = {**route.ctx_base, "trace_id": trace_id, "stage": stage, "time": world.time,
@@ -263,8 +304,8 @@ class Router:
             output = self._execute(manifest, route.limits, instance.instance_id,
                                    encode_input(ctx, event=event, action=action, state=state))
             intents = self._check_effects(route, output, trace_id, ctx)
-            decisions = (self._decisions(instance.instance_id, output, action_id)
-                         if stage == "pre_action" else [])
+            decisions = (self._decisions(instance.instance_id, output, ruled)
+                         if ruled is not None else [])
         except ModuleCallError as failure:
             recorded = world.append(Draft("module.call_failed", {
                 "instance_id": instance.instance_id, "module_id": instance.module_id,
@@ -316,8 +357,9 @@ class Router:
         ))
 
     def _decisions(
-        self, instance_id: str, output: ModuleOutput, action_id: int | None
+        self, instance_id: str, output: ModuleOutput, ruled: tuple[int, Any]
     ) -> list[RuleDecision]:
+        action_id, original = ruled
         decisions = []
         for emit in output.emits:
             if emit["kind"] != "rule.decision":
@@ -334,9 +376,12 @@ class Router:
             override = payload.get("override_action")
             if verdict == "modify":
                 try:
-                    parse_action(override if isinstance(override, Mapping) else {})
+                    overridden = parse_action(override if isinstance(override, Mapping) else {})
                 except InvalidInputError as exc:
                     raise ModuleCallError("invalid_output", f"override_action: {exc}") from None
+                problem = override_problem(original, overridden)
+                if problem is not None:
+                    raise ModuleCallError("invalid_output", f"override_action: {problem}")
             notes = payload.get("notes", "")
             decisions.append(RuleDecision(instance_id, verdict, override,
                                           notes if isinstance(notes, str) else str(notes)))
@@ -372,33 +417,51 @@ class Router:
                                       f"cap {cap_ref!r} does not allow effect {effect['kind']!r}")
             intent = {"kind": effect["kind"], "params": effect.get("params"), "cap_ref": cap_ref}
             for hook in manifest.abi_contract.policy_hooks:
-                self._ask_policy(hook, instance, intent, trace_id, ctx)
+                self._ask_policy(route, hook, intent, trace_id, ctx)
             counter += 1
             intents.append({"intent_id": f"intent-{counter}", "instance_id": instance.instance_id,
                             "module_id": instance.module_id, "trace_id": trace_id, **intent})
         return intents
 
     def _ask_policy(
-        self, hook: str, instance: ModuleInstance, intent: dict[str, Any], trace_id: str,
+        self, route: Route, hook: str, intent: dict[str, Any], trace_id: str,
         ctx: dict[str, Any],
     ) -> None:
-        """Run policy hook `hook` on an effect intent; anything but `policy.allow` denies."""
-        versions = [m for m in self.world.state.manifests.values() if m.module_id == hook]
-        if not versions:
-            raise ModuleCallError("policy_denied", f"policy hook {hook!r} is not registered")
-        manifest = versions[-1]
-        hook_ctx = {**ctx, "stage": "policy", "trace_id": f"policy-{trace_id}-{hook}"}
+        """Run the instance's pinned policy hook `hook` on an effect intent, with the hook's own
+        module identity in its context; anything but `policy.allow` denies."""
+        pinned = route.policy_hooks.get(hook)
+        if pinned is None:
+            raise ModuleCallError("policy_denied", f"policy hook {hook!r} is not pinned")
+        name = pinned.manifest.key
+        hook_ctx = {**ctx, **pinned.ctx_base, "stage": "policy",
+                    "trace_id": f"policy-{trace_id}-{hook}"}
         payload = cbor2.dumps({"ctx": hook_ctx, "effect": intent}, canonical=True)
-        limits = manifest.limits.resolve(self.world.config.default_limits)
         try:
-            output = self._execute(manifest, limits, instance.instance_id, payload)
+            output = self._execute(pinned.manifest, pinned.limits, route.instance.instance_id,
+                                   payload)
         except ModuleCallError as failure:
-            raise ModuleCallError("policy_denied", f"policy hook {hook!r} failed: "
+            raise ModuleCallError("policy_denied", f"policy hook {name} failed: "
                                   f"{failure.code}: {failure.detail}") from None
-        kinds = [emit["kind"] for emit in output.emits]
-        if "policy.deny" in kinds or "policy.allow" not in kinds:
+        denials = [emit for emit in output.emits if emit["kind"] == "policy.deny"]
+        if denials or not any(emit["kind"] == "policy.allow" for emit in output.emits):
+            reason = deny_reason(denials[0].get("payload")) if denials else "no policy.allow"
             raise ModuleCallError("policy_denied",
-                                  f"policy hook {hook!r} denied {intent['kind']!r}")
+                                  f"policy hook {name} denied {intent['kind']!r}: {reason}")
+
+
+# How much of a policy hook's deny reason the journal keeps.
+MAX_REASON_CHARS = 200
+
+
+def deny_reason(payload: Any) -> str:
+    """A hook's reason from its `policy.deny` payload: `{"reason": text}`, or the payload."""
+    if isinstance(payload, Mapping) and "reason" in payload:
+        payload = payload["reason"]
+    try:
+        text = payload if isinstance(payload, str) else canonical_json(payload).decode("utf-8")
+    except AgentWorldError:
+        text = "(a reason that is not JSON)"
+    return text if len(text) <= MAX_REASON_CHARS else text[:MAX_REASON_CHARS] + "..."
 
 
 def merge_decisions(

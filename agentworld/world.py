@@ -3,6 +3,9 @@
 The world owns the clock, the journal, the pending-action queue, the state, its module store and
 its executor. Nothing but `apply_event` writes the state, and nothing but appended events reach
 it, so replaying the journal from genesis always rebuilds the same `state_root()`.
+
+Every queued action keeps its submitter (None: the world's system actor), and every event an
+action causes names it in `caused_by`, so the journal says who did what.
 """
 
 from __future__ import annotations
@@ -17,9 +20,10 @@ from attrs import Factory, frozen
 import agentworld.module_actions  # noqa: F401  (registers the module action types)
 from agentworld.actions import envelope_of, parse_action
 from agentworld.apply import apply_event
+from agentworld.authority import cause_of, submitter_refusal
 from agentworld.canonical import canonical_hash, canonical_json
 from agentworld.compat import CompatRule
-from agentworld.convert import structure, unstructure
+from agentworld.convert import json_problems, structure, unstructure
 from agentworld.domain import DOMAIN_DECIDERS, DecisionContext, Draft, Rejected
 from agentworld.errors import ExecutorUnavailableError, InvalidInputError
 from agentworld.executor import CallLimits, Executor, ExecutorConfig, ModuleCallError
@@ -62,6 +66,11 @@ class WorldConfig:
     default_limits: CallLimits = Factory(CallLimits)
     max_limits: CallLimits = Factory(lambda: MAX_LIMITS)
     halt_on_module_failure: bool = False
+
+
+# A queued action: its id, the parsed action (or the refusal it will be recorded as), and its
+# submitter (None for the world's system actor).
+Queued = tuple[int, Any, str | None]
 
 
 class Journal(Sequence[Event]):
@@ -130,8 +139,8 @@ class World:
         self._events: list[Event] = []
         self._journal = Journal(self._events)
         self._state = WorldState()
-        # (action_id, parsed action or the Rejected it will be recorded as)
-        self._pending: list[tuple[int, Any]] = []
+        # (action_id, parsed action or the Rejected it will be recorded as, submitter)
+        self._pending: list[Queued] = []
         self._next_action_id = 1
         self._router = Router(self)
         self._available: set[str] = set()  # artifact hashes seen in the store
@@ -253,7 +262,7 @@ class World:
     @property
     def pending_action_ids(self) -> list[int]:
         """Ids of queued actions not yet applied, in order."""
-        return [action_id for action_id, _ in self._pending]
+        return [action_id for action_id, _, _ in self._pending]
 
     def state_root(self) -> str:
         """Lowercase hex SHA-256 of the canonical encoding of the state."""
@@ -261,19 +270,30 @@ class World:
 
     # -- writing ------------------------------------------------------------------------------
 
-    def submit(self, action: Any) -> int:
+    def submit(self, action: Any, submitter: str | None = None) -> int:
         """Queue an action (typed class or `{"type", "data"}` mapping); return its action id.
 
-        Submitting never raises for a malformed action: it is queued and, when stepped,
-        recorded as `domain.action_rejected` with code `invalid_action` and every problem.
+        `submitter` is the agent the host vouches for; None is the host itself, the world's
+        system actor, which may submit anything. An action acting as another agent than its
+        submitter, or a system-only action from an agent, is refused when stepped
+        (`actor_mismatch`, `not_system_actor`). Submitting never raises for a malformed
+        action: it is queued and, when stepped, recorded as `domain.action_rejected` with code
+        `invalid_action` and every problem. A submitter that is not a non-blank string is the
+        host's mistake and raises `InvalidInputError`.
         """
+        if submitter is not None and (not isinstance(submitter, str) or not submitter.strip()
+                                      or json_problems(submitter)):
+            raise InvalidInputError("submitter", [f"must be None or an agent id, got "
+                                                  f"{submitter!r}"])
         action_id = self._next_action_id
         self._next_action_id += 1
         try:
             parsed: Any = parse_action(envelope_of(action))
         except InvalidInputError as exc:
             parsed = Rejected("invalid_action", tuple(exc.problems))
-        self._pending.append((action_id, parsed))
+        else:
+            parsed = submitter_refusal(parsed, submitter) or parsed
+        self._pending.append((action_id, parsed, submitter))
         return action_id
 
     def step(self) -> list[Event]:
@@ -309,13 +329,13 @@ class World:
             if executor is not None:
                 self._executor = saved
 
-    def _drain(self, handle: Callable[[int, Any], None]) -> None:
+    def _drain(self, handle: Callable[[int, Any, str | None], None]) -> None:
         """Hand every queued action to `handle`; on an error, requeue what was not done."""
         pending, self._pending = self._pending, []
-        for index, (action_id, action) in enumerate(pending):
+        for index, (action_id, action, submitter) in enumerate(pending):
             self._applied = None
             try:
-                handle(action_id, action)
+                handle(action_id, action, submitter)
             except BaseException:
                 # An action not yet applied (decided into its events or its refusal) is retried
                 # by the next step, pre_action calls included; an applied one must not run twice.
@@ -323,34 +343,42 @@ class World:
                 self._pending = pending[index + 1 if done else index:] + self._pending
                 raise
 
-    def _apply_queued(self, action_id: int, action: Any) -> None:
+    def _apply_queued(self, action_id: int, action: Any, submitter: str | None) -> None:
         if isinstance(action, Rejected):
-            self.record_rejection(action_id, action)
+            self.record_rejection(action_id, action, submitter)
         else:
-            self.decide_and_append(action_id, action)
+            self.decide_and_append(action_id, action, submitter)
 
     # -- what routing and decisions use -------------------------------------------------------
 
-    def decide_and_append(self, action_id: int, action: Any) -> None:
-        """Decide `action` against the current state and append its events (or its refusal)."""
+    def decide_and_append(self, action_id: int, action: Any, submitter: str | None) -> None:
+        """Decide `action` against the current state and append its events (or its refusal).
+
+        The submitter checks run here too, so an action a rule rewrote passes them again.
+        """
         decide = DOMAIN_DECIDERS[type(action)]
-        decision = decide(self._state, action, DecisionContext(self.time, action_id, self))
+        decision = submitter_refusal(action, submitter) or decide(
+            self._state, action, DecisionContext(self.time, action_id, self, submitter))
         if isinstance(decision, Rejected):
-            self.record_rejection(action_id, decision)
+            self.record_rejection(action_id, decision, submitter)
             return
+        cause = cause_of(action_id, submitter)
         for draft in decision:
-            self.append(draft, {"action": action_id})
+            self.append(draft, cause)
         self._applied = action_id
 
-    def record_rejection(self, action_id: int, rejection: Rejected) -> Event:
+    def record_rejection(
+        self, action_id: int, rejection: Rejected, submitter: str | None
+    ) -> Event:
         """Append `domain.action_rejected` for `action_id`."""
         data = {"action_id": action_id, "code": rejection.code, "notes": list(rejection.notes),
                 **(rejection.details or {})}
-        event = self.append(Draft("domain.action_rejected", data), {"action": action_id})
+        event = self.append(Draft("domain.action_rejected", data),
+                            cause_of(action_id, submitter))
         self._applied = action_id
         return event
 
-    def append(self, draft: Draft, caused_by: dict[str, int] | None) -> Event:
+    def append(self, draft: Draft, caused_by: dict[str, int | str] | None) -> Event:
         """Give a draft its id and time, apply it, and add it to the journal."""
         event = Event(len(self._events) + 1, self.time, caused_by, draft.kind, draft.data)
         apply_event(self._state, event)
@@ -378,7 +406,7 @@ class World:
 
     load_from_dir_with_modules = load_from_dir
 
-    def _queue(self) -> tuple[int, list[tuple[int, Any]]]:
+    def _queue(self) -> tuple[int, list[Queued]]:
         """The next action id and the queued actions, as persistence saves them."""
         return self._next_action_id, list(self._pending)
 
@@ -389,7 +417,7 @@ class World:
         events: list[Event],
         state: WorldState,
         next_action_id: int,
-        pending: list[tuple[int, Any]],
+        pending: list[Queued],
         store_is_dir_local: bool,
     ) -> None:
         """Install loaded parts into a fresh world (persistence's restore hook)."""

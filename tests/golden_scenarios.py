@@ -2,7 +2,9 @@
 
 Each scenario drives a fresh `World` through the public API only (`submit`, `step`,
 `step_with_modules`, `journal`, `state_root`), so a change to the kernel's insides must leave
-the recorded bytes identical. An intended change of behaviour regenerates the files in a commit
+the recorded bytes identical. The host (the system actor) registers agents, deploys artifacts
+and grants capabilities and roles; agents submit their own installs, moves, transfers and
+lifecycle actions. An intended change of behaviour regenerates the files in a commit
 of its own that says why:
 
     .venv/bin/python tests/golden_scenarios.py --write
@@ -59,7 +61,11 @@ def _install(world: World, agent: str, manifest: dict[str, Any],
     target = {"type": "location", "location_id": location} if location else {"type": "self_agent"}
     world.submit({"type": "module.install", "data": {
         "installer_agent_id": agent, "manifest": manifest, "install_target": target,
-        "activate": activate}})
+        "activate": activate}}, submitter=agent)
+
+
+def _rule_author(world: World, agent: str) -> None:
+    world.submit({"type": "grant_role", "data": {"agent_id": agent, "role": "rule_author"}})
 
 
 def modules_scenario() -> World:
@@ -67,6 +73,7 @@ def modules_scenario() -> World:
     world = World()
     _agents(world, "ada", "bob", "cy")
     hashes = _deploy(world, "counter", "sleeper", "suspender", "rule", "observer")
+    _rule_author(world, "ada")
     world.step_with_modules()
     counter = _manifest("g.counter", hashes["counter"], subscriptions=[{"stage": "tick"}])
     rule = _manifest("g.rule", hashes["rule"], "pure", role="rule", subscriptions=[
@@ -83,11 +90,14 @@ def modules_scenario() -> World:
                                     subscriptions=[{"stage": "tick", "every_ticks": 2}]))
     world.step_with_modules()
     for agent, cell in (("ada", [2, 2]), ("bob", [13, 13]), ("cy", [7, 7]), ("cy", [1, 5])):
-        world.submit({"type": "move_agent", "data": {"agent_id": agent, "to": cell}})
+        world.submit({"type": "move_agent", "data": {"agent_id": agent, "to": cell}},
+                     submitter=agent)
     world.submit({"type": "transfer_resource", "data": {
-        "from_agent_id": "ada", "to_agent_id": "bob", "kind": "ore", "amount": 4}})
+        "from_agent_id": "ada", "to_agent_id": "bob", "kind": "ore", "amount": 4}},
+        submitter="ada")
     world.submit({"type": "transfer_resource", "data": {
-        "from_agent_id": "bob", "to_agent_id": "cy", "kind": "ore", "amount": 99}})
+        "from_agent_id": "bob", "to_agent_id": "cy", "kind": "ore", "amount": 99}},
+        submitter="bob")
     world.step_with_modules()
     for _ in range(3):
         world.step_with_modules()
@@ -95,20 +105,21 @@ def modules_scenario() -> World:
     for agent in ("bob", "ada"):
         world.submit({"type": "module.upgrade", "data": {
             "upgrader_agent_id": agent, "instance_id": "g.counter#1",
-            "from_version": "1.0.0", "manifest": sleeper}})
+            "from_version": "1.0.0", "manifest": sleeper}}, submitter=agent)
     world.step_with_modules()
     for _ in range(4):
         world.step_with_modules()
     world.submit({"type": "module.set_active", "data": {
-        "agent_id": "bob", "instance_id": "g.counter#2", "active": False}})
+        "agent_id": "bob", "instance_id": "g.counter#2", "active": False}}, submitter="bob")
     world.submit({"type": "module.set_active", "data": {
-        "agent_id": "ada", "instance_id": "g.counter#2", "active": False}})
+        "agent_id": "ada", "instance_id": "g.counter#2", "active": False}}, submitter="ada")
     world.step_with_modules()
     world.step_with_modules()
     world.submit({"type": "module.rollback", "data": {
-        "operator_agent_id": "ada", "instance_id": "g.counter#1", "target_version": "1.0.0"}})
+        "operator_agent_id": "ada", "instance_id": "g.counter#1", "target_version": "1.0.0"}},
+        submitter="ada")
     world.submit({"type": "module.set_active", "data": {
-        "agent_id": "bob", "instance_id": "g.counter#2", "active": True}})
+        "agent_id": "bob", "instance_id": "g.counter#2", "active": True}}, submitter="bob")
     world.step_with_modules()
     world.step_with_modules()
     world.step()
@@ -173,6 +184,7 @@ def failures_scenario() -> World:
                         subscriptions=[{"stage": "tick"}])
     noalloc["exports"] = ["memory", "call"]
     _install(world, "bob", noalloc)
+    _rule_author(world, "ada")
     trap_rule = {"stage": "pre_action", "action_kinds": ["action.transfer_resource"]}
     _install(world, "ada", _manifest("h.trap_rule", hashes["unreachable"], "pure", role="rule",
                                      subscriptions=[trap_rule]))
@@ -180,23 +192,27 @@ def failures_scenario() -> World:
                                      subscriptions=[{"stage": "nowhere"}]))
     world.step_with_modules()
     world.submit({"type": "transfer_resource", "data": {
-        "from_agent_id": "ada", "to_agent_id": "bob", "kind": "ore", "amount": 1}})
-    world.submit({"type": "move_agent", "data": {"agent_id": "bob", "to": [4, 4]}})
+        "from_agent_id": "ada", "to_agent_id": "bob", "kind": "ore", "amount": 1}},
+        submitter="ada")
+    world.submit({"type": "move_agent", "data": {"agent_id": "bob", "to": [4, 4]}},
+                 submitter="bob")
     world.step_with_modules()
     world.step_with_modules()
     narrower = _manifest("g.counter", hashes["observer"], version="2.0.0",
                          interface_version="wasm-2", exports=["memory"], subscriptions=[])
     world.submit({"type": "module.upgrade", "data": {
         "upgrader_agent_id": "ada", "instance_id": "g.counter#1", "from_version": "1.0.0",
-        "manifest": narrower}})
+        "manifest": narrower}}, submitter="ada")
     dropped = _manifest("g.counter", hashes["counter"], version="2.0.0",
                         subscriptions=[{"stage": "post_event", "event_kinds": ["x.*"]}])
     world.submit({"type": "module.upgrade", "data": {
         "upgrader_agent_id": "ada", "instance_id": "g.counter#1", "from_version": "1.0.0",
-        "manifest": dropped}})
+        "manifest": dropped}}, submitter="ada")
     world.submit({"type": "module.rollback", "data": {
-        "operator_agent_id": "ada", "instance_id": "g.counter#1", "target_version": "0.1.0"}})
-    world.submit({"type": "move_agent", "data": {"agent_id": "nobody", "to": [1, 1]}})
+        "operator_agent_id": "ada", "instance_id": "g.counter#1", "target_version": "0.1.0"}},
+        submitter="ada")
+    world.submit({"type": "move_agent", "data": {"agent_id": "nobody", "to": [1, 1]}},
+                 submitter="nobody")
     world.submit({"type": "no_such_action", "data": {}})
     world.step_with_modules()
     world.step_with_modules()

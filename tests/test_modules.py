@@ -157,7 +157,8 @@ def test_two_instances_count_their_own_ticks(world: World) -> None:
 def test_only_the_owner_sets_active(world: World) -> None:
     install(world, "ada", counter_manifest(world))
     world.submit({"type": "module.set_active",
-                  "data": {"agent_id": "bob", "instance_id": "m.counter#1", "active": False}})
+                  "data": {"agent_id": "bob", "instance_id": "m.counter#1", "active": False}},
+                 submitter="bob")
     world.step_with_modules()
     assert events(world, "domain.action_rejected")[-1]["code"] == "not_instance_owner"
     assert world.instances["m.counter#1"].active
@@ -532,7 +533,7 @@ def test_modules_see_a_deploy_without_its_bytes() -> None:
         "m.obs", deploy(world, guest_wasm("observer")), kind="pure",
         subscriptions=[{"stage": "pre_action", "action_kinds": ["action.module.*"]}]))
     wasm = guest_wasm("counter")
-    wasm_hash = deploy(world, wasm)
+    wasm_hash = deploy(world, wasm, submitter="ada")  # the system actor's would skip pre_action
     (saw,) = [e.data["payload"] for e in world.journal if e.kind == "module.emitted"]
     assert saw["action"]["data"] == {"publisher_agent_id": "ada", "wasm_hash": wasm_hash,
                                      "size": len(wasm)}

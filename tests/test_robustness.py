@@ -166,7 +166,8 @@ def test_an_action_seen_by_pre_action_modules_is_kept_when_its_step_fails() -> N
     wasm = guest_wasm("counter")
     store.failing = True
     deploy_id = world.submit({"type": "module.deploy_artifact", "data": {
-        "publisher_agent_id": "ada", "wasm_bytes": wasm, "wasm_hash": sha256_hex(wasm)}})
+        "publisher_agent_id": "ada", "wasm_bytes": wasm, "wasm_hash": sha256_hex(wasm)}},
+        submitter="ada")  # the system actor's would skip pre_action
     with pytest.raises(StoreError):
         world.step_with_modules()
     assert world.pending_action_ids == [deploy_id]
@@ -174,7 +175,7 @@ def test_an_action_seen_by_pre_action_modules_is_kept_when_its_step_fails() -> N
     world.step_with_modules()
     assert sha256_hex(wasm) in world.state.artifacts
     seen = [e for e in world.journal if e.kind == "module.emitted"
-            and e.caused_by == {"action": deploy_id}]
+            and e.caused_by == {"action": deploy_id, "submitter": "ada"}]
     assert len(seen) == 2  # the observer saw both attempts; the journal records both
 
 

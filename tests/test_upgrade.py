@@ -143,7 +143,7 @@ def upgrade(world: World, agent: str, instance_id: str, from_version: str,
             candidate: dict[str, Any]) -> dict[str, Any]:
     world.submit({"type": "module.upgrade", "data": {
         "upgrader_agent_id": agent, "instance_id": instance_id, "from_version": from_version,
-        "manifest": candidate}})
+        "manifest": candidate}}, submitter=agent)
     world.step_with_modules()
     outcome = [e for e in world.journal if e.kind in {"domain.module_upgraded",
                                                        "domain.action_rejected"}][-1]
@@ -231,7 +231,7 @@ def test_rollback_returns_to_a_registered_version(
                                     ("ada", "2.0.0", "same_version")):
         world.submit({"type": "module.rollback", "data": {
             "operator_agent_id": operator, "instance_id": "m.counter#1",
-            "target_version": version}})
+            "target_version": version}}, submitter=operator)
         world.step_with_modules()
         assert events(world, "domain.action_rejected")[-1]["code"] == code
     world.submit({"type": "module.rollback", "data": {

@@ -58,31 +58,31 @@ def test_a_cli_only_user_runs_the_whole_module_lifecycle(tmp_path: Path) -> None
         assert [(e["kind"], e["data"]["wasm_hash"]) for e in json_lines(deployed)] == [
             ("domain.module_artifact_deployed", wasm_hash)]
 
-    installed = agentworld("module", "install", world, "--agent", "ada",
+    installed = agentworld("module", "install", world, "--as", "ada",
                            "--manifest", files / "v1.json", "--json")
     assert installed.returncode == 0, installed.stderr
     kinds = [e["kind"] for e in json_lines(installed)]
     assert kinds[:2] == ["domain.module_registered", "domain.module_installed"]
-    parked = agentworld("module", "install", world, "--agent", "bob", "--manifest",
+    parked = agentworld("module", "install", world, "--as", "bob", "--manifest",
                         files / "v1.json", "--location", "hub", "--inactive")
     assert parked.returncode == 0, parked.stderr
     assert "domain.module_installed" in parked.stdout and '"location_id": "hub"' in parked.stdout
 
-    stolen = agentworld("module", "upgrade", world, "--agent", "bob", "--instance", "m.counter#1",
+    stolen = agentworld("module", "upgrade", world, "--as", "bob", "--instance", "m.counter#1",
                         "--from-version", "1.0.0", "--manifest", files / "v2.json", "--json")
     assert stolen.returncode == 1
     assert json_lines(stolen)[0]["data"]["code"] == "not_instance_owner"
-    upgraded = agentworld("module", "upgrade", world, "--agent", "ada", "--instance",
+    upgraded = agentworld("module", "upgrade", world, "--as", "ada", "--instance",
                           "m.counter#1", "--from-version", "1.0.0", "--manifest",
                           files / "v2.json", "--json")
     assert upgraded.returncode == 0, upgraded.stderr
     assert "domain.module_upgraded" in [e["kind"] for e in json_lines(upgraded)]
-    rolled = agentworld("module", "rollback", world, "--agent", "ada", "--instance",
+    rolled = agentworld("module", "rollback", world, "--as", "ada", "--instance",
                         "m.counter#1", "--to-version", "1.0.0")
     assert rolled.returncode == 0, rolled.stderr
     assert "domain.module_rolled_back" in rolled.stdout
 
-    moved = agentworld("world", "submit", world,
+    moved = agentworld("world", "submit", world, "--as", "bob",
                        '{"type": "move_agent", "data": {"agent_id": "bob", "to": [5, 5]}}')
     assert moved.returncode == 0 and "domain.agent_moved" in moved.stdout, moved.stderr
     assert agentworld("world", "step", world, "--steps", "2").returncode == 0
@@ -171,3 +171,32 @@ def test_unusable_actions_on_the_command_line_exit_2(tmp_path: Path) -> None:
     ):
         assert fragment in one_line_error(agentworld("world", "submit", world, action), 2)
     assert json.loads(agentworld("world", "info", world, "--json").stdout)["time"] == 1  # init
+
+
+def test_as_submits_for_an_agent_and_the_world_checks_it(tmp_path: Path) -> None:
+    world = tmp_path / "w"
+    assert agentworld("world", "init", world, "--agent", "ada", "--agent", "bob").returncode == 0
+    forged = agentworld("world", "submit", world, "--as", "bob", "--json",
+                        '{"type": "move_agent", "data": {"agent_id": "ada", "to": [5, 5]}}')
+    assert forged.returncode == 1
+    (rejected,) = json_lines(forged)
+    assert rejected["data"]["code"] == "actor_mismatch"
+    assert rejected["caused_by"]["submitter"] == "bob"
+    granted = agentworld("world", "submit", world, "--as", "ada",
+                         '{"type": "grant_role", "data": {"agent_id": "ada", '
+                         '"role": "rule_author"}}')
+    assert granted.returncode == 1 and "not_system_actor" in granted.stderr
+    by_host = agentworld("world", "submit", world,
+                         '{"type": "grant_role", "data": {"agent_id": "ada", '
+                         '"role": "rule_author"}}')
+    assert by_host.returncode == 0 and "domain.role_granted" in by_host.stdout
+    wasm = tmp_path / "counter.wasm"
+    wasm.write_bytes(guest_wasm("counter"))
+    deployed = agentworld("module", "deploy", world, "--as", "bob", "--wasm", wasm, "--json")
+    assert json_lines(deployed)[0]["data"]["publisher_agent_id"] == "bob"
+    assert "--agent or --as" in one_line_error(
+        agentworld("module", "deploy", world, "--wasm", wasm), 2)
+    assert "blank" in one_line_error(
+        agentworld("module", "deploy", world, "--as", " ", "--wasm", wasm), 2)
+    info = json.loads(agentworld("world", "info", world, "--json").stdout)
+    assert info["roles"] == {"ada": ["rule_author"]}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +32,92 @@ def constant_guest(output: dict[str, Any], entrypoint: str = "call") -> bytes:
     """)
 
 
-def deploy(world: World, wasm: bytes, publisher: str = "ada") -> str:
-    """Deploy `wasm` (stepping once) and return its hash."""
+def _wat_bytes(data: bytes) -> str:
+    return "".join(f"\\{byte:02x}" for byte in data)
+
+
+def _slot(text: str) -> bytes:
+    """A length-prefixed literal, the shape the CBOR helper library's `$w_str` writes."""
+    raw = text.encode("utf-8")
+    assert len(raw) < 32
+    return bytes([len(raw)]) + raw
+
+
+def _cbor_guest(body: str, data: dict[int, bytes]) -> bytes:
+    """A pure guest with the shipped CBOR helper library, extra data at 2400..4095 and `body`."""
+    assert all(2400 <= offset and offset + len(raw) <= 4096 for offset, raw in data.items())
+    library = resources.files("agentworld.testing.guests").joinpath("cbor.wat").read_text()
+    segments = "\n".join(f'(data (i32.const {offset}) "{_wat_bytes(raw)}")'
+                         for offset, raw in data.items())
+    return wasmtime.wat2wasm(f"""
+      (module
+        (memory (export "memory") 1)
+        {library}
+        {segments}
+        {body})
+    """)
+
+
+def rule_guest(verdict: str, override: dict[str, Any] | None = None) -> bytes:
+    """A pre_action rule answering every routed action (it reads `action.action_id`) with
+    `verdict`, and for `modify` the constant `override` as its `override_action`."""
+    blob = cbor2.dumps(override, canonical=True) if override is not None else b""
+    entries = 3 if override is not None else 2
+    write_override = (f"(call $w_str (global.get $s_override_action))"
+                      f"(call $w_copy (i32.const 2560) (i32.const {len(blob)}))"
+                      if override is not None else "")
+    return _cbor_guest(f"""
+      (func (export "call") (param $ptr i32) (param $len i32) (result i64)
+        (local $id i64)
+        (local.set $id (call $uint_at (call $map_get
+          (call $map_get (local.get $ptr) (global.get $s_action)) (global.get $s_action_id))))
+        (call $w_begin)
+        (call $w_map (i32.const 1))
+        (call $w_str (global.get $s_emits))
+        (call $w_array (i32.const 1))
+        (call $w_map (i32.const 2))
+        (call $w_str (global.get $s_kind))
+        (call $w_str (global.get $s_rule_decision))
+        (call $w_str (global.get $s_payload))
+        (call $w_map (i32.const {entries}))
+        (call $w_str (global.get $s_action_id))
+        (call $w_uint (local.get $id))
+        (call $w_str (global.get $s_verdict))
+        (call $w_str (global.get $s_{verdict}))
+        {write_override}
+        (call $out_packed))
+    """, {2560: blob})
+
+
+def policy_echo_guest(ctx_key: str) -> bytes:
+    """A policy hook that denies every effect, giving as its reason `ctx[ctx_key]` (copied from
+    the context it was called with)."""
+    return _cbor_guest("""
+      (func (export "call") (param $ptr i32) (param $len i32) (result i64)
+        (call $w_begin)
+        (call $w_map (i32.const 1))
+        (call $w_str (global.get $s_emits))
+        (call $w_array (i32.const 1))
+        (call $w_map (i32.const 2))
+        (call $w_str (global.get $s_kind))
+        (call $w_str (i32.const 2400))
+        (call $w_str (global.get $s_payload))
+        (call $w_map (i32.const 1))
+        (call $w_str (i32.const 2432))
+        (call $w_item_or_null
+          (call $map_get (call $map_get (local.get $ptr) (global.get $s_ctx)) (i32.const 2464)))
+        (call $out_packed))
+    """, {2400: _slot("policy.deny"), 2432: _slot("reason"), 2464: _slot(ctx_key)})
+
+
+def deploy(world: World, wasm: bytes, publisher: str = "ada",
+           submitter: str | None = None) -> str:
+    """Deploy `wasm` (stepping once) and return its hash; the system actor submits it unless
+    `submitter` is given."""
     wasm_hash = sha256_hex(wasm)
     world.submit({"type": "module.deploy_artifact", "data": {
-        "publisher_agent_id": publisher, "wasm_bytes": wasm, "wasm_hash": wasm_hash}})
+        "publisher_agent_id": publisher, "wasm_bytes": wasm, "wasm_hash": wasm_hash}},
+        submitter)
     world.step_with_modules()
     assert wasm_hash in world.state.artifacts, events(world, "domain.action_rejected")[-1:]
     return wasm_hash
@@ -63,14 +145,15 @@ def manifest(
 
 def install(
     world: World, agent: str, manifest_json: dict[str, Any],
-    target: dict[str, Any] | None = None, activate: bool = True,
+    target: dict[str, Any] | None = None, activate: bool = True, submitter: str | None = None,
 ) -> dict[str, Any]:
-    """Install (stepping once); return the last event's data (installed or rejected)."""
+    """Install (stepping once); return the last event's data (installed or rejected). The
+    system actor submits it unless `submitter` is given."""
     data: dict[str, Any] = {"installer_agent_id": agent, "manifest": manifest_json,
                             "activate": activate}
     if target is not None:
         data["install_target"] = target
-    world.submit({"type": "module.install", "data": data})
+    world.submit({"type": "module.install", "data": data}, submitter)
     world.step_with_modules()
     installed = [e for e in world.journal if e.kind in {"domain.module_installed",
                                                          "domain.action_rejected"}]
