@@ -113,9 +113,11 @@ def _is_int(value: Any) -> bool:
 def _id_problem(value: Any, where: str, *, nullable: bool = False) -> str | None:
     if value is None and nullable:
         return None
-    if not isinstance(value, str) or not value or len(value) > MAX_ID_LENGTH:
+    if (not isinstance(value, str) or not value.strip() or len(value) > MAX_ID_LENGTH
+            or json_problems(value)):
         expected = "null or a " if nullable else "a "
-        return f"{where}: expected {expected}non-empty string of at most {MAX_ID_LENGTH} characters"
+        return (f"{where}: expected {expected}non-blank string of at most {MAX_ID_LENGTH} "
+                "characters")
     return None
 
 

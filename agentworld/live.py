@@ -39,8 +39,8 @@ DEFAULT_KEEP_CHECKPOINTS = 3
 
 
 def submit_committed(world: World, action: CommitAction) -> None:
-    """Queue one committed action in `world` (the one place committed actions enter a world)."""
-    world.submit(action.payload)
+    """Queue one committed action in `world`, as submitted by its submitter."""
+    world.submit(action.payload, submitter=action.submitter)
 
 
 def execute_commit(

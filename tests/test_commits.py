@@ -84,6 +84,11 @@ def test_every_problem_is_listed() -> None:
         assert expected in problems
 
 
+def test_a_blank_submitter_is_refused_before_it_reaches_the_world() -> None:
+    with pytest.raises(InvalidCommitError, match=r"\$\.actions\[0\]\.submitter"):
+        make_commit("w", 1, [{**_actions()[0], "submitter": "  "}])
+
+
 def test_repeated_action_ids_are_refused() -> None:
     action = _actions()[0]
     with pytest.raises(InvalidCommitError, match="repeated"):

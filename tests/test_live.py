@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import shutil
 import tempfile
@@ -33,8 +32,6 @@ from agentworld.live import ExecutionDriver, live_status, replay
 from agentworld.live_dir import LiveDirectory
 from agentworld.manager import PluginManager
 from agentworld.testing.guests import guest_wasm
-
-SUBMITTERS = "submitter" in inspect.signature(World.submit).parameters
 
 
 def commits(heights: int, world_id: str = WORLD_ID) -> list[Commit]:
@@ -294,7 +291,6 @@ def test_replay_finds_the_first_divergent_height(tmp_path: Path) -> None:
     assert report.divergence.replayed_state_root == report.divergence.recorded_state_root
 
 
-@pytest.mark.skipif(not SUBMITTERS, reason="World.submit takes no submitter yet")
 def test_each_action_is_submitted_with_its_submitter(tmp_path: Path) -> None:
     with ExecutionDriver(tmp_path / "live", world_id=WORLD_ID) as driver:
         driver.on_commit(commits(1)[0])
@@ -306,6 +302,13 @@ def test_each_action_is_submitted_with_its_submitter(tmp_path: Path) -> None:
         assert [e.kind for e in events] == ["domain.action_rejected", "domain.agent_moved"]
         assert events[0].data["code"] == "actor_mismatch"
         assert driver.world.state.agents["ada"].position == (6, 6)
+        # A system-only action from an agent is refused; from the host (null) it is not.
+        driver.on_commit(make_commit(WORLD_ID, 3, [
+            action("by-ada", "ada", "grant_role", agent_id="ada", role="rule_author"),
+            action("by-host", None, "grant_role", agent_id="bob", role="rule_author"),
+        ]))
+        codes = [e.data.get("code") for e in driver.world.journal if e.time == 3]
+        assert codes == ["not_system_actor", None]
 
 
 
