@@ -85,10 +85,10 @@ def _name(height: int) -> str:
 
 
 def _height_of(name: str, suffix: str = "") -> int | None:
-    stem = name[: len(name) - len(suffix)] if suffix and name.endswith(suffix) else name
-    if suffix and not name.endswith(suffix):
+    if not name.endswith(suffix):
         return None
-    return int(stem) if len(stem) == _DIGITS and stem.isdigit() else None
+    stem = name[: len(name) - len(suffix)]
+    return int(stem) if len(stem) == _DIGITS and stem.isascii() and stem.isdigit() else None
 
 
 class LiveDirectory:
@@ -231,9 +231,7 @@ class LiveDirectory:
         try:
             commit = parse_commit(value["commit"])
             result = structure(value["result"], CommitResult, "record result")
-        except LiveError as exc:
-            raise LiveDirectoryError(f"{path}: the record is corrupt: {exc}") from None
-        except InvalidInputError as exc:
+        except (LiveError, InvalidInputError) as exc:
             raise LiveDirectoryError(f"{path}: the record is corrupt: {exc}") from None
         if commit.height != height or result.height != height:
             raise LiveDirectoryError(f"{path}: the record holds height {commit.height}, not "
