@@ -63,13 +63,20 @@ def test_sigkill_at_random_moments_then_restart_reaches_the_same_hashes(tmp_path
                                  text=True)
         lines: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=_pump, args=(child.stdout, lines), daemon=True).start()
-        # Every third child dies early (restoring, or writing its first heights); the others
-        # after a random number of heights plus a random fraction of the next one.
-        wanted = 0 if kills % 3 == 0 else rng.randint(1, 25)
+        # Every third child dies early: after a random delay, while it starts or restores, or
+        # right after its first height if it gets that far. The others die after a random number
+        # of heights plus a random fraction of the next one.
+        early = kills % 3 == 0
+        wanted = 1 if early else rng.randint(1, 25)
+        wait = rng.uniform(0.1, 1.0) if early else 60.0
+        deadline = time.monotonic() + wait
         seen = 0
-        deadline = time.monotonic() + 60
         while seen < wanted:
-            line = lines.get(timeout=max(deadline - time.monotonic(), 0.1))
+            try:
+                line = lines.get(timeout=max(deadline - time.monotonic(), 0.001))
+            except queue.Empty:
+                assert early, "no height reported within a minute"
+                break
             if line is None:
                 break
             height = _check(line, expected)
@@ -78,7 +85,8 @@ def test_sigkill_at_random_moments_then_restart_reaches_the_same_hashes(tmp_path
         if child.poll() is not None:
             assert child.returncode == 0, child.stderr.read() if child.stderr else ""
             break
-        time.sleep(rng.uniform(0.2, 0.9) if wanted == 0 else rng.uniform(0, 0.004))
+        if not early:
+            time.sleep(rng.uniform(0, 0.004))
         os.kill(child.pid, signal.SIGKILL)
         child.wait(timeout=30)
         kills += 1
