@@ -109,6 +109,7 @@ class ExecutionDriver:
         self._state_root = ""
         self._records_from = 1
         self._checkpoints: list[int] = []
+        self._dir.check_place()
         self._dir.lock()
         try:
             if not self._dir.exists():

@@ -123,20 +123,25 @@ class LiveDirectory:
                                      f"{SCHEMA_VERSION}")
         return str(value["world_id"])
 
-    def create(self, genesis: World, plugins: PluginManager) -> None:
-        """Make a new live directory whose height 0 is `genesis` (a checkpoint of it)."""
+    def check_place(self) -> None:
+        """Raise unless the path is a live directory, or a place to make one (absent, empty,
+        or holding what a killed creation left); checked before anything is written there."""
         if self.root.exists() and not self.root.is_dir():
             raise LiveDirectoryError(f"{self.root}: not a directory")
-        if self.root.is_dir():
-            foreign = sorted(entry.name for entry in self.root.iterdir()
-                             if entry.name not in _OWN_NAMES)
-            if foreign:
-                hint = (" (it is a saved world: use it as the genesis instead)"
-                        if POINTER in foreign else "")
-                raise LiveDirectoryError(
-                    f"{self.root}: refusing to make a live directory in a non-empty directory "
-                    f"(it holds {', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''})"
-                    f"{hint}")
+        if not self.root.is_dir() or self.exists():
+            return
+        foreign = sorted(entry.name for entry in self.root.iterdir()
+                         if entry.name not in _OWN_NAMES)
+        if foreign:
+            hint = (" (it is a saved world: use it as the genesis instead)"
+                    if POINTER in foreign else "")
+            raise LiveDirectoryError(
+                f"{self.root}: not a live directory, and not empty (it holds "
+                f"{', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}){hint}")
+
+    def create(self, genesis: World, plugins: PluginManager) -> None:
+        """Make a new live directory whose height 0 is `genesis` (a checkpoint of it)."""
+        self.check_place()
         # Without a marker no record was ever written: leftovers of a killed creation go.
         for part in (self.records, self.checkpoints):
             shutil.rmtree(part, ignore_errors=True)

@@ -223,8 +223,10 @@ def test_a_saved_world_becomes_height_zero(tmp_path: Path) -> None:
     assert not checkpoint.missing_artifacts()
     with pytest.raises(WorldMismatchError):
         ExecutionDriver(root, world_id="another")
-    with pytest.raises(LiveDirectoryError, match="not a live directory"):
-        ExecutionDriver(saved)
+    before = tree(saved)
+    with pytest.raises(LiveDirectoryError, match="it is a saved world: use it as the genesis"):
+        ExecutionDriver(saved, world_id="from-saved")
+    assert tree(saved) == before  # not even a lock file
 
 
 def _rewrite_record(path: Path, change: Any) -> None:
