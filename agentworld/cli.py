@@ -14,6 +14,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from agentworld import __version__
+from agentworld.cli_guest import guest
 from agentworld.cli_live import live
 from agentworld.compat import CompatContext, check_compatibility
 from agentworld.convert import json_problems
@@ -526,6 +527,7 @@ def world_step(directory: str, steps: int, as_json: bool) -> None:
 
 
 cli.add_command(live)
+cli.add_command(guest)
 
 
 def main() -> None:

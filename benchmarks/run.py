@@ -1,6 +1,6 @@
 """agentworld benchmarks (SPEC §13): measured side by side in one run, reported as ratios.
 
-    python benchmarks/run.py executor|ticks|persistence|filters|live [--json] [--quick]
+    python benchmarks/run.py executor|ticks|persistence|filters|guests|live [--json] [--quick]
 
 Each subcommand is one function taking the parsed arguments and returning a dict of results;
 add one by writing the function and listing it in `COMMANDS`.
@@ -317,12 +317,20 @@ def bench_live(args: argparse.Namespace) -> dict[str, Any]:
     return measure_live(quick=args.quick)
 
 
+def bench_guests(args: argparse.Namespace) -> dict[str, Any]:
+    """Per-call cost of the C and Rust SDK counters against the WAT counter, in a world."""
+    from bench_guests import measure as measure_guests
+
+    return measure_guests(quick=args.quick)
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "executor": bench_executor,
     "ticks": bench_ticks,
     "persistence": bench_persistence,
     "filters": bench_filters,
     "live": bench_live,
+    "guests": bench_guests,
 }
 
 

@@ -101,3 +101,17 @@ def test_live_benchmark_reports_both_worlds_and_the_ratio() -> None:
     assert results["agents"]["large"] > results["agents"]["small"]
     assert results["journal_events"]["large"] > results["journal_events"]["small"]
     assert results["large_over_small"] > 0
+
+
+def test_guests_benchmark_compares_the_sdk_counters_with_the_wat_counter() -> None:
+    completed = subprocess.run(
+        [sys.executable, str(BENCHMARKS), "guests", "--json", "--quick"],
+        check=True, capture_output=True, text=True, timeout=300,
+    )
+    results = json.loads(completed.stdout)
+    assert set(results) == {"instances", "world_call_us", "full_call_us", "c_vs_wat",
+                            "rust_vs_wat", "wasm_bytes"}
+    for key in ("world_call_us", "full_call_us", "wasm_bytes"):
+        assert set(results[key]) == {"wat", "c", "rust"}
+        assert all(value > 0 for value in results[key].values())
+    assert results["c_vs_wat"] > 0 and results["rust_vs_wat"] > 0
