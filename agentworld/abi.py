@@ -133,6 +133,11 @@ def _effects(value: Any, limit: int) -> tuple[dict[str, Any], ...]:
         if type(effect) is not dict:
             _invalid(f"{where} must be a map")
         keys = effect.keys()
+        if effect.get("cap_ref") == "" and "cap_slot" in keys:
+            # The original engine's guest SDK writes an empty cap_ref beside a slot: the slot.
+            effect = {key: item for key, item in effect.items() if key != "cap_ref"}
+            value[index] = effect
+            keys = effect.keys()
         if not keys <= _EFFECT_KEYS or "kind" not in keys or "params" not in keys:
             _invalid(f"{where} must have kind, params and one of cap_ref / cap_slot")
         if ("cap_ref" in keys) == ("cap_slot" in keys):
@@ -164,8 +169,13 @@ def _tick_lifecycle(value: Any) -> dict[str, Any] | None:
     )
 
 
-def decode_output(raw: bytes, *, limits: CallLimits, kind: str) -> ModuleOutput:
-    """Decode and validate a guest's output bytes, raising `ModuleCallError` when invalid."""
+def decode_output(
+    raw: bytes, *, limits: CallLimits, kind: str, gas_used: int = 0
+) -> ModuleOutput:
+    """Decode and validate a guest's output bytes, raising `ModuleCallError` when invalid.
+
+    `gas_used` is carried into the output as it is.
+    """
     if len(raw) > limits.max_output_bytes:
         raise ModuleCallError(
             "output_too_large",
@@ -197,4 +207,5 @@ def decode_output(raw: bytes, *, limits: CallLimits, kind: str) -> ModuleOutput:
         emits=_emits(message.get("emits", []), limits.max_emits),
         effects=_effects(message.get("effects", []), limits.max_effects),
         tick_lifecycle=_tick_lifecycle(message.get("tick_lifecycle")),
+        gas_used=gas_used,
     )

@@ -1,12 +1,19 @@
-"""The `agentworld` command line. Errors are one line on stderr and a non-zero exit."""
+"""The `agentworld` command line.
+
+Errors are one line on stderr and a non-zero exit (with `--json`, one JSON object on stdout
+instead). Output cut short by a closed pipe (`agentworld world events W | head`) ends quietly
+with status 141, as a process killed by SIGPIPE would.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TextIO, TypeVar
 
 import click
 from rich.console import Console
@@ -16,16 +23,30 @@ from rich.table import Table
 from agentworld import __version__
 from agentworld.cli_guest import guest
 from agentworld.cli_live import live
-from agentworld.compat import CompatContext, check_compatibility
-from agentworld.convert import json_problems
+from agentworld.convert import structure
 from agentworld.errors import AgentWorldError, InvalidInputError
+from agentworld.filters import kind_matches, kind_pattern_problem
 from agentworld.manager import PluginManager, default_manager
-from agentworld.manifest import Manifest, intrinsic_problems, parse_manifest
+from agentworld.manifest import Manifest, read_manifest
 from agentworld.model import Event
-from agentworld.persistence import POINTER, NotAWorldError, read_pointer, verify_dir
-from agentworld.world import World, event_to_json
+from agentworld.persistence import (
+    POINTER,
+    NotAWorldError,
+    SavedWorld,
+    read_pointer,
+    read_saved,
+    saved_store_uri,
+    verify_dir,
+)
+from agentworld.store import OverlayStore
+from agentworld.upgrade_check import check_upgrade as judge_upgrade
+from agentworld.world import World, WorldConfig, event_to_json
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+# The exit status of a process killed by SIGPIPE (128 + 13), which shells and scripts expect.
+EXIT_BROKEN_PIPE = 141
+_JSON_ERRORS = "agentworld.json_errors"
 
 
 class BadInput(click.ClickException):
@@ -34,22 +55,56 @@ class BadInput(click.ClickException):
     exit_code = 2
 
 
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so flushing what is left cannot fail again at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    finally:
+        os.close(devnull)
+
+
 class _Group(click.Group):
-    """A click group whose uncaught errors become one line on stderr, never a traceback."""
+    """The top-level group: uncaught errors become one line on stderr (or one JSON object on
+    stdout after `--json`), never a traceback."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # Only the top-level group sees every argument, so only it can tell, even when parsing
+        # the subcommand fails, whether the caller asked for JSON.
+        ctx.meta[_JSON_ERRORS] = "--json" in args
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (click.exceptions.Exit, click.ClickException, click.Abort):
+        except BrokenPipeError:
+            _quiet_stdout()
+            raise click.exceptions.Exit(EXIT_BROKEN_PIPE) from None
+        except (click.exceptions.Exit, click.Abort):
             raise
+        except click.ClickException as exc:
+            error = exc
         except AgentWorldError as exc:
-            raise click.ClickException(str(exc)) from None
+            error = click.ClickException(str(exc))
         except Exception as exc:  # never a traceback: name the error in one line
-            raise click.ClickException(f"{type(exc).__name__}: {exc}") from None
+            error = click.ClickException(f"{type(exc).__name__}: {exc}")
+        if ctx.meta.get(_JSON_ERRORS):
+            _emit_json({"error": {"message": error.format_message(),
+                                  "exit_code": error.exit_code}})
+            raise click.exceptions.Exit(error.exit_code)
+        raise error from None
 
 
 def _emit_json(value: Any) -> None:
     click.echo(json.dumps(value, sort_keys=True))
+
+
+def changes_world(command: F) -> F:
+    """The options every command that changes a saved world takes."""
+    return click.option(
+        "--dry-run", is_flag=True,
+        help="Run in memory and print the events; save nothing (the directory is untouched).",
+    )(command)
 
 
 @click.group(cls=_Group)
@@ -62,49 +117,65 @@ def plugins_report(manager: PluginManager) -> dict[str, Any]:
     """The data `agentworld plugins --json` prints."""
     return {
         "plugins": [
-            {"name": info.name, "version": info.version, "hooks": list(info.hooks)}
+            {"name": info.name, "version": info.version, "hooks": list(info.hooks),
+             "builtin": info.builtin, "distribution": info.distribution,
+             "entry_point": info.entry_point, "description": info.description,
+             "status": "failed" if info.failed else "ok", "reason": info.failure}
             for info in manager.plugins()
         ],
         "executors": [
-            {"name": entry.name, "available": entry.available, "reason": entry.unavailable_reason}
+            {"name": entry.name, "available": entry.available, "reason": entry.unavailable_reason,
+             "plugin": entry.plugin, "description": entry.description}
             for entry in manager.executors().values()
         ],
-        "stores": [{"scheme": entry.scheme} for entry in manager.stores().values()],
+        "stores": [{"scheme": entry.scheme, "plugin": entry.plugin,
+                    "description": entry.description} for entry in manager.stores().values()],
         "compat_rules": [
-            {"name": rule.name, "severity": rule.severity, "description": rule.description}
+            {"name": rule.name, "severity": rule.severity, "description": rule.description,
+             "plugin": manager.compat_rule_plugin(rule.name)}
             for rule in manager.compat_rules()
         ],
     }
 
 
+def _plugin_lines(row: dict[str, Any]) -> list[str]:
+    origin = "built-in" if row["builtin"] else ", ".join(
+        part for part in (row["distribution"] and f"distribution {row['distribution']}",
+                          row["entry_point"] and f"entry point {row['entry_point']}") if part
+    ) or "registered in-process"
+    hooks = ", ".join(hook.removeprefix("agentworld_register_") for hook in row["hooks"])
+    head = f"  {row['name']} {row['version'] or '-'} ({origin})"
+    if row["status"] == "failed":
+        return [f"{head} FAILED", f"    {row['reason']}"]
+    return [f"{head} hooks: {hooks or 'none'}"] + (
+        [f"    {row['description']}"] if row["description"] else [])
+
+
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 def plugins(as_json: bool) -> None:
-    """List plugins, executors, store schemes and compatibility rules."""
+    """List plugins (failed ones with the reason), executors, store schemes and rules."""
     report = plugins_report(default_manager())
     if as_json:
         _emit_json(report)
         return
-    console = Console()
-    table = Table(title="Plugins")
-    for column in ("name", "version", "hooks"):
-        table.add_column(column)
+    lines = ["plugins:"]
     for row in report["plugins"]:
-        table.add_row(row["name"], row["version"] or "-", "\n".join(row["hooks"]))
-    console.print(table)
-    table = Table(title="Executors")
-    for column in ("name", "available", "reason"):
-        table.add_column(column)
-    for row in report["executors"]:
-        table.add_row(row["name"], "yes" if row["available"] else "no", row["reason"] or "")
-    console.print(table)
-    console.print("Store schemes: " + (", ".join(r["scheme"] for r in report["stores"]) or "none"))
-    table = Table(title="Compatibility rules")
-    for column in ("name", "severity", "description"):
-        table.add_column(column)
-    for row in report["compat_rules"]:
-        table.add_row(row["name"], row["severity"], row["description"])
-    console.print(table)
+        lines += _plugin_lines(row)
+    lines.append("executors:")
+    lines += [f"  {row['name']} (plugin {row['plugin']}): "
+              + ("available" if row["available"] else f"unavailable: {row['reason']}")
+              + (f"; {row['description']}" if row["description"] else "")
+              for row in report["executors"]]
+    lines.append("module stores:")
+    lines += [f"  {row['scheme']} (plugin {row['plugin']})"
+              + (f": {row['description']}" if row["description"] else "")
+              for row in report["stores"]]
+    lines.append("compatibility rules:")
+    lines += [f"  [{row['severity']}] {row['name']} (plugin {row['plugin']}): "
+              f"{row['description']}" for row in report["compat_rules"]]
+    for line in lines:
+        click.echo(line)
 
 
 @cli.command()
@@ -131,39 +202,34 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return dict(pairs)
 
 
-def read_json_input(source: str, *, text: str | None = None) -> Any:
-    """JSON from file `source` (or the given `text`), strictly: any problem exits 2 in one line.
-
-    Duplicate keys are refused rather than silently resolved to the last one.
-    """
-    where = "input" if text is not None else source
+def read_text_input(path: str) -> str:
+    """The UTF-8 text of file `path`; any problem exits 2 in one line."""
     try:
-        if text is None:
-            with open(source, "rb") as handle:
-                text = handle.read().decode("utf-8")
-        return json.loads(text, object_pairs_hook=_unique_keys)
+        with open(path, "rb") as handle:
+            return handle.read().decode("utf-8")
     except OSError as exc:
-        raise BadInput(f"{where}: cannot read: {exc.strerror or exc}") from None
+        raise BadInput(f"{path}: cannot read: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:
-        raise BadInput(f"{where}: not UTF-8 text: {exc.reason} at byte {exc.start}") from None
+        raise BadInput(f"{path}: not UTF-8 text: {exc.reason} at byte {exc.start}") from None
+
+
+def read_json_input(source: str, *, text: str | None = None) -> Any:
+    """JSON from file `source` (or from `text`, then `source` only names it), strictly: any
+    problem exits 2 in one line. Duplicate keys are refused rather than resolved to the last."""
+    if text is None:
+        text = read_text_input(source)
+    try:
+        return json.loads(text, object_pairs_hook=_unique_keys)
     except RecursionError:
-        raise BadInput(f"{where}: nested too deeply") from None
+        raise BadInput(f"{source}: nested too deeply") from None
     except ValueError as exc:  # JSONDecodeError, duplicate keys, integers too long to parse
-        raise BadInput(f"{where}: not usable JSON: {exc}") from None
+        raise BadInput(f"{source}: not usable JSON: {exc}") from None
 
 
 def _read_manifest(path: str) -> Manifest:
-    """Load and check a manifest file, or exit 2 with one line saying what is wrong."""
-    raw = read_json_input(path)
-    problems = json_problems(raw)
-    if problems:
-        raise BadInput(f"{path}: invalid manifest: " + "; ".join(problems))
-    try:
-        manifest = parse_manifest(raw)
-    except InvalidInputError as exc:
-        raise BadInput(f"{path}: {exc}") from None
-    problems = intrinsic_problems(manifest)
-    if problems:
+    """Load and check a manifest file, or exit 2 with one line listing every problem."""
+    manifest, problems = read_manifest(read_json_input(path))
+    if manifest is None or problems:
         raise BadInput(f"{path}: invalid manifest: " + "; ".join(problems))
     return manifest
 
@@ -171,31 +237,27 @@ def _read_manifest(path: str) -> Manifest:
 @module.command("check-upgrade")
 @click.argument("current", type=click.Path(dir_okay=False))
 @click.argument("candidate", type=click.Path(dir_okay=False))
+@click.option("--rollback", is_flag=True,
+              help="Judge CANDIDATE as a rollback target (its version must be lower).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def check_upgrade(current: str, candidate: str, as_json: bool) -> None:
-    """Judge CANDIDATE against CURRENT with every compat rule.
+def check_upgrade(current: str, candidate: str, rollback: bool, as_json: bool) -> None:
+    """Judge moving from CURRENT to CANDIDATE: preconditions, both manifests' problems and
+    every compat rule, all reported together.
 
-    Exit 0 when compatible, 1 when not (every violation listed), 2 on unusable input.
+    Exit 0 when the upgrade would be accepted, 1 when it would be refused (every reason
+    listed), 2 when a file cannot be read as JSON.
     """
-    old, new = _read_manifest(current), _read_manifest(candidate)
-    # The upgrade action's own preconditions, named by the codes it is refused with.
-    problems = []
-    if old.module_id != new.module_id:
-        problems.append(f"[error] module_id_mismatch: module_id changes from {old.module_id!r} "
-                        f"to {new.module_id!r}")
-    if old.version == new.version:
-        problems.append(f"[error] same_version: both manifests are version {old.version!r}")
-    report = check_compatibility(old, new, default_manager().compat_rules(),
-                                 CompatContext(operation="check-upgrade"))
-    verdict = report.compatible and not problems
+    report = judge_upgrade(read_json_input(current), read_json_input(candidate),
+                           default_manager().compat_rules(),
+                           operation="rollback" if rollback else "upgrade")
     if as_json:
-        _emit_json({**report.to_json(), "compatible": verdict, "problems": problems})
+        _emit_json(report.to_json())
     else:
-        for line in [*problems, *report.lines()]:
+        for line in report.lines():
             click.echo(line)
-        click.echo("compatible" if verdict else
-                   f"incompatible: {len(report.violations) + len(problems)} violation(s)")
-    sys.exit(0 if verdict else 1)
+        click.echo("compatible" if report.compatible else
+                   f"incompatible: {len(report.findings)} violation(s)")
+    sys.exit(0 if report.compatible else 1)
 
 
 def _submitter_option(func: F) -> F:
@@ -226,9 +288,10 @@ def _manifest_json(path: str) -> dict[str, Any]:
 @click.option("--wasm", "wasm_file", required=True, type=click.Path(dir_okay=False),
               help="The WebAssembly module to deploy.")
 @_submitter_option
+@changes_world
 @click.option("--json", "as_json", is_flag=True, help="Print each event as one JSON line.")
 def module_deploy(directory: str, agent: str | None, wasm_file: str, submitter: str | None,
-                  as_json: bool) -> None:
+                  dry_run: bool, as_json: bool) -> None:
     """Deploy an artifact into the saved world in DIRECTORY (its hash is in the event)."""
     from agentworld.canonical import sha256_hex
 
@@ -237,9 +300,9 @@ def module_deploy(directory: str, agent: str | None, wasm_file: str, submitter: 
             wasm = handle.read()
     except OSError as exc:
         raise BadInput(f"{wasm_file}: cannot read: {exc.strerror or exc}") from None
-    _run_action(directory, {"type": "module.deploy_artifact", "data": {
+    _run_actions(directory, [{"type": "module.deploy_artifact", "data": {
         "publisher_agent_id": _acting(agent, submitter), "wasm_bytes": wasm,
-        "wasm_hash": sha256_hex(wasm)}}, as_json, submitter)
+        "wasm_hash": sha256_hex(wasm)}}], submitter=submitter, as_json=as_json, dry_run=dry_run)
 
 
 @module.command("install")
@@ -251,15 +314,17 @@ def module_deploy(directory: str, agent: str | None, wasm_file: str, submitter: 
 @click.option("--location", default=None, help="Install at this location, not on the agent.")
 @click.option("--inactive", is_flag=True, help="Install without activating the instance.")
 @_submitter_option
+@changes_world
 @click.option("--json", "as_json", is_flag=True, help="Print each event as one JSON line.")
 def module_install(directory: str, agent: str | None, manifest_file: str, location: str | None,
-                   inactive: bool, submitter: str | None, as_json: bool) -> None:
+                   inactive: bool, submitter: str | None, dry_run: bool, as_json: bool) -> None:
     """Install an instance of a manifest into the saved world in DIRECTORY."""
     data: dict[str, Any] = {"installer_agent_id": _acting(agent, submitter),
                             "manifest": _manifest_json(manifest_file), "activate": not inactive}
     if location is not None:
         data["install_target"] = {"type": "location", "location_id": location}
-    _run_action(directory, {"type": "module.install", "data": data}, as_json, submitter)
+    _run_actions(directory, [{"type": "module.install", "data": data}], submitter=submitter,
+                 as_json=as_json, dry_run=dry_run)
 
 
 @module.command("upgrade")
@@ -271,14 +336,16 @@ def module_install(directory: str, agent: str | None, manifest_file: str, locati
 @click.option("--manifest", "manifest_file", required=True, type=click.Path(dir_okay=False),
               help="The new manifest JSON file.")
 @_submitter_option
+@changes_world
 @click.option("--json", "as_json", is_flag=True, help="Print each event as one JSON line.")
 def module_upgrade(directory: str, agent: str | None, instance_id: str, from_version: str,
-                   manifest_file: str, submitter: str | None, as_json: bool) -> None:
+                   manifest_file: str, submitter: str | None, dry_run: bool,
+                   as_json: bool) -> None:
     """Move an instance to a new, compatible manifest in the saved world in DIRECTORY."""
-    _run_action(directory, {"type": "module.upgrade", "data": {
+    _run_actions(directory, [{"type": "module.upgrade", "data": {
         "upgrader_agent_id": _acting(agent, submitter), "instance_id": instance_id,
-        "from_version": from_version, "manifest": _manifest_json(manifest_file)}},
-        as_json, submitter)
+        "from_version": from_version, "manifest": _manifest_json(manifest_file)}}],
+        submitter=submitter, as_json=as_json, dry_run=dry_run)
 
 
 @module.command("rollback")
@@ -288,24 +355,122 @@ def module_upgrade(directory: str, agent: str | None, instance_id: str, from_ver
 @click.option("--instance", "instance_id", required=True, help="The instance to roll back.")
 @click.option("--to-version", required=True, help="An already registered version.")
 @_submitter_option
+@changes_world
 @click.option("--json", "as_json", is_flag=True, help="Print each event as one JSON line.")
 def module_rollback(directory: str, agent: str | None, instance_id: str, to_version: str,
-                    submitter: str | None, as_json: bool) -> None:
+                    submitter: str | None, dry_run: bool, as_json: bool) -> None:
     """Move an instance back to an already registered version in the saved world in DIRECTORY."""
-    _run_action(directory, {"type": "module.rollback", "data": {
+    _run_actions(directory, [{"type": "module.rollback", "data": {
         "operator_agent_id": _acting(agent, submitter), "instance_id": instance_id,
-        "target_version": to_version}}, as_json, submitter)
+        "target_version": to_version}}], submitter=submitter, as_json=as_json, dry_run=dry_run)
 
 
-# -- saved worlds (SPEC §10, §12) ---------------------------------------------------------------
+@module.command("list")
+@click.argument("directory", type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def module_list(directory: str, as_json: bool) -> None:
+    """List the registered modules and the instances of the saved world in DIRECTORY."""
+    loaded = _load_world(directory)
+    state = loaded.state
+    missing = set(loaded.missing_artifacts())
+    report = {
+        "modules": [
+            {"module_id": m.module_id, "version": m.version, "kind": m.kind, "role": m.role,
+             "wasm_hash": m.wasm_hash, "artifact_missing": m.wasm_hash in missing,
+             "instances": [i.instance_id for i in state.instances.values()
+                           if (i.module_id, i.module_version) == (m.module_id, m.version)]}
+            for m in sorted(state.manifests.values(), key=lambda m: (m.module_id, m.version))
+        ],
+        "instances": [_instance_json(loaded, instance_id) for instance_id in state.instances],
+    }
+    if as_json:
+        _emit_json(report)
+        return
+    click.echo("modules:" if report["modules"] else "modules: none")
+    for row in report["modules"]:
+        artifact = row["wasm_hash"][:12] + (" (missing)" if row["artifact_missing"] else "")
+        click.echo(f"  {row['module_id']} {row['version']} ({row['kind']}) artifact {artifact} "
+                   f"instances: {', '.join(row['instances']) or 'none'}")
+    click.echo("instances:" if report["instances"] else "instances: none")
+    for row in report["instances"]:
+        click.echo(f"  {row['instance_id']} {row['module_id']} {row['module_version']} owner "
+                   f"{row['owner_agent_id']} on {_describe_target(row['install_target'])}, "
+                   f"{'active' if row['active'] else 'inactive'}, state {row['state_size']} B")
 
 
-def _load_world(directory: str) -> World:
-    """Load the world saved in `directory`; a path that is not a world is bad input (exit 2)."""
+def _instance_json(loaded: World, instance_id: str) -> dict[str, Any]:
+    instance = loaded.state.instances[instance_id]
+    return {"instance_id": instance.instance_id, "module_id": instance.module_id,
+            "module_version": instance.module_version, "owner_agent_id": instance.owner_agent_id,
+            "install_target": instance.install_target, "active": instance.active,
+            "wasm_hash": instance.wasm_hash, "state_size": len(loaded.module_state(instance_id))}
+
+
+def _describe_target(target: dict[str, Any]) -> str:
+    if target.get("type") == "location":
+        return f"location {target.get('location_id')}"
+    return "its owner"
+
+
+@module.command("state")
+@click.argument("directory", type=click.Path())
+@click.argument("instance_id", metavar="INSTANCE")
+@click.option("--raw", is_flag=True, help="Write the state bytes as they are (for a decoder).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON document (the state in base64).")
+def module_state(directory: str, instance_id: str, raw: bool, as_json: bool) -> None:
+    """Show the state bytes of INSTANCE in the saved world in DIRECTORY (hex by default)."""
+    import base64
+
+    loaded = _load_world(directory)
+    if instance_id not in loaded.state.instances:
+        known = ", ".join(loaded.state.instances) or "none"
+        raise BadInput(f"no instance {instance_id!r} in {directory} (instances: {known})")
+    data = loaded.module_state(instance_id)
+    if raw:
+        sys.stdout.buffer.write(data)
+    elif as_json:
+        _emit_json({**_instance_json(loaded, instance_id),
+                    "state_base64": base64.b64encode(data).decode("ascii")})
+    else:
+        instance = loaded.state.instances[instance_id]
+        click.echo(f"{instance_id} ({instance.module_id} {instance.module_version}, owner "
+                   f"{instance.owner_agent_id}): {len(data)} bytes")
+        if data:
+            click.echo(data.hex())
+
+
+# -- saved worlds --------------------------------------------------------------------------------
+
+
+def _read_saved(directory: str) -> SavedWorld:
+    """The saved world's files, checked but not applied; not a world is bad input (exit 2)."""
     try:
-        return World.load_from_dir(directory)
+        return read_saved(directory)
     except NotAWorldError as exc:
         raise BadInput(str(exc)) from None
+
+
+def _load_world(directory: str, *, dry_run: bool = False) -> World:
+    """Load the world saved in `directory`; a path that is not a world is bad input (exit 2).
+
+    For a dry run the world's module store is wrapped so that nothing is written to it.
+    """
+    try:
+        if not dry_run:
+            return World.load_from_dir(directory)
+        store = default_manager().open_store(saved_store_uri(read_saved(directory)))
+        return World.load_from_dir(directory, store=OverlayStore(store))
+    except NotAWorldError as exc:
+        raise BadInput(str(exc)) from None
+
+
+def _save(loaded: World, directory: str, *, dry_run: bool, as_json: bool) -> None:
+    """Save the world back, unless this is a dry run."""
+    if not dry_run:
+        loaded.save_to_dir(directory)
+    elif not as_json:
+        click.echo("dry run: nothing was saved", err=True)
 
 
 def _print_events(events: list[Event], as_json: bool) -> None:
@@ -318,25 +483,27 @@ def _print_events(events: list[Event], as_json: bool) -> None:
             click.echo(f"#{event.id} t={event.time} {event.kind} {data}")
 
 
-def _run_action(
-    directory: str, action: dict[str, Any], as_json: bool, submitter: str | None
-) -> None:
-    """Load, submit `action` as `submitter`, step with modules, save, print the step's events.
+def _run_actions(directory: str, actions: list[dict[str, Any]], *, submitter: str | None,
+                 as_json: bool, dry_run: bool) -> None:
+    """Load, submit `actions` as `submitter`, step once with modules, save, print the step's
+    events.
 
-    Exit 1 when the action was rejected (the rejection is still saved in the journal).
+    Exit 1 when an action was rejected (the rejection is still saved in the journal).
     """
     if submitter is not None and not submitter.strip():
         raise BadInput("--as: the agent must not be blank")
-    world = _load_world(directory)
-    action_id = world.submit(action, submitter)
-    events = world.step_with_modules()
-    world.save_to_dir(directory)
+    loaded = _load_world(directory, dry_run=dry_run)
+    action_ids = {loaded.submit(action, submitter) for action in actions}
+    events = loaded.step_with_modules()
+    _save(loaded, directory, dry_run=dry_run, as_json=as_json)
     _print_events(events, as_json)
     refused = [e for e in events
-               if e.kind == "domain.action_rejected" and e.data.get("action_id") == action_id]
+               if e.kind == "domain.action_rejected" and e.data.get("action_id") in action_ids]
     if refused:
         if not as_json:
-            click.echo(f"rejected: {refused[0].data['code']}", err=True)
+            for event in refused:
+                click.echo(f"rejected: action {event.data['action_id']}: {event.data['code']}",
+                           err=True)
         sys.exit(1)
 
 
@@ -349,12 +516,19 @@ def world() -> None:
 @click.argument("directory", type=click.Path(file_okay=False))
 @click.option("--agent", "agents", multiple=True, metavar="NAME",
               help="Register an agent (repeatable; agent i stands at [i, 0]).")
+@click.option("--world-id", default=None, metavar="ID",
+              help="The world's id (default: world), recorded in its config.")
 @click.option("--store", "store", default=None, metavar="URI",
               help="Use this module store (e.g. s3://bucket/prefix?endpoint_url=...) "
                    "instead of DIRECTORY/modules.")
+@changes_world
 @click.option("--json", "as_json", is_flag=True, help="Print the new world's summary as JSON.")
-def world_init(directory: str, agents: tuple[str, ...], store: str | None, as_json: bool) -> None:
-    """Create a saved world in DIRECTORY (new or empty), optionally with agents."""
+def world_init(directory: str, agents: tuple[str, ...], world_id: str | None, store: str | None,
+               dry_run: bool, as_json: bool) -> None:
+    """Create a saved world in DIRECTORY (new or empty), optionally with agents.
+
+    With --dry-run, print the events the new world would start with and create nothing.
+    """
     path = Path(directory)
     if path.exists() and not path.is_dir():
         raise BadInput(f"{directory}: not a directory")
@@ -364,22 +538,34 @@ def world_init(directory: str, agents: tuple[str, ...], store: str | None, as_js
         raise BadInput(f"{directory}: not empty and not a world; refusing to initialise it")
     if len(set(agents)) != len(agents):
         raise BadInput("--agent: each agent may be named once")
-    new = World(store=store)
+    config = WorldConfig()
+    if world_id is not None:
+        try:
+            config = structure({"world_id": world_id}, WorldConfig, "world config")
+        except InvalidInputError as exc:
+            raise BadInput(f"--world-id: {exc}") from None
+        if not world_id.strip() or not world_id.isprintable():
+            raise BadInput(f"--world-id: {world_id!r} must be printable and not blank")
+    new = World(store=store, config=config)
     for index, agent in enumerate(agents):
         new.submit({"type": "register_agent", "data": {"agent_id": agent, "position": [index, 0]}})
     events = new.step() if agents else []
     refused = [e for e in events if e.kind == "domain.action_rejected"]
     if refused:
         raise BadInput("--agent: " + "; ".join("; ".join(e.data["notes"]) for e in refused))
+    if dry_run:
+        _print_events(events, as_json)
+        _save(new, directory, dry_run=True, as_json=as_json)
+        return
     new.save_to_dir(directory)
-    summary = {"world_dir": str(path.absolute()), "time": new.time,
-               "journal_length": len(new.journal), "state_root": new.state_root(),
-               "agents": list(new.state.agents)}
+    summary = {"world_dir": str(path.absolute()), "world_id": new.config.world_id,
+               "time": new.time, "journal_length": len(new.journal),
+               "state_root": new.state_root(), "agents": list(new.state.agents)}
     if as_json:
         _emit_json(summary)
     else:
-        click.echo(f"initialised {summary['world_dir']}: {len(agents)} agent(s), "
-                   f"state root {summary['state_root']}")
+        click.echo(f"initialised world {summary['world_id']} in {summary['world_dir']}: "
+                   f"{len(agents)} agent(s), state root {summary['state_root']}")
 
 
 def world_summary(loaded: World, directory: str) -> dict[str, Any]:
@@ -485,33 +671,58 @@ def world_verify(directory: str, as_json: bool) -> None:
     sys.exit(0 if report.ok else 1)
 
 
+def read_actions(source: str) -> list[dict[str, Any]]:
+    """The actions `world submit` was given: JSON text or `@FILE` holding one action object,
+    a JSON array of them, or JSON Lines (one action per line). Anything else exits 2."""
+    where = source[1:] if source.startswith("@") else "action"
+    text = read_text_input(source[1:]) if source.startswith("@") else source
+    lines = [line for line in text.splitlines() if line.strip()]
+    try:
+        value = read_json_input(where, text=text)
+    except BadInput:
+        if len(lines) < 2:
+            raise
+        # Not one JSON document: JSON Lines, each line one action.
+        value = [read_json_input(f"{where}: line {number}", text=line)
+                 for number, line in enumerate(text.splitlines(), 1) if line.strip()]
+    actions = value if isinstance(value, list) else [value]
+    if not actions:
+        raise BadInput(f"{where}: no actions")
+    for index, action in enumerate(actions):
+        if not isinstance(action, dict):
+            at = f" (item {index})" if isinstance(value, list) else ""
+            raise BadInput(f'{where}{at}: an action must be a JSON object: '
+                           '{"type": ..., "data": {...}}')
+    return actions
+
+
 @world.command("submit")
 @click.argument("directory", type=click.Path())
 @click.argument("action")
 @_submitter_option
+@changes_world
 @click.option("--json", "as_json", is_flag=True, help="Print each event as one JSON line.")
-def world_submit(directory: str, action: str, submitter: str | None, as_json: bool) -> None:
-    """Submit ACTION (JSON text, or @FILE) to the world, step once with modules, and save.
+def world_submit(directory: str, action: str, submitter: str | None, dry_run: bool,
+                 as_json: bool) -> None:
+    """Submit ACTION to the world, step once with modules, and save.
 
-    Exit 1 when the action is rejected (the rejection is saved too), 2 on unusable input.
+    ACTION is JSON text or @FILE: one action object, a JSON array of actions, or JSON Lines
+    (one action per line). All of them are queued for the same step. Exit 1 when an action is
+    rejected (the rejection is saved too), 2 on unusable input.
     """
-    if action.startswith("@"):
-        envelope = read_json_input(action[1:])
-    else:
-        envelope = read_json_input("action", text=action)
-    if not isinstance(envelope, dict):
-        raise BadInput('action must be a JSON object: {"type": ..., "data": {...}}')
-    _run_action(directory, envelope, as_json, submitter)
+    _run_actions(directory, read_actions(action), submitter=submitter, as_json=as_json,
+                 dry_run=dry_run)
 
 
 @world.command("step")
 @click.argument("directory", type=click.Path())
 @click.option("--steps", type=click.IntRange(min=1), default=1, show_default=True,
               help="How many steps to run.")
+@changes_world
 @click.option("--json", "as_json", is_flag=True, help="Print each event as one JSON line.")
-def world_step(directory: str, steps: int, as_json: bool) -> None:
+def world_step(directory: str, steps: int, dry_run: bool, as_json: bool) -> None:
     """Advance the world by STEPS steps with modules (ticks run), then save."""
-    loaded = _load_world(directory)
+    loaded = _load_world(directory, dry_run=dry_run)
     events: list[Event] = []
     if sys.stderr.isatty() and steps > 1:
         with Progress(console=Console(stderr=True), transient=True) as bar:
@@ -522,18 +733,60 @@ def world_step(directory: str, steps: int, as_json: bool) -> None:
     else:
         for _ in range(steps):
             events += loaded.step_with_modules()
-    loaded.save_to_dir(directory)
+    _save(loaded, directory, dry_run=dry_run, as_json=as_json)
     _print_events(events, as_json)
 
 
-cli.add_command(live)
+@world.command("events")
+@click.argument("directory", type=click.Path())
+@click.option("--kind", "kinds", multiple=True, metavar="PATTERN",
+              help="Only events whose kind matches (e.g. domain.agent_moved, module.*, *); "
+                   "repeatable.")
+@click.option("--since", type=click.IntRange(min=0), default=0, metavar="ID",
+              help="Only events after event ID.")
+@click.option("--json", "as_json", is_flag=True, help="Print each event as one JSON line.")
+def world_events(directory: str, kinds: tuple[str, ...], since: int, as_json: bool) -> None:
+    """Print the journal of the saved world in DIRECTORY, oldest first."""
+    for pattern in kinds:
+        problem = kind_pattern_problem(pattern)
+        if problem:
+            raise BadInput(f"--kind: {problem}")
+    # Event ids run 1..N, so the events after `since` start at index `since`.
+    events = read_saved_events(directory)[since:]
+    _print_events([e for e in events if not kinds or any(kind_matches(p, e.kind) for p in kinds)],
+                  as_json)
+
+
+def read_saved_events(directory: str) -> list[Event]:
+    """The journal of a saved world, its files checked (no state is rebuilt)."""
+    return list(_read_saved(directory).events)
+
+
 cli.add_command(guest)
+cli.add_command(live)
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: TextIO | None = None, line: str | None = None) -> None:
+    """Warnings (a skipped plugin, say) as one line on stderr."""
+    click.echo(f"warning: {message}", err=True)
 
 
 def main() -> None:
     """Entry point of the `agentworld` script."""
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        status: Any = 0
+        try:
+            cli(standalone_mode=True)
+        except SystemExit as exc:
+            status = exc.code
+        except KeyboardInterrupt:  # pragma: no cover - interactive only
+            click.echo("interrupted", err=True)
+            status = 130
     try:
-        cli(standalone_mode=True)
-    except KeyboardInterrupt:  # pragma: no cover - interactive only
-        click.echo("interrupted", err=True)
-        sys.exit(130)
+        sys.stdout.flush()
+    except BrokenPipeError:  # output still buffered when the reader went away
+        _quiet_stdout()
+        status = EXIT_BROKEN_PIPE
+    sys.exit(status)

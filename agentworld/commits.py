@@ -28,8 +28,10 @@ _ACTION_KEYS = frozenset({"action_id", "submitter", "payload"})
 
 @frozen(kw_only=True)
 class CommitAction:
-    """One committed action: its id within the commit, its submitter (None: the world's system
-    actor) and its payload (an action envelope `{"type", "data"}`, as JSON data)."""
+    """One committed action: its id, its submitter (None: the system actor) and its payload.
+
+    The payload is an action envelope `{"type", "data"}` as JSON data (bytes as base64 text).
+    """
 
     action_id: str
     submitter: str | None

@@ -11,6 +11,7 @@ import binascii
 import math
 from typing import Any, TypeVar, get_args, get_origin
 
+import attrs
 import cattrs
 from cattrs.errors import (
     ClassValidationError,
@@ -184,6 +185,40 @@ def structure(value: Any, cls: type[T], what: str) -> T:
         raise InvalidInputError(what, [problem]) from None
     except RecursionError:
         raise InvalidInputError(what, ["$: nested too deeply"]) from None
+
+
+def _known_only(value: Any, cls: Any) -> Any:
+    """`value` without the keys `cls` (an attrs class, or a list/tuple/optional of one) does
+    not define, at every depth; anything that is not shaped like `cls` is returned as is."""
+    if get_origin(cls) in (list, tuple):
+        args = [arg for arg in get_args(cls) if arg is not Ellipsis]
+        if len(args) == 1 and isinstance(value, list):
+            return [_known_only(item, args[0]) for item in value]
+        return value
+    members = [arg for arg in get_args(cls) if arg is not type(None)]
+    if len(members) == 1:  # Optional[X]
+        return _known_only(value, members[0])
+    if not (attrs.has(cls) and isinstance(value, dict)):
+        return value
+    fields = attrs.fields_dict(attrs.resolve_types(cls))
+    return {key: _known_only(item, fields[key].type) for key, item in value.items()
+            if key in fields}
+
+
+def structure_collecting(value: Any, cls: type[T], what: str) -> tuple[T | None, list[str]]:
+    """Structure `value` into `cls`, collecting problems instead of raising.
+
+    Unknown fields do not hide the other problems: when they are the only obstacle, the value
+    built from the known fields is returned beside them, so callers can check it further.
+    """
+    try:
+        return structure(value, cls, what), []
+    except InvalidInputError as exc:
+        problems = exc.problems
+    try:
+        return structure(_known_only(value, cls), cls, what), problems
+    except InvalidInputError:
+        return None, problems
 
 
 def unstructure(value: Any) -> Any:

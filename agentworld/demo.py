@@ -15,6 +15,7 @@ from typing import Any
 
 from agentworld.canonical import sha256_hex
 from agentworld.errors import AgentWorldError
+from agentworld.executor import ExecutorConfig
 from agentworld.testing.guests import guest_wasm
 from agentworld.world import World
 
@@ -34,7 +35,37 @@ def _counter(world: World, instance_id: str) -> int:
 def run_demo(echo: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run the demo world; return `state_root`, `events`, `time`, `instances`, `event_kinds`."""
     say = echo or (lambda _text: None)
-    world = World()
+    world = demo_world(say)
+
+    with tempfile.TemporaryDirectory(prefix="agentworld-demo-") as directory:
+        world.save_to_dir(directory)
+        restored = World.load_from_dir(directory)
+        world.step_with_modules()
+        restored.step_with_modules()
+        same = restored.state_root() == world.state_root()
+    say(f"t={world.time}: saved with its modules, loaded, stepped both: "
+        f"{'same state root' if same else 'ROOTS DIFFER'}")
+    if not same:
+        raise AgentWorldError("the restored world diverged from the original")
+
+    kinds = Counter(event.kind for event in world.journal)
+    root = world.state_root()
+    say(f"{len(world.journal)} events: " + ", ".join(f"{k}={n}" for k, n in sorted(kinds.items())))
+    say(f"state root: {root}")
+    return {
+        "state_root": root,
+        "events": len(world.journal),
+        "time": world.time,
+        "instances": {i.instance_id: i.module_version for i in world.instances.values()},
+        "event_kinds": dict(sorted(kinds.items())),
+    }
+
+
+def demo_world(
+    say: Callable[[str], None], executor_config: ExecutorConfig | None = None
+) -> World:
+    """The demo's world after its scripted steps (before the save and reload)."""
+    world = World(executor_config=executor_config)
     for name, x in (("ada", 0), ("bob", 3), ("cy", 6)):
         world.submit({"type": "register_agent",
                       "data": {"agent_id": name, "position": [x, 0], "resources": {"ore": 10}}})
@@ -110,25 +141,4 @@ def run_demo(echo: Callable[[str], None] | None = None) -> dict[str, Any]:
     say(f"t={world.time}: counters ada={_counter(world, 'demo.counter#1')} (v2 sleeps 3 ticks) "
         f"bob={_counter(world, 'demo.counter#2')}")
 
-    with tempfile.TemporaryDirectory(prefix="agentworld-demo-") as directory:
-        world.save_to_dir(directory)
-        restored = World.load_from_dir(directory)
-        world.step_with_modules()
-        restored.step_with_modules()
-        same = restored.state_root() == world.state_root()
-    say(f"t={world.time}: saved with its modules, loaded, stepped both: "
-        f"{'same state root' if same else 'ROOTS DIFFER'}")
-    if not same:
-        raise AgentWorldError("the restored world diverged from the original")
-
-    kinds = Counter(event.kind for event in world.journal)
-    root = world.state_root()
-    say(f"{len(world.journal)} events: " + ", ".join(f"{k}={n}" for k, n in sorted(kinds.items())))
-    say(f"state root: {root}")
-    return {
-        "state_root": root,
-        "events": len(world.journal),
-        "time": world.time,
-        "instances": {i.instance_id: i.module_version for i in world.instances.values()},
-        "event_kinds": dict(sorted(kinds.items())),
-    }
+    return world

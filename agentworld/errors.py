@@ -43,6 +43,11 @@ class StoreError(AgentWorldError):
     """A module store failed, refused a key, or returned bytes that do not match their hash."""
 
 
+class ExecutorConfigError(AgentWorldError, ValueError):
+    """An executor's configuration cannot be used (an unknown option, a cache path that is not a
+    directory, an unusable compile-cache key)."""
+
+
 class LiveError(AgentWorldError):
     """The live driver refused a commit, or cannot use its directory."""
 
@@ -80,8 +85,7 @@ class HeightFailedError(LiveError):
 
 
 class LiveDirectoryError(LiveError):
-    """A live directory is not one, is locked by another driver, or has a corrupt or missing
-    record or checkpoint (the message names the file)."""
+    """A live directory is unusable: not one, locked, or a record or checkpoint damaged (named)."""
 
 
 class LiveDirectoryLockedError(LiveDirectoryError):

@@ -31,13 +31,17 @@ FAILURE_CODES: tuple[str, ...] = (
 
 
 class ModuleCallError(AgentWorldError):
-    """A module call failed; `code` is one of `FAILURE_CODES`, `detail` says what happened."""
+    """A module call failed; `code` is one of `FAILURE_CODES`, `detail` says what happened.
 
-    def __init__(self, code: str, detail: str) -> None:
+    `gas_used` is set for `out_of_fuel` (the call's whole gas limit).
+    """
+
+    def __init__(self, code: str, detail: str, *, gas_used: int | None = None) -> None:
         if code not in FAILURE_CODES:
             raise ValueError(f"unknown module call failure code {code!r}")
         self.code = code
         self.detail = detail
+        self.gas_used = gas_used
         super().__init__(f"{code}: {detail}")
 
 
@@ -66,7 +70,8 @@ class CallRequest:
 
     `wasm` is the artifact's bytes or a loader returning them; executors that hold a compiled
     module for `wasm_hash` never touch it. `kind` is `reducer` or `pure`: a pure module's output
-    carrying `new_state` is invalid.
+    carrying `new_state` is invalid. `gas_schedule` is the world's gas schedule version: the
+    artifact is metered under it.
     """
 
     module_id: str
@@ -77,6 +82,7 @@ class CallRequest:
     input: bytes = field(repr=False)
     limits: CallLimits = CallLimits()
     kind: str = "reducer"
+    gas_schedule: int = 1
 
     def wasm_bytes(self) -> bytes:
         """The artifact's bytes, loading them if a loader was given."""
@@ -85,21 +91,35 @@ class CallRequest:
 
 @frozen(kw_only=True)
 class ModuleOutput:
-    """A decoded, validated module output (SPEC §5.2)."""
+    """A decoded, validated module output and the gas the call used.
+
+    `gas_used` is a measurement, not content: two outputs with the same content are equal
+    whatever gas they took.
+    """
 
     new_state: bytes | None = None
     effects: tuple[dict[str, Any], ...] = ()
     emits: tuple[dict[str, Any], ...] = ()
     tick_lifecycle: dict[str, Any] | None = None
+    gas_used: int = field(default=0, eq=False)
 
 
 @frozen(kw_only=True)
 class ExecutorConfig:
-    """How to build an executor. `cache_dir` enables the on-disk compiled-module cache."""
+    """How to build an executor.
+
+    `cache_dir` enables the on-disk cache of instrumented and compiled modules (it must be a
+    directory, or not exist yet); its entries are authenticated with the key in
+    `cache_key_file` (see `agentworld.compile_cache` for the default location).
+    `memory_cache_size` is how many compiled modules stay in memory (least recently used go
+    first); 0 keeps none, so every call loads its module from the disk cache or compiles it.
+    `options` are the engine's own settings.
+    """
 
     cache_dir: Path | None = None
     memory_cache_size: int = 256
     options: dict[str, Any] = field(factory=dict)
+    cache_key_file: Path | None = None
 
 
 @runtime_checkable
@@ -116,9 +136,10 @@ class Executor(Protocol):
         """Run independent calls in order; failures are returned in place, not raised."""
         ...
 
-    def check_artifact(self, wasm: bytes) -> list[str]:
+    def check_artifact(self, wasm: bytes, gas_schedule: int = 1) -> list[str]:
         """The module's export names; raise `InvalidArtifactError` unless `wasm` is a module
-        this ABI accepts (valid WebAssembly that imports nothing)."""
+        this ABI accepts (valid WebAssembly that imports nothing and that the meter of
+        `gas_schedule` can instrument)."""
         ...
 
     def close(self) -> None:

@@ -177,7 +177,7 @@ class ExecutionDriver:
     # -- applying -------------------------------------------------------------------------------
 
     def on_commit(self, commit: Commit | Mapping[str, Any]) -> CommitResult:
-        """Apply the next height, or answer for an applied one; see the class docs for errors.
+        """Apply the next height, or answer for an applied one.
 
         A commit for an applied height with the same `action_root` returns the recorded result
         without executing anything; with another root it is a `HeightConflictError`. A height
@@ -226,8 +226,11 @@ class ExecutionDriver:
         return self._record(height).result
 
     def checkpoint(self) -> None:
-        """Save the world at the current height as a checkpoint (if there is none yet), then
-        drop checkpoints beyond the newest `keep_checkpoints` and the records before them."""
+        """Checkpoint the current height (unless it has one), then apply retention.
+
+        Retention keeps the newest `keep_checkpoints` checkpoints and the records from the oldest
+        of them on (with `archive`, the genesis checkpoint and every record too).
+        """
         world = self._ensure_world()
         if self._height not in self._checkpoints:
             try:

@@ -124,8 +124,10 @@ class LiveDirectory:
         return str(value["world_id"])
 
     def check_place(self) -> None:
-        """Raise unless the path is a live directory, or a place to make one (absent, empty,
-        or holding what a killed creation left); checked before anything is written there."""
+        """Raise unless the path is a live directory or a place to make one (nothing written).
+
+        A place is absent, empty, or holds only what a killed creation left.
+        """
         if self.root.exists() and not self.root.is_dir():
             raise LiveDirectoryError(f"{self.root}: not a directory")
         if not self.root.is_dir() or self.exists():

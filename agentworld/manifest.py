@@ -1,4 +1,4 @@
-"""Module manifests (SPEC §4.2): the model, and validation that lists every problem at once."""
+"""Module manifests: the model, and validation that lists every problem at once."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 from attrs import Factory, frozen
 
 from agentworld.canonical import canonical_hash
-from agentworld.convert import structure, unstructure
+from agentworld.convert import structure, structure_collecting, unstructure
 from agentworld.errors import InvalidInputError
 from agentworld.executor import CallLimits
 from agentworld.filters import (
@@ -22,6 +22,8 @@ from agentworld.filters import (
 )
 
 INTERFACE_VERSIONS = ("wasm-1",)
+# `abi_contract.abi_version` values this host honours (unset means the host's own).
+ABI_VERSIONS = (1,)
 ENTRYPOINTS = {"reducer": "reduce", "pure": "call"}
 STAGES = ("pre_action", "post_action", "post_event", "tick")
 MODULE_ID = re.compile(r"[a-z0-9][a-z0-9._-]{0,127}")
@@ -121,6 +123,20 @@ def parse_manifest(value: Any) -> Manifest:
     if isinstance(value, Manifest):
         return value
     return structure(value, Manifest, "manifest")
+
+
+def read_manifest(value: Any) -> tuple[Manifest | None, list[str]]:
+    """A manifest and every problem visible without a world, all at once.
+
+    Unknown fields are reported beside every other problem: the manifest built from the known
+    fields is still checked. The manifest is None only when even those cannot be structured.
+    """
+    if isinstance(value, Manifest):
+        return value, intrinsic_problems(value)
+    manifest, problems = structure_collecting(value, Manifest, "manifest")
+    if manifest is None:
+        return None, problems
+    return manifest, [*problems, *intrinsic_problems(manifest)]
 
 
 @frozen
@@ -235,6 +251,9 @@ def intrinsic_problems(manifest: Manifest) -> list[str]:
             if key in {"event", "action"}:
                 compile_ruleset(ruleset, f"subscriptions[{index}].filters.{key}", problems)
     abi = manifest.abi_contract
+    if abi.abi_version is not None and abi.abi_version not in ABI_VERSIONS:
+        problems.append(f"abi_contract: unsupported abi_version {abi.abi_version} "
+                        f"(supported: {', '.join(map(str, ABI_VERSIONS))})")
     if (abi.input_schema is None) != (abi.output_schema is None):
         problems.append("abi_contract: input_schema and output_schema come in pairs")
     for slot, cap_ref in sorted(abi.cap_slots.items()):
@@ -253,7 +272,12 @@ def intrinsic_problems(manifest: Manifest) -> list[str]:
 
 def validate_manifest(manifest: Manifest, ctx: ValidationContext) -> list[str]:
     """Every problem with `manifest` in this world (empty when it may be installed)."""
-    problems = intrinsic_problems(manifest)
+    return [*intrinsic_problems(manifest), *context_problems(manifest, ctx)]
+
+
+def context_problems(manifest: Manifest, ctx: ValidationContext) -> list[str]:
+    """The problems with `manifest` that only this world shows (grants, artifacts, limits)."""
+    problems: list[str] = []
     for hook in manifest.abi_contract.policy_hooks:
         if hook == manifest.module_id:
             continue

@@ -26,9 +26,15 @@ from agentworld.domain import (
     Rejected,
     rejected,
 )
-from agentworld.errors import ExecutorUnavailableError, InvalidInputError
+from agentworld.errors import ExecutorUnavailableError
 from agentworld.executor import CallLimits, InvalidArtifactError
-from agentworld.manifest import Manifest, ValidationContext, parse_manifest, validate_manifest
+from agentworld.manifest import (
+    Manifest,
+    ValidationContext,
+    context_problems,
+    read_manifest,
+    validate_manifest,
+)
 from agentworld.model import InstallTarget, ModuleInstance, WorldState
 
 
@@ -112,6 +118,7 @@ class ModuleServices(Protocol):
 
     default_limits: CallLimits
     max_limits: CallLimits
+    max_artifact_bytes: int
 
     def store_blob(self, wasm_hash: str, data: bytes) -> None:
         """Put verified artifact bytes into the world's module store."""
@@ -163,11 +170,10 @@ def check_manifest(
     compared by canonical encoding (`true` is not `1`); what comes back then is the registered
     manifest itself, so the caller judges exactly what the instance will run.
     """
-    try:
-        manifest = parse_manifest(raw)
-    except InvalidInputError as exc:
-        return Rejected("invalid_manifest", tuple(exc.problems))
-    problems = validate_manifest(manifest, validation_context(state, ctx.time, services_of(ctx)))
+    manifest, problems = read_manifest(raw)
+    if manifest is None:
+        return Rejected("invalid_manifest", tuple(problems))
+    problems += context_problems(manifest, validation_context(state, ctx.time, services_of(ctx)))
     if problems:
         return Rejected("invalid_manifest", tuple(problems))
     registered = state.manifests.get(manifest.key)
@@ -202,6 +208,9 @@ def decide_deploy(state: WorldState, action: DeployArtifact, ctx: DecisionContex
         return rejected("hash_mismatch", f"wasm_hash {action.wasm_hash} does not match the "
                                          f"bytes' SHA-256 {actual}")
     services = services_of(ctx)
+    if len(action.wasm_bytes) > services.max_artifact_bytes:
+        return rejected("artifact_too_large", f"the artifact is {len(action.wasm_bytes)} bytes, "
+                                              f"the limit is {services.max_artifact_bytes}")
     try:
         exports = services.check_artifact(action.wasm_bytes)
     except InvalidArtifactError as exc:
@@ -323,7 +332,7 @@ def _move_data(
 
 
 def decide_upgrade(state: WorldState, action: UpgradeModule, ctx: DecisionContext) -> Decision:
-    """Upgrade one instance, checking in the order of SPEC §9; each refusal has its own code."""
+    """Upgrade one instance after each check in turn; every refusal has its own code."""
     found = owned_instance(state, action.upgrader_agent_id, action.instance_id, ctx.submitter)
     if isinstance(found, tuple):
         return rejected(*found)

@@ -307,11 +307,14 @@ class Router:
             decisions = (self._decisions(instance.instance_id, output, ruled)
                          if ruled is not None else [])
         except ModuleCallError as failure:
-            recorded = world.append(Draft("module.call_failed", {
+            data: dict[str, Any] = {
                 "instance_id": instance.instance_id, "module_id": instance.module_id,
                 "trace_id": trace_id, "stage": stage, "code": failure.code,
                 "detail": failure.detail,
-            }), cause)
+            }
+            if failure.code == "out_of_fuel" and failure.gas_used is not None:
+                data["gas_used"] = failure.gas_used
+            recorded = world.append(Draft("module.call_failed", data), cause)
             if world.config.halt_on_module_failure:
                 raise ModuleHaltError(recorded) from None
             return None
@@ -354,6 +357,7 @@ class Router:
             input=payload,
             limits=limits,
             kind=manifest.kind,
+            gas_schedule=world.config.gas_schedule,
         ))
 
     def _decisions(

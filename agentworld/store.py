@@ -1,4 +1,4 @@
-"""The module-store contract (SPEC §8): artifact bytes by SHA-256, manifests, the registry."""
+"""The module-store contract: artifact bytes by SHA-256, manifests, the registry."""
 
 from __future__ import annotations
 
@@ -108,3 +108,60 @@ def copy_store(source: ModuleStore, target: ModuleStore) -> None:
     document = source.read_registry()
     if document is not None:
         target.write_registry(document)
+
+
+class OverlayStore:
+    """A store that reads through to `base` and keeps every write in memory.
+
+    A rehearsal (a command's `--dry-run`) runs a saved world against its real store without
+    changing it: artifacts deployed during the rehearsal live only in this overlay.
+    """
+
+    def __init__(self, base: ModuleStore) -> None:
+        self.base = base
+        self.uri = base.uri
+        self._blobs: dict[str, bytes] = {}
+        self._manifests: dict[tuple[str, str], bytes] = {}
+        self._registry: bytes | None = None
+
+    def put_blob(self, wasm_hash: str, data: bytes) -> None:
+        """Keep `data` (verified against `wasm_hash`) in memory."""
+        self._blobs[check_hash(wasm_hash)] = verify_blob(bytes(data), wasm_hash)
+
+    def get_blob(self, wasm_hash: str) -> bytes:
+        """The overlay's bytes for `wasm_hash`, else the base store's."""
+        if check_hash(wasm_hash) in self._blobs:
+            return self._blobs[wasm_hash]
+        return self.base.get_blob(wasm_hash)
+
+    def has_blob(self, wasm_hash: str) -> bool:
+        """True when the overlay or the base store holds `wasm_hash`."""
+        return check_hash(wasm_hash) in self._blobs or self.base.has_blob(wasm_hash)
+
+    def list_blobs(self) -> list[str]:
+        """Every hash in the overlay or the base store, sorted."""
+        return sorted(set(self._blobs) | set(self.base.list_blobs()))
+
+    def put_manifest(self, module_id: str, version: str, manifest_json: bytes) -> None:
+        """Keep manifest `module_id@version` in memory."""
+        self._manifests[(check_key_part(module_id), check_key_part(version))] = bytes(
+            manifest_json)
+
+    def get_manifest(self, module_id: str, version: str) -> bytes:
+        """The overlay's manifest `module_id@version`, else the base store's."""
+        key = (check_key_part(module_id), check_key_part(version))
+        if key in self._manifests:
+            return self._manifests[key]
+        return self.base.get_manifest(module_id, version)
+
+    def list_manifests(self) -> list[tuple[str, str]]:
+        """Every `(module_id, version)` in the overlay or the base store, sorted."""
+        return sorted(set(self._manifests) | set(self.base.list_manifests()))
+
+    def read_registry(self) -> bytes | None:
+        """The registry written to the overlay, else the base store's."""
+        return self._registry if self._registry is not None else self.base.read_registry()
+
+    def write_registry(self, document: bytes) -> None:
+        """Keep the registry document in memory."""
+        self._registry = bytes(document)

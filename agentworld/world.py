@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, overload
 
-from attrs import Factory, frozen
+from attrs import Factory, field, frozen
 
 import agentworld.module_actions  # noqa: F401  (registers the module action types)
 from agentworld.actions import envelope_of, parse_action
@@ -28,6 +28,7 @@ from agentworld.domain import DOMAIN_DECIDERS, DecisionContext, Draft, Rejected
 from agentworld.errors import ExecutorUnavailableError, InvalidInputError
 from agentworld.executor import CallLimits, Executor, ExecutorConfig, ModuleCallError
 from agentworld.manager import PluginManager, default_manager
+from agentworld.metering import CURRENT_GAS_SCHEDULE, GAS_SCHEDULES
 from agentworld.model import EffectIntent, Event, ModuleInstance, WorldState
 from agentworld.routing import Router
 from agentworld.store import ModuleStore
@@ -66,6 +67,16 @@ class WorldConfig:
     default_limits: CallLimits = Factory(CallLimits)
     max_limits: CallLimits = Factory(lambda: MAX_LIMITS)
     halt_on_module_failure: bool = False
+    gas_schedule: int = field(default=CURRENT_GAS_SCHEDULE)
+    """The version of the gas cost schedule every module call of this world is metered with."""
+    max_artifact_bytes: int = 2 * 1024 * 1024
+    """The largest artifact a deploy accepts (bounds deploy-time instrumentation and compiling)."""
+
+    @gas_schedule.validator
+    def _known_schedule(self, _attribute: Any, value: int) -> None:
+        if value not in GAS_SCHEDULES:
+            raise ValueError(f"gas_schedule {value!r} is unknown to this version of agentworld "
+                             f"(known: {', '.join(map(str, GAS_SCHEDULES))})")
 
 
 # A queued action: its id, the parsed action (or the refusal it will be recorded as), and its
@@ -215,9 +226,15 @@ class World:
         """The artifact's verified bytes from the module store."""
         return self.store.get_blob(wasm_hash)
 
+    @property
+    def max_artifact_bytes(self) -> int:
+        """The largest artifact a deploy accepts."""
+        return self.config.max_artifact_bytes
+
     def check_artifact(self, wasm: bytes) -> list[str]:
-        """The module's exports; raises unless `wasm` is a module the executor's ABI accepts."""
-        return self.executor.check_artifact(wasm)
+        """The module's exports; raises unless `wasm` is a module the executor's ABI accepts
+        and the world's gas schedule can meter."""
+        return self.executor.check_artifact(wasm, self.config.gas_schedule)
 
     def compat_rules(self) -> list[CompatRule]:
         """The compatibility rules upgrades and rollbacks are judged by."""

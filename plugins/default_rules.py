@@ -1,4 +1,4 @@
-"""The default compatibility rules (SPEC §9), registered as the built-in `default-rules` plugin.
+"""The default compatibility rules, registered as the built-in `default-rules` plugin.
 
 Block this plugin (`AGENTWORLD_DISABLE_PLUGINS=default-rules`) to replace the whole policy.
 """
@@ -15,6 +15,7 @@ from agentworld.compat import CompatContext
 from agentworld.filters import pattern_covers
 from agentworld.hookspecs import hookimpl
 from agentworld.manifest import Manifest, Subscription
+from agentworld.versions import parse_version
 
 Check = Callable[[Manifest, Manifest], list[str]]
 
@@ -109,7 +110,34 @@ def _required_caps(current: Manifest, candidate: Manifest) -> list[str]:
             if cap not in candidate.required_caps]
 
 
-DEFAULT_RULES = (
+@frozen
+class VersionIncreases:
+    """An upgrade moves to a higher semantic version, a rollback to a lower one."""
+
+    name: str = "version-increases"
+    description: str = ("an upgrade goes to a higher semantic version, a rollback to a lower "
+                        "one")
+    severity: str = "error"
+
+    def check(self, current: Manifest, candidate: Manifest, context: CompatContext) -> list[str]:
+        """A message when the versions are not semantic or move the wrong way."""
+        messages = [f"version {manifest.version!r} is not a semantic version "
+                    "(MAJOR[.MINOR[.PATCH]][-PRERELEASE][+BUILD])"
+                    for manifest in (current, candidate) if parse_version(manifest.version) is None]
+        old, new = parse_version(current.version), parse_version(candidate.version)
+        if old is None or new is None:
+            return messages
+        if context.operation == "rollback":
+            if not new < old:
+                return [f"a rollback must go to a lower version: {candidate.version} is not "
+                        f"lower than {current.version}"]
+        elif not old < new:
+            return [f"an upgrade must go to a higher version: {candidate.version} is not higher "
+                    f"than {current.version}"]
+        return []
+
+
+DEFAULT_RULES: tuple[ManifestRule | VersionIncreases, ...] = (
     ManifestRule("interface-version-unchanged", "the interface version stays the same",
                  "error", _interface_version),
     ManifestRule("exports-not-reduced", "every current export is still exported",
@@ -128,11 +156,12 @@ DEFAULT_RULES = (
                  "error", _policy_hooks),
     ManifestRule("required-caps-preserved", "every currently required cap is still required",
                  "error", _required_caps),
+    VersionIncreases(),
 )
 
 
 @hookimpl
 def agentworld_register_compat_rules(register: Callable[..., Any]) -> None:
-    """Provide the eight default rules."""
+    """Provide the default rules."""
     for rule in DEFAULT_RULES:
         register(rule)

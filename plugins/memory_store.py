@@ -21,10 +21,10 @@ class MemoryStore:
         self._lock = threading.Lock()
 
     def put_blob(self, wasm_hash: str, data: bytes) -> None:
-        """Store `data` under its verified SHA-256."""
-        verify_blob(bytes(data), check_hash(wasm_hash))
+        """Store `data` under its verified SHA-256 (replacing bytes that no longer verify)."""
+        data = verify_blob(bytes(data), check_hash(wasm_hash))
         with self._lock:
-            self._blobs.setdefault(wasm_hash, bytes(data))
+            self._blobs[wasm_hash] = data
 
     def get_blob(self, wasm_hash: str) -> bytes:
         """Return the verified bytes for `wasm_hash`."""

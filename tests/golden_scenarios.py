@@ -5,7 +5,7 @@ Each scenario drives a fresh `World` through the public API only (`submit`, `ste
 the recorded bytes identical. The host (the system actor) registers agents, deploys artifacts
 and grants capabilities and roles; agents submit their own installs, moves, transfers and
 lifecycle actions. An intended change of behaviour regenerates the files in a commit
-of its own that says why:
+of its own that says why (each scenario takes the executor to run on, wasmtime by default):
 
     .venv/bin/python tests/golden_scenarios.py --write
 """
@@ -19,6 +19,7 @@ from typing import Any
 
 from agentworld import World
 from agentworld.canonical import canonical_json, sha256_hex
+from agentworld.executor import Executor, ExecutorConfig
 from agentworld.testing.guests import guest_wasm
 
 GOLDEN_DIR = Path(__file__).parent / "golden"
@@ -68,9 +69,10 @@ def _rule_author(world: World, agent: str) -> None:
     world.submit({"type": "grant_role", "data": {"agent_id": agent, "role": "rule_author"}})
 
 
-def modules_scenario() -> World:
+def modules_scenario(executor_config: ExecutorConfig | None = None,
+                    executor: str | Executor = "wasmtime") -> World:
     """Instances on two targets, a rule (allow, deny, modify), an observer, ticks, lifecycle."""
-    world = World()
+    world = World(executor=executor, executor_config=executor_config)
     _agents(world, "ada", "bob", "cy")
     hashes = _deploy(world, "counter", "sleeper", "suspender", "rule", "observer")
     _rule_author(world, "ada")
@@ -126,9 +128,10 @@ def modules_scenario() -> World:
     return world
 
 
-def effects_scenario() -> World:
+def effects_scenario(executor_config: ExecutorConfig | None = None,
+                    executor: str | Executor = "wasmtime") -> World:
     """Capabilities, slots, policy hooks that allow and deny, receipts, an expired grant."""
-    world = World()
+    world = World(executor=executor, executor_config=executor_config)
     _agents(world, "ada", "bob")
     world.submit({"type": "grant_capability", "data": {
         "cap_ref": "cap.bank", "allowed_effect_kinds": ["bank.*"], "expires_at": None}})
@@ -160,9 +163,10 @@ def effects_scenario() -> World:
     return world
 
 
-def failures_scenario() -> World:
+def failures_scenario(executor_config: ExecutorConfig | None = None,
+                     executor: str | Executor = "wasmtime") -> World:
     """Hostile guests contained; a failing rule denies; refused manifests and upgrades."""
-    world = World()
+    world = World(executor=executor, executor_config=executor_config)
     _agents(world, "ada", "bob")
     hostile = ("loop", "membomb", "bigmem", "huge", "garbage", "badptr", "unreachable",
                "divzero", "recursion", "noalloc", "noentry")
@@ -219,7 +223,7 @@ def failures_scenario() -> World:
     return world
 
 
-SCENARIOS: dict[str, Callable[[], World]] = {
+SCENARIOS: dict[str, Callable[..., World]] = {
     "modules": modules_scenario,
     "effects": effects_scenario,
     "failures": failures_scenario,

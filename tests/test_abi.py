@@ -244,3 +244,18 @@ def test_garbage_after_a_valid_prefix(tail: bytes) -> None:
         assert exc.code == "invalid_output"
     else:
         assert tail == b""
+
+
+def test_an_empty_cap_ref_beside_a_slot_is_the_slot() -> None:
+    # The original engine's guest SDK writes this shape.
+    effect = {"kind": "k", "params": {}, "cap_ref": "", "cap_slot": "pay"}
+    assert decode({"effects": [effect]}).effects == (
+        {"kind": "k", "params": {}, "cap_slot": "pay"},)
+
+
+@pytest.mark.parametrize("effect", [
+    {"kind": "k", "params": {}, "cap_ref": ""},
+    {"kind": "k", "params": {}, "cap_ref": "", "cap_slot": ""},
+])
+def test_an_empty_cap_ref_without_a_slot_is_still_invalid(effect: dict[str, object]) -> None:
+    assert failure_code(cbor2.dumps({"effects": [effect]})) == "invalid_output"

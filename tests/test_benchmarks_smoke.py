@@ -12,15 +12,19 @@ BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks" / "run.py"
 EXECUTOR_KEYS = {
     "warm_call_us",
     "naive_call_us",
+    "careful_call_us",
     "extism_call_us",
     "fresh_call_us",
     "naive_fresh_call_us",
+    "careful_fresh_call_us",
     "extism_fresh_call_us",
     "full_call_us",
     "speedup_vs_extism",
     "speedup_vs_naive",
+    "speedup_vs_careful",
     "fresh_speedup_vs_extism_fresh",
     "fresh_speedup_vs_naive_fresh",
+    "fresh_speedup_vs_careful_fresh",
 }
 
 
@@ -43,6 +47,10 @@ def test_executor_benchmark_prints_one_json_line() -> None:
         "full_call_us",
         "speedup_vs_naive",
         "fresh_speedup_vs_naive_fresh",
+        "careful_call_us",
+        "careful_fresh_call_us",
+        "speedup_vs_careful",
+        "fresh_speedup_vs_careful_fresh",
     ):
         assert isinstance(results[key], float) and results[key] > 0
     # Extism is optional (the `bench` extra): without it its figures are null.
@@ -115,3 +123,31 @@ def test_guests_benchmark_compares_the_sdk_counters_with_the_wat_counter() -> No
         assert set(results[key]) == {"wat", "c", "rust"}
         assert all(value > 0 for value in results[key].values())
     assert results["c_vs_wat"] > 0 and results["rust_vs_wat"] > 0
+def test_metering_benchmark_reports_the_ratio_and_deploy_costs() -> None:
+    completed = subprocess.run(
+        [sys.executable, str(BENCHMARKS), "metering", "--json", "--quick"],
+        check=True, capture_output=True, text=True, timeout=300,
+    )
+    results = json.loads(completed.stdout)
+    assert set(results) == {"native_call_ms", "instrumented_call_ms",
+                            "instrumented_backstop_call_ms", "instrumented_over_native",
+                            "backstop_over_native", "artifact_mb", "instrument_ms_per_mb",
+                            "compile_ms_per_mb", "instrumented_size_ratio"}
+    assert all(value > 0 for value in results.values())
+
+
+def test_engines_benchmark_reports_both_engines() -> None:
+    completed = subprocess.run(
+        [sys.executable, str(BENCHMARKS), "engines", "--json", "--quick"],
+        check=True, capture_output=True, text=True, timeout=300,
+    )
+    results = json.loads(completed.stdout)
+    assert set(results) == {"batch", "wasmtime_call_us", "host_unbatched_call_us",
+                            "host_batched_call_us", "host_batched_over_unbatched",
+                            "host_batched_over_wasmtime", "wasmer_unavailable"}
+    assert results["batch"] == 100 and results["wasmtime_call_us"] > 0
+    if results["wasmer_unavailable"] is None:
+        assert results["host_batched_call_us"] > 0 and results["host_unbatched_call_us"] > 0
+        assert results["host_batched_over_unbatched"] > 0
+    else:
+        assert results["host_batched_call_us"] is None

@@ -31,27 +31,44 @@ def test_plugins_json_lists_every_table() -> None:
     report = json.loads(result.stdout)
     assert set(report) == {"plugins", "executors", "stores", "compat_rules"}
     plugins = {p["name"]: p for p in report["plugins"]}
-    assert plugins["wasmtime"]["hooks"] == ["agentworld_register_executors"]
-    assert plugins["wasmtime"]["version"] == __version__
+    assert plugins["wasmtime"] == {
+        "name": "wasmtime", "version": __version__, "hooks": ["agentworld_register_executors"],
+        "builtin": True, "distribution": None, "entry_point": None,
+        "description": "the wasmtime executor", "status": "ok", "reason": None}
     executors = {e["name"]: e for e in report["executors"]}
-    assert executors["wasmtime"] == {"name": "wasmtime", "available": True, "reason": None}
-    assert {"scheme": "memory"} in report["stores"]
+    assert executors["wasmtime"]["available"] is True and executors["wasmtime"]["reason"] is None
+    assert executors["wasmtime"]["plugin"] == "wasmtime"
+    assert {"scheme": "memory", "plugin": "memory-store",
+            "description": "process-local in-memory store"} in report["stores"]
     for rule in report["compat_rules"]:
-        assert set(rule) == {"name", "severity", "description"}
+        assert set(rule) == {"name", "severity", "description", "plugin"}
+        assert rule["plugin"] == "default-rules"
 
 
-def test_plugins_table_is_human_readable() -> None:
+def test_plugins_listing_is_human_readable() -> None:
     result = agentworld("plugins")
     assert result.returncode == 0, result.stderr
-    assert "wasmtime" in result.stdout and "Executors" in result.stdout
+    lines = result.stdout.splitlines()
+    assert "  wasmtime 0.1.0 (built-in) hooks: executors" in lines
+    assert "executors:" in lines and "compatibility rules:" in lines
+    assert any(line.startswith("  [error] version-increases (plugin default-rules)")
+               for line in lines)
 
 
-def test_errors_are_one_line_without_traceback() -> None:
-    result = agentworld("plugins", AGENTWORLD_LOAD_PLUGINS="no_such_plugin")
+def test_errors_are_one_line_without_traceback(tmp_path: Path) -> None:
+    result = agentworld("world", "info", str(tmp_path / "nowhere"))
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
-    assert "no_such_plugin" in lines[0] and "Traceback" not in result.stderr
+    assert "nowhere" in lines[0] and "Traceback" not in result.stderr
+
+
+def test_a_plugin_named_for_loading_but_not_installed_is_a_warning() -> None:
+    result = agentworld("plugins", AGENTWORLD_LOAD_PLUGINS="no_such_plugin")
+    assert result.returncode == 0
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("warning: plugin 'no_such_plugin' (entry point no_such_plugin) "
+                           "skipped: not installed")
 
 
 BROKEN_PLUGIN = """
@@ -77,20 +94,25 @@ GOOD_PLUGIN = """
 """
 
 
-def test_third_party_plugins_are_listed_and_a_broken_one_is_one_line(tmp_path: Path) -> None:
+def test_third_party_plugins_are_listed_and_a_broken_one_is_one_warning(tmp_path: Path) -> None:
     write_distribution(tmp_path, "aw_loud", "2.0", "aw_loud_plugin", GOOD_PLUGIN)
     env = {"PYTHONPATH": str(tmp_path), "AGENTWORLD_LOAD_PLUGINS": "aw_loud"}
     report = json.loads(agentworld("plugins", "--json", **env).stdout)
-    assert {"name": "aw_loud", "version": "2.0",
-            "hooks": ["agentworld_register_compat_rules"]} in report["plugins"]
-    assert {"name": "loud", "severity": "warning",
-            "description": "warns about everything"} in report["compat_rules"]
+    loud = {p["name"]: p for p in report["plugins"]}["aw_loud"]
+    assert (loud["version"], loud["distribution"], loud["entry_point"], loud["builtin"]) == (
+        "2.0", "aw_loud", "aw_loud = aw_loud_plugin", False)
+    assert {"name": "loud", "severity": "warning", "description": "warns about everything",
+            "plugin": "aw_loud"} in report["compat_rules"]
     write_distribution(tmp_path, "aw_broken", "0.1", "aw_broken_plugin", BROKEN_PLUGIN)
     result = agentworld("plugins", PYTHONPATH=str(tmp_path),
                         AGENTWORLD_LOAD_PLUGINS="aw_loud,aw_broken")
-    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.returncode == 0 and "Traceback" not in result.stderr
     (line,) = result.stderr.strip().splitlines()
-    assert "plugin 'aw_broken' failed in agentworld_register_executors" in line
+    assert line.startswith("warning: plugin 'aw_broken' (distribution aw_broken 0.1, entry point "
+                           "aw_broken = aw_broken_plugin) skipped: failed in "
+                           "agentworld_register_executors: TypeError")
+    assert "aw_broken 0.1 (distribution aw_broken, entry point aw_broken = aw_broken_plugin) " \
+        "FAILED" in result.stdout
 
 
 def test_demo_without_an_engine_fails_in_one_line() -> None:

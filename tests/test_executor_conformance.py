@@ -41,3 +41,18 @@ class TestWasmtimeOnDemandAllocatorConformance(ExecutorConformance):
     @pytest.fixture
     def executor(self, on_demand_executor: Executor) -> Executor:
         return on_demand_executor
+
+
+@pytest.fixture(scope="module")
+def fuel_backstop_executor() -> Iterator[Executor]:
+    executor = _build(fuel_backstop=True)
+    yield executor
+    executor.close()
+
+
+class TestWasmtimeFuelBackstopConformance(ExecutorConformance):
+    """wasmtime's own fuel on, as a backstop: every result and gas figure is the same."""
+
+    @pytest.fixture
+    def executor(self, fuel_backstop_executor: Executor) -> Executor:
+        return fuel_backstop_executor

@@ -7,7 +7,12 @@ from __future__ import annotations
 
 import pytest
 
+from agentworld.demo import demo_world
+from agentworld.executor import ExecutorConfig
 from golden_scenarios import GOLDEN_DIR, SCENARIOS, journal_lines
+
+# wasmtime's own fuel, as a backstop behind the instrumented gas meter.
+FUEL_BACKSTOP = ExecutorConfig(options={"fuel_backstop": True})
 
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
@@ -29,3 +34,16 @@ def test_a_saved_and_reloaded_world_has_the_recorded_root(name: str, tmp_path) -
 
     assert World.load_from_dir(tmp_path / "w").state_root() + "\n" == (
         GOLDEN_DIR / f"{name}.root").read_text()
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_the_engines_own_fuel_as_a_backstop_changes_nothing(name: str) -> None:
+    world = SCENARIOS[name](executor_config=FUEL_BACKSTOP)
+    assert journal_lines(world) == (GOLDEN_DIR / f"{name}.jsonl").read_bytes()
+
+
+def test_the_demo_journal_is_the_same_with_and_without_the_fuel_backstop() -> None:
+    plain = demo_world(lambda _text: None)
+    backstop = demo_world(lambda _text: None, FUEL_BACKSTOP)
+    assert journal_lines(backstop) == journal_lines(plain)
+    assert backstop.state_root() == plain.state_root()

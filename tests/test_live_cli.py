@@ -103,8 +103,11 @@ def test_bad_input_and_refused_commits_are_one_line_errors(tmp_path: Path) -> No
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps(commits[0]) + "\n" + json.dumps(commits[1]) + "\n{oops\n")
     done = live_run(root, bad, "--json")
-    one_line_error(done, 2, f"{bad}:3: not usable JSON")
-    assert heights(done.stdout) == [1, 2]
+    # With --json the error is the last line of the output: one JSON object.
+    *applied, error = done.stdout.splitlines()
+    assert done.returncode == 2 and heights("\n".join(applied)) == [1, 2]
+    assert json.loads(error)["error"]["message"].startswith(f"{bad}:3: not usable JSON")
+    one_line_error(live_run(root, bad), 2, f"{bad}:3: not usable JSON")
     invalid = write_log(tmp_path / "invalid.jsonl", [{**commits[2], "height": "3"}])
     one_line_error(live_run(root, invalid), 2, f"{invalid}:1: invalid commit: $.height")
     gap = write_log(tmp_path / "gap.jsonl", [commits[5]])

@@ -12,7 +12,7 @@ from agentworld import hookimpl
 from agentworld.compat import Violation
 from agentworld.errors import ExecutorUnavailableError, PluginError, StoreError
 from agentworld.executor import ExecutorConfig
-from agentworld.manager import BUILTIN_PLUGINS, PluginManager
+from agentworld.manager import BUILTIN_PLUGINS, PluginLoadWarning, PluginManager
 from worldkit import write_distribution
 
 
@@ -105,15 +105,30 @@ def test_hookimpl_with_unknown_argument_is_a_clear_error(plugin_manager: PluginM
         plugin_manager.register(BadArgs(), name="bad-args")
 
 
-def test_duplicate_executor_names_are_refused(plugin_manager: PluginManager) -> None:
+def test_a_plugin_taking_a_registered_name_is_skipped_not_the_first(
+    plugin_manager: PluginManager,
+) -> None:
     class Twice:
+        """Claims the built-in executor's name, and adds a store."""
+
         @hookimpl
         def agentworld_register_executors(self, register: Callable[..., None]) -> None:
             register("wasmtime", lambda config: None)
 
+        @hookimpl
+        def agentworld_register_module_stores(self, register: Callable[..., None]) -> None:
+            register("twice", lambda uri: None)
+
     plugin_manager.register(Twice(), name="twice")
-    with pytest.raises(PluginError, match="'wasmtime' is registered twice"):
-        plugin_manager.executors()
+    with pytest.warns(PluginLoadWarning, match="plugin 'twice'.*'wasmtime' is already registered "
+                      "by plugin 'wasmtime'"):
+        executors = plugin_manager.executors()
+    assert executors["wasmtime"].plugin == "wasmtime"
+    assert "twice" not in plugin_manager.stores()  # a failed plugin contributes nothing
+    (failed,) = plugin_manager.failed_plugins()
+    assert failed.name == "twice"
+    assert failed.description == "Claims the built-in executor's name, and adds a store."
+    assert "'wasmtime' is already registered" in (failed.failure or "")
 
 
 RULE_PLUGIN = '''
@@ -149,8 +164,11 @@ def test_entry_point_plugin_from_an_installed_distribution(
         environ={"AGENTWORLD_LOAD_PLUGINS": ""}).plugins()]
     assert "aw_strict" in [i.name for i in PluginManager(
         environ={"AGENTWORLD_LOAD_PLUGINS": "aw_strict"}).plugins()]
-    with pytest.raises(PluginError, match="no installed distribution"):
-        PluginManager(environ={"AGENTWORLD_LOAD_PLUGINS": "not_installed"})
+    with pytest.warns(PluginLoadWarning, match="plugin 'not_installed' .* skipped: not "
+                      "installed: .* no installed distribution"):
+        manager = PluginManager(environ={"AGENTWORLD_LOAD_PLUGINS": "aw_strict,not_installed"})
+    assert [info.name for info in manager.failed_plugins()] == ["not_installed"]
+    assert "strict-upgrades" in [rule.name for rule in manager.compat_rules()]
 
 
 def test_trace_env_logs_hook_calls(capsys: pytest.CaptureFixture[str]) -> None:
@@ -172,17 +190,27 @@ class MisusesRegister:
 
 
 @pytest.mark.parametrize(("plugin", "table", "fragment"), [
-    (Raises(), "stores", "RuntimeError: kaboom"),
-    (MisusesRegister(), "executors", "TypeError"),
+    (Raises(), "stores", "failed in agentworld_register_module_stores: RuntimeError: kaboom"),
+    (MisusesRegister(), "executors", "failed in agentworld_register_executors: TypeError"),
 ])
-def test_a_failing_plugin_is_named_in_the_error(
+def test_a_failing_plugin_is_named_skipped_and_the_others_keep_working(
     plugin_manager: PluginManager, plugin: object, table: str, fragment: str
 ) -> None:
     plugin_manager.register(plugin, name="troublemaker")
-    with pytest.raises(PluginError, match="plugin 'troublemaker' failed in agentworld_register_"
-                       ) as failure:
+    plugin_manager.register(InProcessPlugin(), name="ghosts")
+    with pytest.warns(PluginLoadWarning) as caught:
         getattr(plugin_manager, table)()
-    assert fragment in str(failure.value)
+        plugin_manager.executors(), plugin_manager.stores(), plugin_manager.compat_rules()
+    (warning,) = caught  # one warning, however many tables are built
+    assert "plugin 'troublemaker' (registered in-process) skipped: " in str(warning.message)
+    assert fragment in str(warning.message)
+    assert "memory" in plugin_manager.stores() and "ghost" in plugin_manager.stores()
+    assert {"wasmtime", "ghost-engine"} <= set(plugin_manager.executors())
+    info = {i.name: i for i in plugin_manager.plugins()}
+    assert info["troublemaker"].failed and fragment in (info["troublemaker"].failure or "")
+    assert not info["ghosts"].failed
+    plugin_manager.unregister("troublemaker")
+    assert plugin_manager.failed_plugins() == []
 
 
 def test_disabling_an_unknown_plugin_warns() -> None:

@@ -61,6 +61,24 @@ def test_deploy_refusals(world: World, wasm: bytes, claimed: str | None, code: s
     assert world.journal[-1].data["code"] == code
 
 
+def test_a_deploy_above_max_artifact_bytes_is_refused() -> None:
+    wasm = guest_wasm("counter")
+    for limit, code in ((len(wasm) - 1, "artifact_too_large"), (len(wasm), None)):
+        world = World(config=WorldConfig(max_artifact_bytes=limit))
+        world.submit({"type": "register_agent", "data": {"agent_id": "ada", "position": [0, 0]}})
+        world.submit({"type": "module.deploy_artifact", "data": {
+            "publisher_agent_id": "ada", "wasm_bytes": wasm, "wasm_hash": sha256_hex(wasm)}})
+        world.step_with_modules()
+        assert world.journal[-1].data.get("code") == code
+    assert world.journal[-1].kind == "domain.module_artifact_deployed"
+
+
+def test_the_gas_schedule_is_pinned_by_the_world_config() -> None:
+    assert World().config.gas_schedule == 1
+    with pytest.raises(ValueError, match="gas_schedule 7 is unknown"):
+        WorldConfig(gas_schedule=7)
+
+
 def test_manifest_validation_lists_every_problem(world: World) -> None:
     bad = {
         "module_id": "Bad Id", "name": " ", "version": "1", "kind": "reducer",

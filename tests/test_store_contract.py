@@ -1,23 +1,33 @@
-"""The module-store contract (SPEC §8), run against every built-in store: memory, file and s3."""
+"""The module-store contract kit (`agentworld.testing.store_contract`), run against every
+built-in store: memory, file, and s3 on a real moto server. Plus copies across kinds."""
 
 from __future__ import annotations
 
-import hashlib
+import inspect
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from agentworld.errors import StoreError
+from agentworld import World
 from agentworld.manager import PluginManager
 from agentworld.plugins import file_store, memory_store, s3_store
 from agentworld.store import ModuleStore, copy_store
-from s3_server import new_bucket, start_s3_server, use_test_credentials
-
-
-def sha(data: bytes) -> str:
-    """Hex SHA-256 of `data`."""
-    return hashlib.sha256(data).hexdigest()
+from agentworld.testing import store_contract
+from agentworld.testing.guests import guest_wasm
+from agentworld.testing.store_contract import (
+    CorruptBlob,
+    NewStore,
+    OpenBrokenStore,
+    Reopen,
+    StoreContract,
+    contents,
+    fill,
+)
+from docsamples import ROOT, samples
+from s3_server import free_port, new_bucket, s3_client, start_s3_server, use_test_credentials
+from worldkit import counter_value, deploy, install, manifest, world_with_agents
 
 
 def store_manager() -> PluginManager:
@@ -36,6 +46,79 @@ def s3_endpoint() -> Iterator[str]:
     server.stop()
 
 
+class TestMemoryStore(StoreContract):
+    @pytest.fixture
+    def new_store(self) -> NewStore:
+        return lambda: store_manager().open_store("memory://")
+
+    @pytest.fixture
+    def corrupt_blob(self) -> CorruptBlob:
+        def corrupt(store: ModuleStore, wasm_hash: str, data: bytes) -> None:
+            assert isinstance(store, memory_store.MemoryStore)
+            store._blobs[wasm_hash] = data
+
+        return corrupt
+
+
+class TestFileStore(StoreContract):
+    @pytest.fixture
+    def new_store(self, tmp_path: Path) -> NewStore:
+        counter = itertools.count()
+        return lambda: store_manager().open_store(str(tmp_path / f"store-{next(counter)}"))
+
+    @pytest.fixture
+    def reopen(self) -> Reopen:
+        return lambda store: store_manager().open_store(store.uri)
+
+    @pytest.fixture
+    def corrupt_blob(self) -> CorruptBlob:
+        def corrupt(store: ModuleStore, wasm_hash: str, data: bytes) -> None:
+            assert isinstance(store, file_store.FileStore)
+            store.blob_path(wasm_hash).write_bytes(data)
+
+        return corrupt
+
+    @pytest.fixture
+    def open_broken_store(self, tmp_path: Path) -> OpenBrokenStore:
+        # The store's root is a regular file: nothing can be created under it.
+        (tmp_path / "occupied").write_bytes(b"not a directory")
+        return lambda: store_manager().open_store((tmp_path / "occupied").as_uri())
+
+
+class TestS3Store(StoreContract):
+    @pytest.fixture
+    def new_store(self, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> NewStore:
+        use_test_credentials(monkeypatch)
+        bucket = new_bucket(s3_endpoint)
+        counter = itertools.count()
+        return lambda: store_manager().open_store(
+            f"s3://{bucket}/worlds/w{next(counter)}?endpoint_url={s3_endpoint}")
+
+    @pytest.fixture
+    def reopen(self) -> Reopen:
+        return lambda store: store_manager().open_store(store.uri)
+
+    @pytest.fixture
+    def corrupt_blob(self, s3_endpoint: str) -> CorruptBlob:
+        def corrupt(store: ModuleStore, wasm_hash: str, data: bytes) -> None:
+            assert isinstance(store, s3_store.S3Store)
+            s3_client(s3_endpoint).put_object(Bucket=store.options.bucket,
+                                              Key=store.blob_key(wasm_hash), Body=data)
+
+        return corrupt
+
+    @pytest.fixture
+    def open_broken_store(self, monkeypatch: pytest.MonkeyPatch) -> OpenBrokenStore:
+        use_test_credentials(monkeypatch)
+        # Nothing listens there: every request is refused at once, one attempt each.
+        endpoint = f"http://127.0.0.1:{free_port()}"
+        return lambda: store_manager().open_store(
+            f"s3://bucket-gone/w?endpoint_url={endpoint}&max_attempts=1&connect_timeout=1")
+
+
+KINDS = ["memory", "file", "s3"]
+
+
 def open_store(kind: str, request: pytest.FixtureRequest, directory: Path) -> ModuleStore:
     """Open a fresh, empty store of `kind` through the plugin manager."""
     if kind == "memory":
@@ -49,124 +132,48 @@ def open_store(kind: str, request: pytest.FixtureRequest, directory: Path) -> Mo
     return store_manager().open_store(uri)
 
 
-KINDS = ["memory", "file", "s3"]
-
-
-@pytest.fixture(params=KINDS)
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> ModuleStore:
-    return open_store(request.param, request, tmp_path / "store")
-
-
-BLOBS = [b"\x00asm one", b"\x00asm two", b"", b"x" * 300_000]
-
-
-def test_store_satisfies_the_protocol(store: ModuleStore) -> None:
-    assert isinstance(store, ModuleStore)
-
-
-def test_blob_round_trip(store: ModuleStore) -> None:
-    assert store.list_blobs() == []
-    for data in BLOBS:
-        store.put_blob(sha(data), data)
-    for data in BLOBS:
-        assert store.has_blob(sha(data))
-        assert store.get_blob(sha(data)) == data
-    assert store.list_blobs() == sorted(sha(data) for data in BLOBS)
-    absent = sha(b"never stored")
-    assert not store.has_blob(absent)
-    with pytest.raises(StoreError, match=absent):
-        store.get_blob(absent)
-
-
-def test_put_blob_under_the_wrong_hash_is_refused(store: ModuleStore) -> None:
-    with pytest.raises(StoreError, match="fails verification"):
-        store.put_blob(sha(b"other bytes"), b"these bytes")
-    assert not store.has_blob(sha(b"other bytes"))
-    assert store.list_blobs() == []
-
-
-def test_put_blob_again_is_idempotent(store: ModuleStore) -> None:
-    data = b"\x00asm same"
-    for _ in range(3):
-        store.put_blob(sha(data), data)
-    assert store.list_blobs() == [sha(data)]
-    assert store.get_blob(sha(data)) == data
-
-
-def test_manifest_round_trip_and_sorted_listing(store: ModuleStore) -> None:
-    entries = {
-        ("zeta", "1.0.0"): b'{"module_id":"zeta"}',
-        ("alpha", "2.0.0"): b'{"module_id":"alpha","v":2}',
-        ("alpha", "1.0.0+build.7"): b'{"module_id":"alpha","v":1}',
-        ("m.x_y-z", "0.1.0-rc.1"): b"{}",
-    }
-    for (module_id, version), document in entries.items():
-        store.put_manifest(module_id, version, document)
-    for (module_id, version), document in entries.items():
-        assert store.get_manifest(module_id, version) == document
-    assert store.list_manifests() == sorted(entries)
-    with pytest.raises(StoreError, match=r"alpha@9\.9\.9"):
-        store.get_manifest("alpha", "9.9.9")
-
-
-def test_registry_round_trip(store: ModuleStore) -> None:
-    assert store.read_registry() is None
-    store.write_registry(b'{"modules":{}}')
-    assert store.read_registry() == b'{"modules":{}}'
-    store.write_registry(b'{"modules":{"a":["1.0.0"]}}')
-    assert store.read_registry() == b'{"modules":{"a":["1.0.0"]}}'
-
-
-BAD_KEYS = ["../x", "/abs", "a/b", "..", ".", "", "a\\b", ".hidden", "x\x00y", "a" * 200]
-
-
-@pytest.mark.parametrize("bad", BAD_KEYS)
-def test_unsafe_manifest_keys_are_refused(store: ModuleStore, bad: str) -> None:
-    with pytest.raises(StoreError, match="unsafe store key"):
-        store.put_manifest(bad, "1.0.0", b"{}")
-    with pytest.raises(StoreError, match="unsafe store key"):
-        store.put_manifest("module", bad, b"{}")
-    with pytest.raises(StoreError, match="unsafe store key"):
-        store.get_manifest(bad, "1.0.0")
-    with pytest.raises(StoreError, match="unsafe store key"):
-        store.get_manifest("module", bad)
-    assert store.list_manifests() == []
-
-
-@pytest.mark.parametrize("bad", ["../x", "/abs", "", "..", sha(b"x").upper(), sha(b"x")[:-1]])
-def test_unsafe_blob_hashes_are_refused(store: ModuleStore, bad: str) -> None:
-    with pytest.raises(StoreError, match="not a sha256"):
-        store.put_blob(bad, b"x")
-    with pytest.raises(StoreError, match="not a sha256"):
-        store.get_blob(bad)
-    with pytest.raises(StoreError, match="not a sha256"):
-        store.has_blob(bad)
-    assert store.list_blobs() == []
-
-
-def fill(store: ModuleStore) -> None:
-    """Put two blobs, two manifests and a registry into `store`."""
-    for data in BLOBS[:2]:
-        store.put_blob(sha(data), data)
-    store.put_manifest("alpha", "1.0.0", b'{"a":1}')
-    store.put_manifest("beta", "2.0.0+b", b'{"b":2}')
-    store.write_registry(b'{"registry":true}')
-
-
-def contents(store: ModuleStore) -> tuple[object, ...]:
-    """Everything a store holds, for comparing two stores."""
-    blobs = {h: store.get_blob(h) for h in store.list_blobs()}
-    manifests = {key: store.get_manifest(*key) for key in store.list_manifests()}
-    return blobs, manifests, store.read_registry()
-
-
-@pytest.mark.parametrize("target_kind", KINDS)
-def test_copy_store_copies_blobs_manifests_and_registry(
-    store: ModuleStore, target_kind: str, request: pytest.FixtureRequest, tmp_path: Path
+@pytest.mark.parametrize(("source_kind", "target_kind"), list(itertools.product(KINDS, KINDS)))
+def test_copy_store_across_kinds(
+    source_kind: str, target_kind: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
-    fill(store)
+    source = open_store(source_kind, request, tmp_path / "source")
+    fill(source)
     target = open_store(target_kind, request, tmp_path / "target")
-    copy_store(store, target)
-    assert contents(target) == contents(store)
-    copy_store(store, target)
-    assert contents(target) == contents(store)
+    copy_store(source, target)
+    assert contents(target) == contents(source)
+
+
+def test_the_kit_has_a_case_for_every_store_method() -> None:
+    """Guard: a method added to the protocol must get a contract case."""
+    text = inspect.getsource(store_contract)
+    for name in dir(ModuleStore):
+        if not name.startswith("_") and callable(getattr(ModuleStore, name)):
+            assert f".{name}(" in text, name
+
+
+def test_a_third_party_store_from_an_installed_distribution_serves_a_world(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The SQLite store of docs/stores.md (whose kit tests tests/test_docs.py runs), installed
+    as a separate distribution, is found through its entry point and holds a world's modules."""
+    (sample,) = [s for s in samples(ROOT / "docs" / "stores.md")
+                 if s.file == "my_package/sqlite_store.py"]
+    site = tmp_path / "site"
+    (site / "my_package").mkdir(parents=True)
+    (site / "my_package" / "sqlite_store.py").write_text(sample.code)
+    info = site / "my_sqlite_store-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: my-sqlite-store\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(
+        "[agentworld]\nsqlite-store = my_package.sqlite_store\n")
+    monkeypatch.syspath_prepend(str(site))
+    manager = PluginManager(environ={"AGENTWORLD_LOAD_PLUGINS": "sqlite-store"})
+    assert manager.stores()["sqlite"].plugin == "sqlite-store"
+    world = world_with_agents("ada", plugins=manager, store=f"sqlite://{tmp_path}/modules.db")
+    install(world, "ada", manifest("m.counter", deploy(world, guest_wasm("counter"))))
+    world.step_with_modules()
+    world.save_to_dir(tmp_path / "world")
+    loaded = World.load_from_dir(tmp_path / "world", plugins=manager)
+    assert loaded.state_root() == world.state_root() and loaded.missing_artifacts() == []
+    loaded.step_with_modules()
+    assert counter_value(loaded, "m.counter#1") == counter_value(world, "m.counter#1") + 1

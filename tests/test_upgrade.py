@@ -1,4 +1,4 @@
-"""Upgrade and rollback gated by pluggable compatibility rules (SPEC §9)."""
+"""Upgrade and rollback gated by pluggable compatibility rules."""
 
 from __future__ import annotations
 
@@ -334,22 +334,22 @@ def test_check_upgrade_verdicts_and_exit_codes(tmp_path: Path) -> None:
     as_json = check_upgrade(tmp_path, BASE, variant(exports=["call"]), "--json")
     report = json.loads(as_json.stdout)
     assert as_json.returncode == 1 and report["compatible"] is False
-    assert report["violations"][0]["rule"] == "exports-not-reduced"
-    same = check_upgrade(tmp_path, BASE, BASE)
-    assert same.returncode == 1 and "same_version" in same.stdout
-    renamed = check_upgrade(tmp_path, BASE, variant(module_id="m.other"))
-    assert renamed.returncode == 1 and "module_id_mismatch" in renamed.stdout
+    assert report["violations"] == [{"source": "rule", "rule": "exports-not-reduced",
+                                     "severity": "error",
+                                     "message": "export 'memory' is removed"},
+                                    {"source": "rule", "rule": "exports-not-reduced",
+                                     "severity": "error", "message": "export 'alloc' is removed"}]
+    assert "version-increases" in report["rules"]
+
+
+def test_check_upgrade_exits_2_only_for_input_it_cannot_read(tmp_path: Path) -> None:
     deep = "[" * 100_000 + "]" * 100_000
     for current, candidate, fragment in (
         ("{not json", BASE, "not usable JSON"),
         (BASE, json.dumps(BASE)[:-1] + ', "name": "again"}', "duplicate keys ['name']"),
         (BASE, '{"limits": {"max_gas": ' + "9" * 5000 + "}}", "not usable JSON"),
-        (BASE, {**BASE, "surprise": 1}, "surprise"),
-        (BASE, {**BASE, "kind": "sideways"}, "kind must be"),
-        (BASE, [1, 2], "expected an object"),
         (BASE, "\udcff\udcfe", "not UTF-8"),
         (BASE, deep, "nested too deeply"),
-        (BASE, variant(limits={"max_gas": -5}), "limits.max_gas must be at least 1"),
     ):
         result = check_upgrade(tmp_path, current, candidate)
         assert result.returncode == 2, result
@@ -358,6 +358,126 @@ def test_check_upgrade_verdicts_and_exit_codes(tmp_path: Path) -> None:
                               str(tmp_path / "nope.json"), str(tmp_path / "nope.json")],
                              capture_output=True, text=True, timeout=120)
     assert missing.returncode == 2 and "cannot read" in missing.stderr
+
+
+def findings(result: subprocess.CompletedProcess[str]) -> list[tuple[str, str, str]]:
+    """(source, rule, message) of every finding in a `check-upgrade --json` report."""
+    assert result.returncode == 1, result
+    return [(v["source"], v["rule"], v["message"])
+            for v in json.loads(result.stdout)["violations"]]
+
+
+def test_check_upgrade_reports_validation_preconditions_and_rules_together(
+    tmp_path: Path,
+) -> None:
+    # Eight problems, one of them an unknown field, and two rule violations: all reported.
+    candidate = variant(surprise=1, interface_version="wasm-2", kind="sideways", name=" ",
+                        version="0.9.0", abi_version=7, wasm_hash="nothex", exports=["call"],
+                        limits={"max_gas": 0})
+    found = findings(check_upgrade(tmp_path, BASE, candidate, "--json"))
+    validation = [message for source, rule, message in found if source == "validation"]
+    assert all(rule == "invalid_manifest" for source, rule, _ in found if source == "validation")
+    for fragment in ("extra fields found (surprise)", "unsupported interface_version 'wasm-2'",
+                     "kind must be 'reducer' or 'pure'", "name must not be blank",
+                     "abi_contract: unsupported abi_version 7", "is not a SHA-256 hex digest",
+                     "limits.max_gas must be at least 1"):
+        assert sum(fragment in message for message in validation) == 1, (fragment, validation)
+    assert all(message.startswith("candidate: ") for message in validation)
+    rules = {rule for source, rule, _ in found if source == "rule"}
+    # A candidate on another interface version is judged by the rule, not stopped before it.
+    assert {"interface-version-unchanged", "exports-not-reduced", "abi-version-unchanged",
+            "version-increases"} <= rules
+    text = check_upgrade(tmp_path, BASE, candidate)
+    assert text.returncode == 1
+    assert text.stdout.splitlines()[-1] == f"incompatible: {len(found)} violation(s)"
+
+    same = findings(check_upgrade(tmp_path, BASE, {**BASE, "module_id": "m.other"}, "--json"))
+    assert ("precondition", "module_id_mismatch",
+            "module_id changes from 'm.svc' to 'm.other'") in found + same
+    assert ("precondition", "same_version", "both manifests are version '1.0.0'") in same
+    not_object = findings(check_upgrade(tmp_path, BASE, [1, 2], "--json"))
+    assert [(source, rule) for source, rule, _ in not_object] == [
+        ("validation", "invalid_manifest")]
+    assert "expected an object" in not_object[0][2]
+
+
+@pytest.mark.parametrize(("current", "candidate", "rollback", "verdict"), [
+    ("1.0.0", "1.0.1", False, None),
+    ("1.0.0", "2.0", False, None),
+    ("1.0.0-rc.2", "1.0.0", False, None),
+    ("1.0.0-rc.2", "1.0.0-rc.10", False, None),
+    ("1.0.0", "0.0.1", False, "an upgrade must go to a higher version: 0.0.1 is not higher "
+                              "than 1.0.0"),
+    ("1.0.0", "1.0.0-rc.1", False, "an upgrade must go to a higher version"),
+    ("1.0.0", "1.0", False, "an upgrade must go to a higher version"),
+    ("1.0.0+a", "1.0.0+b", False, "an upgrade must go to a higher version"),
+    ("2.0.0", "1.9.9", True, None),
+    ("1.0.0", "1.0.1", True, "a rollback must go to a lower version: 1.0.1 is not lower than "
+                             "1.0.0"),
+    ("1.0.0", "v2", False, "version 'v2' is not a semantic version"),
+    ("01.0.0", "1.0.1", False, "version '01.0.0' is not a semantic version"),
+])
+def test_version_increases_follows_semantic_version_order(
+    current: str, candidate: str, rollback: bool, verdict: str | None
+) -> None:
+    report = check_compatibility(
+        parse_manifest({**BASE, "version": current}),
+        parse_manifest({**BASE, "version": candidate}),
+        [rule for rule in RULES if rule.name == "version-increases"],
+        CompatContext(operation="rollback" if rollback else "upgrade"))
+    messages = [violation.message for violation in report.violations]
+    if verdict is None:
+        assert messages == []
+    else:
+        (message,) = messages
+        assert message.startswith(verdict)
+
+
+def test_an_upgrade_down_and_a_rollback_up_are_refused_in_a_world(
+    counters: tuple[World, dict[str, Any], dict[str, Any]],
+) -> None:
+    world, _, v2 = counters
+    older = {**v2, "version": "0.9.0"}
+    refused = upgrade(world, "ada", "m.counter#1", "1.0.0", older)
+    assert refused["code"] == "incompatible_upgrade"
+    assert [v["rule"] for v in refused["report"]["violations"]] == ["version-increases"]
+    assert upgrade(world, "ada", "m.counter#1", "1.0.0", v2)["kind"] == "domain.module_upgraded"
+    world.submit({"type": "module.rollback", "data": {
+        "operator_agent_id": "ada", "instance_id": "m.counter#1", "target_version": "1.0.0"}})
+    world.step_with_modules()
+    assert events(world, "domain.module_rolled_back")
+    world.submit({"type": "module.rollback", "data": {
+        "operator_agent_id": "ada", "instance_id": "m.counter#1", "target_version": "2.0.0"}})
+    world.step_with_modules()
+    refused = events(world, "domain.action_rejected")[-1]
+    assert refused["code"] == "incompatible_rollback"
+    assert [v["rule"] for v in refused["report"]["violations"]] == ["version-increases"]
+
+
+def test_an_unsupported_abi_version_is_refused_at_install(
+    plugin_manager: PluginManager,
+) -> None:
+    world = world_with_agents("ada", plugins=plugin_manager)
+    wasm_hash = deploy(world, guest_wasm("counter"))
+    refused = install(world, "ada", manifest("m.counter", wasm_hash,
+                                             abi_contract={"abi_version": 7}))
+    assert refused["code"] == "invalid_manifest"
+    assert refused["notes"] == ["abi_contract: unsupported abi_version 7 (supported: 1)"]
+    accepted = install(world, "ada", manifest("m.counter", wasm_hash,
+                                              abi_contract={"abi_version": 1}))
+    assert accepted["kind"] == "domain.module_installed"
+
+
+def test_an_unknown_manifest_field_does_not_hide_the_other_problems_at_install(
+    plugin_manager: PluginManager,
+) -> None:
+    world = world_with_agents("ada", plugins=plugin_manager)
+    wasm_hash = deploy(world, guest_wasm("counter"))
+    refused = install(world, "ada", manifest("m.counter", wasm_hash, kind="sideways",
+                                             surprise=True))
+    assert refused["code"] == "invalid_manifest"
+    assert any("extra fields found (surprise)" in note for note in refused["notes"])
+    assert any("kind must be 'reducer' or 'pure'" in note for note in refused["notes"])
 
 
 def test_rollback_to_a_narrower_version_is_refused_by_the_same_gate(

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import wasmtime
 
 from agentworld.backends.wasmtime_executor import WasmtimeExecutor
-from agentworld.errors import StoreError
+from agentworld.compile_cache import KEY_ENV, DiskCache, default_key_file
+from agentworld.engine_executor import cache_context
+from agentworld.errors import ExecutorConfigError, StoreError
 from agentworld.executor import CallRequest, ExecutorConfig, ModuleCallError
 from agentworld.manager import PluginManager
 from agentworld.testing.conformance import counter_output, counter_request, guest_request
@@ -36,6 +41,10 @@ def cache_files(root: Path) -> list[Path]:
     return sorted(root.glob("wasmtime-*/*.cwasm"))
 
 
+def cache_name(guest: str) -> str:
+    return hashlib.sha256(guest_wasm(guest)).hexdigest() + "-g1-f1.cwasm"
+
+
 def test_plugin_registers_an_available_executor() -> None:
     entry = PluginManager(entrypoints=False).executors()["wasmtime"]
     assert entry.available
@@ -49,7 +58,7 @@ def test_disk_cache_serves_a_second_executor_without_compiling(
     assert first.call(counter_request(1)) == counter_output(2)
     assert (first.stats.compiled, first.stats.disk_writes) == (1, 1)
     (cached,) = cache_files(tmp_path)
-    assert cached.name == hashlib.sha256(guest_wasm("counter")).hexdigest() + ".cwasm"
+    assert cached.name == cache_name("counter")
 
     second = make_executor(ExecutorConfig(cache_dir=tmp_path))
     assert second.call(counter_request(5)) == counter_output(6)
@@ -82,7 +91,7 @@ def _truncate(path: Path) -> None:
 
 def _foreign(path: Path) -> None:
     # A valid cache file, but for another module: its header names another hash.
-    other = path.parent / (hashlib.sha256(guest_wasm("observer")).hexdigest() + ".cwasm")
+    other = path.parent / cache_name("observer")
     path.write_bytes(other.read_bytes())
 
 
@@ -97,8 +106,7 @@ def test_damaged_cache_file_is_discarded_and_recompiled(
     writer = make_executor(ExecutorConfig(cache_dir=tmp_path))
     writer.call(counter_request(1))
     writer.call(guest_request("observer"))
-    counter_name = hashlib.sha256(guest_wasm("counter")).hexdigest() + ".cwasm"
-    (counter_file,) = [path for path in cache_files(tmp_path) if path.name == counter_name]
+    (counter_file,) = [path for path in cache_files(tmp_path) if path.name == cache_name("counter")]
     assert callable(damage)
     damage(counter_file)
 
@@ -336,3 +344,121 @@ def test_warm_instance_keeps_guest_memory_but_invoke_never_does(
     # The counter reducer, called twice with the same input, answers the same.
     assert executor.call(counter_request(5)) == executor.call(counter_request(5))
     assert executor.call(counter_request(5)) == counter_output(6)
+
+
+# -- the compile cache is authenticated ---------------------------------------------------------
+
+
+def test_a_forged_cache_entry_is_not_loaded(
+    make_executor: type[WasmtimeExecutor], tmp_path: Path
+) -> None:
+    """Someone who can write the cache directory but lacks its key puts other code (the
+    observer's) under the counter's names, with MACs made with a key of their own."""
+    cache, elsewhere = tmp_path / "cache", tmp_path / "theirs"
+    ours = make_executor(ExecutorConfig(cache_dir=cache, cache_key_file=tmp_path / "ours.key"))
+    ours.call(counter_request(1))
+    make_executor(ExecutorConfig(cache_dir=elsewhere, cache_key_file=tmp_path / "theirs.key")
+                  ).call(guest_request("observer"))
+    their_key = (tmp_path / "theirs.key").read_bytes()
+    counter_hash = hashlib.sha256(guest_wasm("counter")).hexdigest()
+    header = len(b"agentworld-cache\x03") + 32
+    for kind, suffix in (("compiled", ".cwasm"), ("instrumented", ".wasm")):
+        (source,) = elsewhere.glob(f"*/*{suffix}")
+        (target,) = cache.glob(f"*/{counter_hash}*{suffix}")
+        context = cache_context(kind, ours.backend.fingerprint, counter_hash, 1)
+        forger = DiskCache(target.parent, their_key)
+        assert forger.write(target.name, context, source.read_bytes()[header:])
+
+    reader = make_executor(ExecutorConfig(cache_dir=cache, cache_key_file=tmp_path / "ours.key"))
+    assert reader.call(counter_request(1)) == counter_output(2)
+    assert (reader.stats.disk_discarded, reader.stats.compiled) == (2, 1)
+
+
+def test_the_cache_key_is_created_private_and_outside_the_cache(
+    make_executor: type[WasmtimeExecutor], tmp_path: Path
+) -> None:
+    key_file = tmp_path / "config" / "agentworld" / "compile-cache.key"
+    make_executor(ExecutorConfig(cache_dir=tmp_path / "cache", cache_key_file=key_file))
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    assert len(key_file.read_bytes()) == 32
+    with pytest.raises(ExecutorConfigError, match="inside the cache directory"):
+        make_executor(ExecutorConfig(cache_dir=tmp_path / "cache",
+                                     cache_key_file=tmp_path / "cache" / "k"))
+
+
+def test_the_default_key_file_follows_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(KEY_ENV, str(tmp_path / "k"))
+    assert default_key_file() == tmp_path / "k"
+    monkeypatch.delenv(KEY_ENV)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    assert default_key_file() == tmp_path / "xdg" / "agentworld" / "compile-cache.key"
+
+
+def test_a_cache_dir_that_is_a_file_is_an_error(tmp_path: Path) -> None:
+    regular = tmp_path / "cache"
+    regular.write_text("not a directory")
+    with pytest.raises(ExecutorConfigError, match="not a directory"):
+        WasmtimeExecutor(ExecutorConfig(cache_dir=regular))
+
+
+def test_memory_cache_size_zero_keeps_no_module(make_executor: type[WasmtimeExecutor]) -> None:
+    executor = make_executor(ExecutorConfig(memory_cache_size=0))
+    for count in (1, 2, 3):
+        assert executor.call(counter_request(count)) == counter_output(count + 1)
+    assert executor.stats.compiled == 3
+
+
+# -- batches, threads -------------------------------------------------------------------------
+
+
+def test_a_batch_reaches_the_backend_in_one_go(make_executor: type[WasmtimeExecutor]) -> None:
+    executor = make_executor()
+    batches: list[int] = []
+    run_batch = executor.backend.run_batch
+
+    def counting(jobs: Any) -> Any:
+        batches.append(len(jobs))
+        return run_batch(jobs)
+
+    executor.backend.run_batch = counting  # type: ignore[method-assign]
+    results = executor.call_batch([counter_request(1), guest_request("noalloc"),
+                                   guest_request("divzero"), counter_request(5)])
+    assert batches == [3]  # noalloc fails in planning; the other three run in one batch
+    assert [getattr(result, "code", None) for result in results] == [None, "trap", "trap", None]
+
+
+SMALL_STACK_SCRIPT = """
+import sys, threading
+from agentworld.executor import ExecutorConfig, ModuleCallError
+from agentworld.manager import PluginManager
+from agentworld.testing.conformance import counter_request, guest_request
+
+executor = PluginManager(entrypoints=False).create_executor("wasmtime", ExecutorConfig())
+seen = []
+
+def drive():
+    for _ in range(2):
+        try:
+            executor.call(guest_request("recursion"))
+            seen.append("returned")
+        except ModuleCallError as failure:
+            seen.append(f"{failure.code}: {failure.detail}")
+    seen.append(str(executor.call(counter_request(1)).gas_used > 0))
+
+threading.stack_size(512 * 1024)
+thread = threading.Thread(target=drive)
+thread.start()
+thread.join()
+print("|".join(seen))
+"""
+
+
+@pytest.mark.slow
+def test_deep_recursion_from_a_thread_with_a_small_stack_traps(tmp_path: Path) -> None:
+    completed = subprocess.run([sys.executable, "-c", SMALL_STACK_SCRIPT], capture_output=True,
+                               text=True, timeout=120, cwd=tmp_path)
+    assert completed.returncode == 0, (completed.returncode, completed.stderr[-2000:])
+    assert completed.stdout.strip() == (
+        "trap: trap: call stack exhausted|trap: trap: call stack exhausted|True")

@@ -12,8 +12,9 @@ Use it from a test module by subclassing and overriding the `executor` fixture::
             yield executor
             executor.close()
 
-Every case asserts an exact output or failure code, and after every hostile call the same
-executor must still serve a good call correctly.
+Every case asserts an exact output or failure code (and exact gas where the guest's gas is
+counted by hand in its source), and after every hostile call the same executor must still
+serve a good call correctly.
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ from agentworld.executor import (
     ModuleOutput,
 )
 from agentworld.testing.guests import guest_wasm
+
+COUNTER_GAS = 3086
+"""The gas one call of the counter reducer (state 41) uses under schedule 1."""
 
 TIMEOUT_MARGIN_MS = 250
 """How late past `max_call_ms` a runaway call may return (the watchdog, plus a busy CI box)."""
@@ -126,6 +130,7 @@ def _rule_payload(output: ModuleOutput) -> Mapping[str, Any]:
 HOSTILE_CASES: list[tuple[str, str]] = [
     ("loop", "out_of_fuel"),
     ("membomb", "memory_limit"),
+    ("tablebomb", "memory_limit"),
     ("bigmem", "memory_limit"),
     ("huge", "output_too_large"),
     ("garbage", "invalid_output"),
@@ -324,6 +329,63 @@ class ExecutorConformance:
             with pytest.raises(InvalidArtifactError):
                 executor.check_artifact(junk)
 
+    # -- gas (schedule 1; each guest's source shows the count) ---------------------------
+
+    @pytest.mark.parametrize(
+        ("guest", "input", "gas"),
+        [
+            ("gas_straight", b"", 7),
+            ("gas_loop", b"", 55),
+            ("gas_branch", b"x" * 200, 11),
+            ("gas_branch", b"x" * 5, 9),
+            ("gas_call", b"", 17),
+            ("gas_grow", b"", 3182),
+        ],
+    )
+    def test_exact_gas(self, executor: Executor, guest: str, input: bytes, gas: int) -> None:
+        """Hand-counted guests use exactly the gas the schedule says."""
+        output = executor.call(guest_request(guest, input=input))
+        assert output == ModuleOutput()
+        assert output.gas_used == gas
+
+    def test_gas_runs_out_at_the_exact_limit(self, executor: Executor) -> None:
+        """The loop guest needs 55 gas: 55 is enough, 54 is `out_of_fuel` using all 54."""
+        assert executor.call(guest_request("gas_loop", max_gas=55)).gas_used == 55
+        with pytest.raises(ModuleCallError) as failure:
+            executor.call(guest_request("gas_loop", max_gas=54))
+        assert failure.value.code == "out_of_fuel"
+        assert failure.value.gas_used == 54
+        self.assert_serves_good_call(executor)
+
+    def test_gas_of_a_real_guest_is_reproducible(self, executor: Executor) -> None:
+        """The counter reducer's gas is the same on every call and every executor."""
+        first = executor.call(counter_request(41))
+        assert first.gas_used == COUNTER_GAS
+        assert executor.call(counter_request(41)).gas_used == COUNTER_GAS
+
+    # -- determinism ----------------------------------------------------------------------
+
+    def test_nans_are_canonical(self, executor: Executor) -> None:
+        """Every NaN a float operation produces is the canonical NaN, scalar and SIMD."""
+        output = executor.call(guest_request("nan", entrypoint="reduce", kind="reducer"))
+        canonical32, canonical64 = b"\x00\x00\xc0\x7f", b"\x00" * 6 + b"\xf8\x7f"
+        assert output.new_state == canonical32 + canonical64 + canonical32 * 4 + canonical32
+
+    @pytest.mark.parametrize(
+        ("guest", "reason"),
+        [("relaxed", "relaxed SIMD"), ("atomics", "shared memory")],
+    )
+    def test_nondeterministic_features_are_refused(
+        self, executor: Executor, guest: str, reason: str
+    ) -> None:
+        """Relaxed SIMD, threads and shared memory are refused at deploy, and calls trap."""
+        with pytest.raises(InvalidArtifactError, match=reason):
+            executor.check_artifact(guest_wasm(guest))
+        with pytest.raises(ModuleCallError, match=reason) as failure:
+            executor.call(guest_request(guest))
+        assert failure.value.code == "trap"
+        self.assert_serves_good_call(executor)
+
     def test_call_batch_returns_failures_in_place(self, executor: Executor) -> None:
         """A batch runs in order; a failing call does not disturb its neighbours."""
         results = executor.call_batch(
@@ -332,3 +394,6 @@ class ExecutorConformance:
         assert results[0] == counter_output(2)
         assert isinstance(results[1], ModuleCallError) and results[1].code == "trap"
         assert results[2] == counter_output(3)
+        assert isinstance(results[0], ModuleOutput) and isinstance(results[2], ModuleOutput)
+        assert results[0].gas_used == executor.call(counter_request(1)).gas_used > 0
+        assert results[2].gas_used == executor.call(counter_request(2)).gas_used > 0

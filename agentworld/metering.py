@@ -1,0 +1,685 @@
+"""Deterministic gas: the cost schedules and the instrumentation pass every engine runs.
+
+At deploy, `instrument(wasm, schedule)` rewrites a module so that results do not depend on the
+engine that runs it (docs/executors.md, "Gas"):
+
+- **Gas.** Every function body is cut into *metered segments*: a segment starts at the
+  function's entry and right after each `loop`, `if`, `else`, `end`, `br`, `br_if`, `br_table`,
+  `return` and `unreachable`, and runs to the next of them (inclusive). At its start a segment
+  charges the sum of its instructions' costs (from the schedule) to an i64 gas global; if the
+  global falls below zero the code traps there. `memory.grow` additionally charges per page
+  requested, bulk memory and table instructions per byte or element, `table.grow` per element.
+- **Floating point.** After every instruction that can produce a NaN (arithmetic, rounding,
+  min/max, square root, promotion and demotion, scalar and SIMD), a NaN result is replaced by
+  the canonical NaN, so engines that do not canonicalize give the same bits.
+- **Limits.** `memory.grow` and `table.grow` go through helpers that refuse (return -1 and set a
+  flag the host reads) growth that would make the memory's bytes plus `TABLE_ELEMENT_BYTES` per
+  table element exceed the call's memory limit.
+- **Calling.** The module gains an export that arms an instance with its gas and memory limit
+  and calls the guest's `alloc` (running the start function first, which no longer runs at
+  instantiation), and one wrapper per exported function of a `wasm-1` entrypoint shape that
+  returns `(out_pointer, out_length, gas_left)` whatever the guest's shape.
+
+Only indices are added (a type, a few globals, functions and exports at the end of their index
+spaces, and scratch locals at the end of each function's locals), so no existing index moves.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from attrs import frozen
+
+from agentworld.wasm_module import (
+    EXTERN_FUNC,
+    EXTERN_GLOBAL,
+    EXTERN_MEMORY,
+    EXTERNREF,
+    F32,
+    F64,
+    FUNCREF,
+    I32,
+    I64,
+    MAX_LOCALS,
+    PAGE_BYTES,
+    V128,
+    VALTYPE_NAMES,
+    FuncType,
+    encode_module,
+    func_type_bytes,
+    parse_module,
+    read_sleb,
+    read_u32,
+    refuse,
+    skip_sleb,
+    sleb,
+    uleb,
+)
+
+RESERVED_PREFIX = "__agentworld_"
+"""Export names the instrumentation adds; an artifact may not export names starting with it."""
+GAS_EXPORT = RESERVED_PREFIX + "gas"
+REFUSED_EXPORT = RESERVED_PREFIX + "refused"
+ALLOC_EXPORT = RESERVED_PREFIX + "alloc"
+ENTRY_PREFIX = RESERVED_PREFIX + "entry:"
+
+TABLE_ELEMENT_BYTES = 8
+"""What one table element counts against a call's memory limit."""
+
+INSTRUMENTATION_FORMAT = 1
+"""Bumped whenever the rewrite changes for an unchanged schedule (it keys cached modules)."""
+
+# Entrypoint shapes of wasm-1.
+MULTI, PACKED, RET_AREA = "(i32,i32)->(i32,i32)", "(i32,i32)->(i64)", "(i32,i32,i32)->()"
+SHAPES = {
+    FuncType((I32, I32), (I32, I32)): MULTI,
+    FuncType((I32, I32), (I64,)): PACKED,
+    FuncType((I32, I32, I32), ()): RET_AREA,
+}
+
+
+@frozen
+class GasSchedule:
+    """A versioned cost table. Costs are per instruction; unlisted instructions cost `base`."""
+
+    version: int
+    base: int
+    free: frozenset[str]
+    costs: dict[str, int]
+    grow_page: int
+    """Extra gas per page `memory.grow` requests (charged even when refused)."""
+    bulk_byte_shift: int
+    """`memory.fill/copy/init` charge `length >> shift` extra."""
+    table_element_shift: int
+    """`table.fill/copy/init/grow` charge `count >> shift` extra."""
+
+
+SCHEDULE_V1 = GasSchedule(
+    version=1,
+    base=1,
+    free=frozenset({"block", "loop", "else", "end"}),
+    costs={
+        "call": 2,
+        "call_indirect": 3,
+        "integer div and rem": 4,
+        "float div and sqrt": 4,
+    },
+    grow_page=1024,
+    bulk_byte_shift=6,
+    table_element_shift=3,
+)
+
+GAS_SCHEDULES: dict[int, GasSchedule] = {1: SCHEDULE_V1}
+"""Every schedule this version of agentworld can meter with, by version."""
+CURRENT_GAS_SCHEDULE = 1
+"""The schedule new worlds are created with."""
+
+
+def gas_schedule(version: int) -> GasSchedule:
+    """The schedule `version`, or `InvalidArtifactError` if this agentworld does not know it."""
+    schedule = GAS_SCHEDULES.get(version)
+    if schedule is None:
+        raise refuse(f"gas schedule {version} is unknown to this version of agentworld "
+                     f"(known: {', '.join(map(str, GAS_SCHEDULES))})")
+    return schedule
+
+
+# -- opcode classes ------------------------------------------------------------------------------
+
+(K_PLAIN, K_LOCAL, K_I32CONST, K_MEM, K_CALL, K_END, K_BR_IF, K_GLOBAL, K_BLOCK, K_LOOP, K_IF,
+ K_ELSE, K_BR, K_BR_TABLE, K_STOP, K_I64CONST, K_F32CONST, K_F64CONST, K_CANON32, K_CANON64,
+ K_CALL_INDIRECT, K_SELECT_T, K_MEMSIZE, K_MEMGROW, K_REF_NULL, K_REF_FUNC, K_TABLE, K_FC, K_FD,
+ K_BAD) = range(30)
+
+_REFUSED_OPS: dict[int, str] = {}
+for _op in (0x06, 0x07, 0x08, 0x09, 0x0A, 0x18, 0x19, 0x1F):
+    _REFUSED_OPS[_op] = "exception handling is not supported"
+for _op in (0x12, 0x13):
+    _REFUSED_OPS[_op] = "tail calls are not supported"
+for _op in (0x14, 0x15, 0xD3, 0xD4, 0xD5, 0xD6):
+    _REFUSED_OPS[_op] = "typed function references are not supported"
+_REFUSED_OPS[0xFB] = "garbage collection instructions are not supported"
+_REFUSED_OPS[0xFE] = "threads (atomic instructions) are not allowed: results would depend on timing"
+
+_KIND = [K_BAD] * 256
+for _op in range(0x45, 0xC5):
+    _KIND[_op] = K_PLAIN
+for _op in (*range(0x8D, 0x98), 0xB6):
+    _KIND[_op] = K_CANON32
+for _op in (*range(0x9B, 0xA6), 0xBB):
+    _KIND[_op] = K_CANON64
+for _op in range(0x28, 0x3F):
+    _KIND[_op] = K_MEM
+for _op, _kind in {
+    0x00: K_STOP, 0x01: K_PLAIN, 0x02: K_BLOCK, 0x03: K_LOOP, 0x04: K_IF, 0x05: K_ELSE,
+    0x0B: K_END, 0x0C: K_BR, 0x0D: K_BR_IF, 0x0E: K_BR_TABLE, 0x0F: K_STOP, 0x10: K_CALL,
+    0x11: K_CALL_INDIRECT, 0x1A: K_PLAIN, 0x1B: K_PLAIN, 0x1C: K_SELECT_T, 0x20: K_LOCAL,
+    0x21: K_LOCAL, 0x22: K_LOCAL, 0x23: K_GLOBAL, 0x24: K_GLOBAL, 0x25: K_TABLE, 0x26: K_TABLE,
+    0x3F: K_MEMSIZE, 0x40: K_MEMGROW, 0x41: K_I32CONST, 0x42: K_I64CONST, 0x43: K_F32CONST,
+    0x44: K_F64CONST, 0xD0: K_REF_NULL, 0xD1: K_PLAIN, 0xD2: K_REF_FUNC, 0xFC: K_FC, 0xFD: K_FD,
+}.items():
+    _KIND[_op] = _kind
+
+_INT_DIV = frozenset({0x6D, 0x6E, 0x6F, 0x70, 0x7F, 0x80, 0x81, 0x82})
+_FLOAT_DIV = frozenset({0x91, 0x95, 0x9F, 0xA3})
+_STRUCTURAL = {0x02: "block", 0x03: "loop", 0x05: "else", 0x0B: "end"}
+
+# Fixed-width SIMD (0xFD prefix): immediates and NaN-producing float operations.
+_SIMD_MEMARG = frozenset({*range(0, 12), 92, 93})
+_SIMD_MEMARG_LANE = frozenset(range(84, 92))
+_SIMD_LANE = frozenset(range(21, 35))
+_SIMD_BYTES16 = frozenset({12, 13})
+_SIMD_CANON32 = frozenset({94, 103, 104, 105, 106, 227, 228, 229, 230, 231, 232, 233})
+_SIMD_CANON64 = frozenset({95, 116, 117, 122, 148, 239, 240, 241, 242, 243, 244, 245})
+_SIMD_DIV = frozenset({227, 231, 239, 243})
+_SIMD_UNASSIGNED = frozenset({0x9A, 0xA2, 0xA5, 0xA6, 0xAF, 0xB0, 0xB2, 0xB3, 0xB4, 0xBB, 0xC2,
+                              0xC5, 0xC6, 0xCF, 0xD0, 0xD2, 0xD3, 0xD4, 0xE2, 0xEE})
+
+
+def _cost_tables(schedule: GasSchedule) -> tuple[list[int], list[int], list[int]]:
+    """Per-opcode costs: single-byte opcodes, 0xFC sub-opcodes, 0xFD sub-opcodes."""
+    named = schedule.costs
+    single = [schedule.base] * 256
+    for op, name in _STRUCTURAL.items():
+        if name in schedule.free:
+            single[op] = 0
+    single[0x10] = named.get("call", schedule.base)
+    single[0x11] = named.get("call_indirect", schedule.base)
+    for op in _INT_DIV:
+        single[op] = named.get("integer div and rem", schedule.base)
+    for op in _FLOAT_DIV:
+        single[op] = named.get("float div and sqrt", schedule.base)
+    bulk = [schedule.base] * 18
+    simd = [schedule.base] * 256
+    for op in _SIMD_DIV:
+        simd[op] = named.get("float div and sqrt", schedule.base)
+    return single, bulk, simd
+
+
+# -- snippets ------------------------------------------------------------------------------------
+
+_NAN32 = b"\x00\x00\xc0\x7f"
+_NAN64 = b"\x00\x00\x00\x00\x00\x00\xf8\x7f"
+
+
+def _canon32(temp: bytes) -> bytes:
+    # x -> (x == x) ? x : canonical NaN, without a branch: select picks x unless x is a NaN.
+    return b"\x22" + temp + b"\x43" + _NAN32 + b"\x20" + temp + b"\x20" + temp + b"\x5b\x1b"
+
+
+def _canon64(temp: bytes) -> bytes:
+    return b"\x22" + temp + b"\x44" + _NAN64 + b"\x20" + temp + b"\x20" + temp + b"\x61\x1b"
+
+
+def _canon_f32x4(temp: bytes) -> bytes:
+    # Lane-wise: bitselect(x, NaN, x == x).
+    return (b"\x22" + temp + b"\xfd\x0c" + _NAN32 * 4 + b"\x20" + temp + b"\x20" + temp
+            + b"\xfd\x41\xfd\x52")
+
+
+def _canon_f64x2(temp: bytes) -> bytes:
+    return (b"\x22" + temp + b"\xfd\x0c" + _NAN64 * 2 + b"\x20" + temp + b"\x20" + temp
+            + b"\xfd\x47\xfd\x52")
+
+
+@frozen
+class _Context:
+    """What every body's rewrite needs: counts of the original module and the added indices."""
+
+    types: list[FuncType]
+    functions: list[int]
+    function_count: int
+    globals_count: int
+    table_count: int
+    has_memory: bool
+    gas: bytes
+    charge_call: bytes
+    grow_call: bytes
+    table_grow_calls: list[bytes]
+    single: list[int]
+    bulk: list[int]
+    simd: list[int]
+    bulk_byte_shift: int
+    table_element_shift: int
+
+
+def _body(data: bytes, start: int, end: int, params: int, ctx: _Context) -> bytes:
+    """One function body, metered and NaN-canonicalized, with its size prefix."""
+    groups, pos = read_u32(data, start, end)
+    locals_start = pos
+    count = params
+    for _ in range(groups):
+        n, pos = read_u32(data, pos, end)
+        if pos >= end or data[pos] not in VALTYPE_NAMES:
+            raise refuse("a function declares locals of a type that is not allowed")
+        pos += 1
+        count += n
+        if count > MAX_LOCALS:
+            raise refuse(f"a function declares more than {MAX_LOCALS} locals")
+    locals_raw = data[locals_start:pos]
+    local_count = count
+    temps: dict[int, bytes] = {}
+    order: list[int] = []
+
+    def temp(valtype: int) -> bytes:
+        index = temps.get(valtype)
+        if index is None:
+            index = temps[valtype] = uleb(local_count + len(order))
+            order.append(valtype)
+        return index
+
+    kinds, single, bulk_costs, simd_costs = _KIND, ctx.single, ctx.bulk, ctx.simd
+    gas = ctx.gas
+    n_types, n_funcs, n_globals = len(ctx.types), ctx.function_count, ctx.globals_count
+    n_tables = ctx.table_count
+    out: list[bytes] = [b""]
+    segment = 0
+    cost = 0
+    copied = pos
+    depth = 0
+    charge_pre = charge_post = b""
+    canon32 = canon64 = b""
+    while True:
+        if pos >= end:
+            raise refuse("malformed module (a function body does not end with `end`)")
+        op = data[pos]
+        pos += 1
+        kind = kinds[op]
+        if kind == K_PLAIN:
+            cost += single[op]
+            continue
+        if kind == K_LOCAL:
+            index, pos = read_u32(data, pos, end)
+            if index >= local_count:
+                raise refuse("an instruction refers to a local that does not exist")
+            cost += single[op]
+            continue
+        if kind == K_I32CONST:
+            pos = skip_sleb(data, pos, end, 5)
+            cost += single[op]
+            continue
+        if kind == K_MEM:
+            align, pos = read_u32(data, pos, end)
+            if align >= 0x40:
+                raise refuse("memory instructions with a memory index (multiple memories) "
+                             "are not supported")
+            _, pos = read_u32(data, pos, end)
+            cost += single[op]
+            continue
+        if kind == K_CALL or kind == K_REF_FUNC:
+            index, pos = read_u32(data, pos, end)
+            if index >= n_funcs:
+                raise refuse("an instruction refers to a function that does not exist")
+            cost += single[op]
+            continue
+        if kind == K_GLOBAL:
+            index, pos = read_u32(data, pos, end)
+            if index >= n_globals:
+                raise refuse("an instruction refers to a global that does not exist")
+            cost += single[op]
+            continue
+        if kind == K_CANON32 or kind == K_CANON64:
+            cost += single[op]
+            out.append(data[copied:pos])
+            if kind == K_CANON32:
+                if not canon32:
+                    canon32 = _canon32(temp(F32))
+                out.append(canon32)
+            else:
+                if not canon64:
+                    canon64 = _canon64(temp(F64))
+                out.append(canon64)
+            copied = pos
+            continue
+        if kind == K_I64CONST:
+            pos = skip_sleb(data, pos, end, 10)
+            cost += single[op]
+            continue
+        if kind == K_F32CONST:
+            pos += 4
+            cost += single[op]
+            continue
+        if kind == K_F64CONST:
+            pos += 8
+            cost += single[op]
+            continue
+        if kind == K_BLOCK or kind == K_LOOP or kind == K_IF:
+            byte = data[pos] if pos < end else 0
+            if byte == 0x40 or byte in VALTYPE_NAMES:
+                pos += 1
+            else:
+                index, pos = read_sleb(data, pos, end, 5)
+                if not 0 <= index < n_types:
+                    raise refuse("a block refers to a type that does not exist")
+            depth += 1
+            cost += single[op]
+            if kind == K_BLOCK:
+                continue
+        elif kind == K_END:
+            cost += single[op]
+            if depth == 0:
+                if pos != end:
+                    raise refuse("malformed module (code after a function's final `end`)")
+                break
+            depth -= 1
+        elif kind == K_ELSE or kind == K_STOP:
+            cost += single[op]
+        elif kind == K_BR or kind == K_BR_IF:
+            _, pos = read_u32(data, pos, end)
+            cost += single[op]
+        elif kind == K_BR_TABLE:
+            targets, pos = read_u32(data, pos, end)
+            for _ in range(targets + 1):
+                _, pos = read_u32(data, pos, end)
+            cost += single[op]
+        elif kind == K_CALL_INDIRECT:
+            type_index, pos = read_u32(data, pos, end)
+            table, pos = read_u32(data, pos, end)
+            if type_index >= n_types or table >= n_tables:
+                raise refuse("call_indirect refers to a type or table that does not exist")
+            cost += single[op]
+            continue
+        elif kind == K_SELECT_T:
+            n, pos = read_u32(data, pos, end)
+            if n != 1 or pos >= end or data[pos] not in VALTYPE_NAMES:
+                raise refuse("a typed select must name exactly one allowed value type")
+            pos += 1
+            cost += single[op]
+            continue
+        elif kind == K_MEMSIZE or kind == K_MEMGROW:
+            if pos >= end or data[pos] != 0x00:
+                raise refuse("memory.size and memory.grow must use memory 0")
+            if not ctx.has_memory:
+                raise refuse("an instruction uses a memory the module does not have")
+            cost += single[op]
+            if kind == K_MEMGROW:
+                out.append(data[copied : pos - 1])
+                out.append(ctx.grow_call)
+                copied = pos + 1
+            pos += 1
+            continue
+        elif kind == K_REF_NULL:
+            if pos >= end or data[pos] not in (FUNCREF, EXTERNREF):
+                raise refuse("ref.null must name funcref or externref")
+            pos += 1
+            cost += single[op]
+            continue
+        elif kind == K_TABLE:
+            table, pos = read_u32(data, pos, end)
+            if table >= n_tables:
+                raise refuse("an instruction refers to a table that does not exist")
+            cost += single[op]
+            continue
+        elif kind == K_FC:
+            op_start = pos - 1
+            sub, pos = read_u32(data, pos, end)
+            if sub > 17:
+                raise refuse(f"instruction 0xfc {sub} is not supported")
+            cost += bulk_costs[sub]
+            if sub <= 7:  # saturating float-to-int conversions
+                continue
+            if sub in (8, 9, 12, 13):  # a data or element segment index
+                _, pos = read_u32(data, pos, end)
+            if sub in (8, 10, 11):  # memory 0 (twice for memory.copy)
+                zeros = 2 if sub == 10 else 1
+                if data[pos : pos + zeros] != bytes(zeros) or not ctx.has_memory:
+                    raise refuse("bulk memory instructions must use memory 0")
+                pos += zeros
+            table = 0
+            for _ in range({12: 1, 14: 2, 15: 1, 16: 1, 17: 1}.get(sub, 0)):
+                table, pos = read_u32(data, pos, end)
+                if table >= n_tables:
+                    raise refuse("a table instruction refers to a table that does not exist")
+            if sub in (8, 10, 11, 12, 14, 17):
+                # The length is on top of the stack: charge for it before the instruction.
+                shift = ctx.bulk_byte_shift if sub in (8, 10, 11) else ctx.table_element_shift
+                scratch = temp(I32)
+                out.append(data[copied:op_start])
+                out.append(b"\x22" + scratch + b"\xad\x42" + sleb(shift) + b"\x88"
+                           + ctx.charge_call + b"\x20" + scratch)
+                copied = op_start
+            elif sub == 15:
+                out.append(data[copied:op_start])
+                out.append(ctx.table_grow_calls[table])
+                copied = pos
+            continue
+        elif kind == K_FD:
+            sub, pos = read_u32(data, pos, end)
+            if sub in _SIMD_MEMARG or sub in _SIMD_MEMARG_LANE:
+                align, pos = read_u32(data, pos, end)
+                if align >= 0x40:
+                    raise refuse("memory instructions with a memory index (multiple "
+                                 "memories) are not supported")
+                _, pos = read_u32(data, pos, end)
+                if sub in _SIMD_MEMARG_LANE:
+                    pos += 1
+            elif sub in _SIMD_BYTES16:
+                pos += 16
+            elif sub in _SIMD_LANE:
+                pos += 1
+            elif sub > 255:
+                if sub <= 0x113:
+                    raise refuse("relaxed SIMD is not allowed: its results depend on the CPU")
+                raise refuse(f"SIMD instruction {sub} is not supported")
+            elif sub in _SIMD_UNASSIGNED:
+                raise refuse(f"SIMD instruction {sub} does not exist")
+            cost += simd_costs[sub]
+            if sub in _SIMD_CANON32:
+                out.append(data[copied:pos])
+                out.append(_canon_f32x4(temp(V128)))
+                copied = pos
+            elif sub in _SIMD_CANON64:
+                out.append(data[copied:pos])
+                out.append(_canon_f64x2(temp(V128)))
+                copied = pos
+            continue
+        else:
+            reason = _REFUSED_OPS.get(op)
+            raise refuse(reason or f"opcode 0x{op:02x} is not supported")
+        # A control instruction ended the segment: charge it, and start the next one after it.
+        out.append(data[copied:pos])
+        copied = pos
+        if cost:
+            if not charge_pre:
+                scratch = temp(I64)
+                charge_pre = b"\x23" + gas + b"\x42"
+                charge_post = (b"\x7d\x22" + scratch + b"\x24" + gas + b"\x20" + scratch
+                               + b"\x42\x00\x53\x04\x40\x00\x0b")
+            out[segment] = charge_pre + _sleb_cost(cost) + charge_post
+            cost = 0
+        segment = len(out)
+        out.append(b"")
+    out.append(data[copied:pos])
+    if cost:
+        if not charge_pre:
+            scratch = temp(I64)
+            charge_pre = b"\x23" + gas + b"\x42"
+            charge_post = (b"\x7d\x22" + scratch + b"\x24" + gas + b"\x20" + scratch
+                           + b"\x42\x00\x53\x04\x40\x00\x0b")
+        out[segment] = charge_pre + _sleb_cost(cost) + charge_post
+    if order:
+        locals_vec = (uleb(groups + len(order)) + locals_raw
+                      + b"".join(b"\x01" + bytes([valtype]) for valtype in order))
+    else:
+        locals_vec = data[start:locals_start] + locals_raw
+    body = locals_vec + b"".join(out)
+    return uleb(len(body)) + body
+
+
+_SLEB_CACHE: dict[int, bytes] = {}
+
+
+def _sleb_cost(cost: int) -> bytes:
+    encoded = _SLEB_CACHE.get(cost)
+    if encoded is None:
+        encoded = _SLEB_CACHE[cost] = sleb(cost)
+    return encoded
+
+
+# -- the whole module ----------------------------------------------------------------------------
+
+
+@frozen
+class Instrumented:
+    """An instrumented module and what the core needs to call it (JSON-able `info`)."""
+
+    wasm: bytes
+    info: dict[str, Any]
+
+
+def _func(locals_: list[tuple[int, int]], code: bytes) -> bytes:
+    body = uleb(len(locals_)) + b"".join(uleb(n) + bytes([t]) for n, t in locals_) + code
+    return uleb(len(body)) + body
+
+
+def _export(name: str, kind: int, index: int) -> bytes:
+    raw = name.encode("utf-8")
+    return uleb(len(raw)) + raw + bytes([kind]) + uleb(index)
+
+
+def instrument(wasm: bytes, schedule_version: int) -> Instrumented:
+    """Parse, check and rewrite `wasm` for metering under schedule `schedule_version`.
+
+    Raises `InvalidArtifactError` with the reason when the module is not one the ABI accepts.
+    """
+    schedule = gas_schedule(schedule_version)
+    module = parse_module(wasm)
+    for export in module.exports:
+        if export.name.startswith(RESERVED_PREFIX):
+            raise refuse(f"export name {export.name!r} uses the reserved prefix "
+                         f"{RESERVED_PREFIX!r}")
+    n_types, n_funcs, n_globals = len(module.types), len(module.functions), module.globals_count
+    tables = module.tables
+    g_gas, g_limit, g_refused, g_started = (uleb(n_globals + k) for k in range(4))
+    t_charge, t_grow, t_alloc, t_entry = n_types, n_types + 1, n_types + 2, n_types + 3
+    t_tgrow = {FUNCREF: n_types + 4, EXTERNREF: n_types + 5}
+    new_types = [
+        func_type_bytes([I64], []),
+        func_type_bytes([I32], [I32]),
+        func_type_bytes([I64, I64, I32], [I32]),
+        func_type_bytes([I32, I32], [I32, I32, I64]),
+        func_type_bytes([FUNCREF, I32], [I32]),
+        func_type_bytes([EXTERNREF, I32], [I32]),
+    ]
+    f_charge, f_grow = n_funcs, n_funcs + 1
+    f_tgrow = [n_funcs + 2 + index for index in range(len(tables))]
+    next_func = n_funcs + 2 + len(tables)
+    single, bulk, simd = _cost_tables(schedule)
+    ctx = _Context(
+        types=module.types, functions=module.functions, function_count=n_funcs,
+        globals_count=n_globals, table_count=len(tables), has_memory=module.memory is not None,
+        gas=g_gas, charge_call=b"\x10" + uleb(f_charge), grow_call=b"\x10" + uleb(f_grow),
+        table_grow_calls=[b"\x10" + uleb(index) for index in f_tgrow], single=single,
+        bulk=bulk, simd=simd, bulk_byte_shift=schedule.bulk_byte_shift,
+        table_element_shift=schedule.table_element_shift,
+    )
+    data = module.data
+    bodies = [
+        _body(data, start, end, len(module.types[module.functions[index]].params), ctx)
+        for index, (start, end) in enumerate(module.bodies)
+    ]
+    new_functions = [t_charge, t_grow]
+    # $charge(amount: i64): the gas meter for amounts known only at run time.
+    bodies.append(_func([(1, I64)], b"\x23" + g_gas + b"\x20\x00\x7d\x22\x01\x24" + g_gas
+                        + b"\x20\x01\x42\x00\x53\x04\x40\x00\x0b\x0b"))
+    memory_bytes = b"\x3f\x00\xad\x42\x10\x86" if module.memory is not None else b"\x42\x00"
+
+    def table_bytes(growing: int | None) -> bytes:
+        code = b""
+        for index in range(len(tables)):
+            code += b"\xfc\x10" + uleb(index) + b"\xad"
+            if index == growing:
+                code += b"\x20\x01\xad\x7c"
+            code += b"\x42\x03\x86\x7c"
+        return code
+
+    over_limit = b"\x23" + g_limit + b"\x56"
+    refused = b"\x41\x01\x24" + g_refused
+    flag_if_refused = b"\x20\x02\x41\x7f\x46\x04\x40" + refused + b"\x0b\x20\x02"
+    if module.memory is not None:
+        # $grow(delta: i32) -> i32: charge per page; refuse growth past the call's limit.
+        grow_code = (
+            b"\x20\x00\xad\x42" + sleb(schedule.grow_page) + b"\x7e" + ctx.charge_call
+            + b"\x3f\x00\xad\x20\x00\xad\x7c\x42\x10\x86" + table_bytes(None) + over_limit
+            + b"\x04\x7f" + refused + b"\x41\x7f\x05"
+            + b"\x20\x00\x40\x00\x21\x01\x20\x01\x41\x7f\x46\x04\x40" + refused + b"\x0b\x20\x01"
+            + b"\x0b\x0b"
+        )
+        bodies.append(_func([(1, I32)], grow_code))
+    else:
+        bodies.append(_func([], b"\x00\x0b"))
+    for index, (reftype, _limits) in enumerate(tables):
+        new_functions.append(t_tgrow[reftype])
+        # $table_grow_N(init, delta: i32) -> i32, likewise, per element.
+        code = (
+            b"\x20\x01\xad\x42" + sleb(schedule.table_element_shift) + b"\x88"
+            + ctx.charge_call + memory_bytes + table_bytes(index) + over_limit
+            + b"\x04\x7f" + refused + b"\x41\x7f\x05"
+            + b"\x20\x00\x20\x01\xfc\x0f" + uleb(index) + b"\x21\x02" + flag_if_refused
+            + b"\x0b\x0b"
+        )
+        bodies.append(_func([(1, I32)], code))
+    exports_by_name = {export.name: export for export in module.exports}
+    new_exports = [_export(GAS_EXPORT, EXTERN_GLOBAL, n_globals),
+                   _export(REFUSED_EXPORT, EXTERN_GLOBAL, n_globals + 2)]
+    export_position = len(module.exports)
+    info: dict[str, Any] = {
+        "format": INSTRUMENTATION_FORMAT,
+        "schedule": schedule.version,
+        "exports": [[e.name, e.kind, e.index] for e in module.exports],
+        "func_types": {e.name: module.types[module.functions[e.index]].describe()
+                       for e in module.exports if e.kind == EXTERN_FUNC},
+        "memory_min_pages": None if module.memory is None else module.memory.minimum,
+        "initial_bytes": (0 if module.memory is None else module.memory.minimum * PAGE_BYTES)
+        + sum(limits.minimum for _, limits in tables) * TABLE_ELEMENT_BYTES,
+        "gas": [GAS_EXPORT, export_position],
+        "refused": [REFUSED_EXPORT, export_position + 1],
+        "alloc": None,
+        "entries": {},
+    }
+    export_position += 2
+    alloc = exports_by_name.get("alloc")
+    if (alloc is not None and alloc.kind == EXTERN_FUNC
+            and module.types[module.functions[alloc.index]] == FuncType((I32,), (I32,))):
+        start = b""
+        if module.start is not None:
+            start = (b"\x23" + g_started + b"\x45\x04\x40\x41\x01\x24" + g_started + b"\x10"
+                     + uleb(module.start) + b"\x0b")
+        code = (b"\x20\x00\x24" + g_gas + b"\x20\x01\x24" + g_limit
+                + b"\x41\x00\x24" + g_refused + start + b"\x20\x02\x10" + uleb(alloc.index)
+                + b"\x0b")
+        bodies.append(_func([], code))
+        new_functions.append(t_alloc)
+        new_exports.append(_export(ALLOC_EXPORT, EXTERN_FUNC, next_func))
+        info["alloc"] = [ALLOC_EXPORT, export_position]
+        next_func += 1
+        export_position += 1
+    has_memory_export = any(e.kind == EXTERN_MEMORY for e in module.exports)
+    for export in module.exports:
+        if export.kind != EXTERN_FUNC:
+            continue
+        shape = SHAPES.get(module.types[module.functions[export.index]])
+        if shape is None or (shape == RET_AREA and not has_memory_export):
+            continue
+        call = b"\x10" + uleb(export.index)
+        if shape == MULTI:
+            code, locals_ = b"\x20\x00\x20\x01" + call, []
+        elif shape == PACKED:
+            code = b"\x20\x00\x20\x01" + call + b"\x22\x02\xa7\x20\x02\x42\x20\x88\xa7"
+            locals_ = [(1, I64)]
+        else:
+            code = (b"\x20\x01\x41\x03\x6a\x41\x7c\x71\x20\x00\x6a\x22\x02\x20\x00\x20\x01"
+                    + call + b"\x20\x02\x28\x02\x00\x20\x02\x28\x02\x04")
+            locals_ = [(1, I32)]
+        bodies.append(_func(locals_, code + b"\x23" + g_gas + b"\x0b"))
+        new_functions.append(t_entry)
+        name = ENTRY_PREFIX + export.name
+        new_exports.append(_export(name, EXTERN_FUNC, next_func))
+        info["entries"][export.name] = [name, export_position, shape]
+        next_func += 1
+        export_position += 1
+    new_globals = [b"\x7e\x01\x42\x00\x0b", b"\x7e\x01\x42\x00\x0b", b"\x7f\x01\x41\x00\x0b",
+                   b"\x7f\x01\x41\x00\x0b"]
+    encoded = encode_module(module, types=new_types, functions=new_functions,
+                            globals_=new_globals, exports=new_exports, bodies=bodies)
+    return Instrumented(encoded, info)
