@@ -13,6 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from livekit import WORLD_ID, action, deploy, scenario, tick_manifest
+from test_wasmer_executor import PYTHON as WASMER_PYTHON
+from test_wasmer_executor import needs_host
 
 from agentworld import World, WorldConfig
 from agentworld.canonical import canonical_hash, canonical_json, sha256_hex
@@ -28,6 +30,7 @@ from agentworld.errors import (
     LiveError,
     WorldMismatchError,
 )
+from agentworld.executor import ExecutorConfig
 from agentworld.live import ExecutionDriver, live_status, replay
 from agentworld.live_dir import LiveDirectory
 from agentworld.manager import PluginManager
@@ -348,3 +351,13 @@ def test_a_damaged_record_is_refused_by_name(
             return
     # Only a change the checksum cannot see survives: then it is the very same record.
     assert record == original
+
+
+@needs_host
+def test_a_run_recorded_on_wasmtime_replays_on_wasmer(tmp_path: Path) -> None:
+    root = tmp_path / "live"
+    run(root, 60, checkpoint_every=16, archive=True).close()
+    report = replay(root, engine="wasmer",
+                    executor_config=ExecutorConfig(options={"python": WASMER_PYTHON}))
+    assert report.ok, report.divergence
+    assert (report.engine, report.from_height, report.to_height) == ("wasmer", 0, 60)
