@@ -29,7 +29,8 @@ def _manifest(module_id: str, wasm_hash: str, kind: str, version: str = "1.0.0",
 
 
 def _counter(world: World, instance_id: str) -> int:
-    return int.from_bytes(world.module_state(instance_id) or bytes(8), "little")
+    # counter_v1 keeps a 4-byte count, counter_v2 an 8-byte count and then the last tick time.
+    return int.from_bytes(world.module_state(instance_id)[:8], "little")
 
 
 def run_demo(echo: Callable[[str], None] | None = None) -> dict[str, Any]:
@@ -70,7 +71,7 @@ def demo_world(
         world.submit({"type": "register_agent",
                       "data": {"agent_id": name, "position": [x, 0], "resources": {"ore": 10}}})
     hashes = {}
-    for guest in ("counter", "sleeper", "rule", "observer"):
+    for guest in ("counter_v1", "counter_v2", "rule", "observer"):
         wasm = guest_wasm(guest)
         hashes[guest] = sha256_hex(wasm)
         world.submit({"type": "module.deploy_artifact", "data": {
@@ -85,7 +86,8 @@ def demo_world(
                               f"{first['code']}: {'; '.join(first['notes'])}")
     say(f"t={world.time}: 3 agents registered, 4 artifacts deployed, ada may author rules")
 
-    counter = _manifest("demo.counter", hashes["counter"], "reducer",
+    counter = _manifest("demo.counter", hashes["counter_v1"], "reducer",
+                        exports=["memory", "alloc", "reduce", "migrate"],
                         subscriptions=[{"stage": "tick"}])
     rule = _manifest("demo.rule", hashes["rule"], "pure", role="rule", subscriptions=[
         {"stage": "pre_action", "action_kinds": ["action.move_agent"]}])
@@ -126,19 +128,23 @@ def demo_world(
     say(f"t={world.time}: counters ada={_counter(world, 'demo.counter#1')} "
         f"bob={_counter(world, 'demo.counter#2')}")
 
-    upgraded = {**counter, "version": "2.0.0", "wasm_hash": hashes["sleeper"]}
+    # v2 keeps a wider state (count and last tick): its `migrate` converts ada's v1 state.
+    upgraded = {**counter, "version": "2.0.0", "wasm_hash": hashes["counter_v2"]}
     for agent in ("bob", "ada"):  # bob does not own demo.counter#1: refused, then ada upgrades
         world.submit({"type": "module.upgrade", "data": {
             "upgrader_agent_id": agent, "instance_id": "demo.counter#1",
             "from_version": "1.0.0", "manifest": upgraded}}, submitter=agent)
     world.step_with_modules()
     for event in world.journal:
-        if event.time == world.time and event.kind in {"domain.module_upgraded",
-                                                        "domain.action_rejected"}:
+        migration = (event.kind == "module.state_updated"
+                     and event.data["trace_id"].startswith("migrate-"))
+        if event.time == world.time and (migration or event.kind in {
+                "domain.module_upgraded", "domain.action_rejected"}):
             say(f"t={event.time}: {event.kind} {event.data}")
     for _ in range(4):
         world.step_with_modules()
-    say(f"t={world.time}: counters ada={_counter(world, 'demo.counter#1')} (v2 sleeps 3 ticks) "
-        f"bob={_counter(world, 'demo.counter#2')}")
+    say(f"t={world.time}: counters ada={_counter(world, 'demo.counter#1')} (v2, its state "
+        f"migrated to {len(world.module_state('demo.counter#1'))} bytes) "
+        f"bob={_counter(world, 'demo.counter#2')} (v1)")
 
     return world

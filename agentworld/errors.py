@@ -48,6 +48,10 @@ class ExecutorConfigError(AgentWorldError, ValueError):
     directory, an unusable compile-cache key)."""
 
 
+class StoreUnavailableError(StoreError):
+    """A module store could not be reached, or a transfer was cut: an outage, not bad data."""
+
+
 class LiveError(AgentWorldError):
     """The live driver refused a commit, or cannot use its directory."""
 

@@ -15,13 +15,14 @@ leftovers of a killed writer and are removed when a driver opens the directory.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import secrets
 import shutil
 from contextlib import suppress
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from attrs import frozen
 
@@ -53,11 +54,6 @@ CHECKPOINT_INFO = "checkpoint.json"
 CHECKPOINT_WORLD = "world"
 _OWN_NAMES = frozenset({MARKER, LOCK, RECORDS, CHECKPOINTS})
 _DIGITS = 12
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - not POSIX
-    fcntl = None  # type: ignore[assignment]
 
 
 @frozen(kw_only=True)
@@ -98,7 +94,7 @@ class LiveDirectory:
         self.root = Path(path).expanduser().absolute()
         self.records = self.root / RECORDS
         self.checkpoints = self.root / CHECKPOINTS
-        self._lock_file: IO[bytes] | None = None
+        self._lock_fd: int | None = None
 
     # -- the directory as a whole ---------------------------------------------------------------
 
@@ -163,28 +159,36 @@ class LiveDirectory:
     def lock(self) -> None:
         """Take the directory's exclusive lock for this process, or raise naming the holder."""
         self.root.mkdir(parents=True, exist_ok=True)
-        handle = open(self.root / LOCK, "a+b")  # held (and locked) until `unlock`
-        if fcntl is not None:
-            try:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                handle.seek(0)
-                holder = handle.read().decode("ascii", "replace").strip() or "unknown"
-                handle.close()
-                raise LiveDirectoryLockedError(
-                    f"{self.root}: another live driver (pid {holder}) is running on this "
-                    "directory") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"{os.getpid()}\n".encode())
-        handle.flush()
-        self._lock_file = handle
+        path = self.root / LOCK
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+        except OSError as exc:
+            raise LiveDirectoryError(f"{self.root}: cannot open the lock {path}: "
+                                     f"{exc.strerror or exc}") from None
+        try:
+            # flock: the lock belongs to this open file, so a second driver in the same process
+            # is refused too, and the kernel drops it when the holder dies, even by SIGKILL.
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+            os.close(fd)
+            by = f" (pid {holder})" if holder.isdigit() else ""
+            raise LiveDirectoryLockedError(
+                f"{self.root}: another live driver{by} is running on this directory") from None
+        except OSError as exc:  # a file system without locks: one writer cannot be ensured
+            os.close(fd)
+            raise LiveDirectoryError(f"{self.root}: cannot lock {path}: "
+                                     f"{exc.strerror or exc}") from None
+        with suppress(OSError):  # the holder's pid only makes the message above more helpful
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._lock_fd = fd
 
     def unlock(self) -> None:
-        """Release the lock (closing the file releases it)."""
-        if self._lock_file is not None:
-            self._lock_file.close()
-            self._lock_file = None
+        """Release the lock (closing its file releases it)."""
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     def remove_leftovers(self) -> None:
         """Delete what killed writers left: hidden temporary records and checkpoints."""
