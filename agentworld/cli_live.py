@@ -33,6 +33,9 @@ from agentworld.world import World
 
 # How long `--follow` waits before looking at the commit log again.
 FOLLOW_POLL_S = 0.1
+# The longest commit-log line read: room for a height deploying several large artifacts (as
+# base64), while a file without newlines cannot make the reader hold all of it.
+MAX_LINE_BYTES = 64 * 1024 * 1024
 
 
 class BadLiveInput(click.ClickException):
@@ -82,7 +85,10 @@ def _log_lines(
     with handle:
         number, pending = 0, b""
         while not stopping():
-            chunk = handle.readline()
+            chunk = handle.readline(MAX_LINE_BYTES + 1 - len(pending))
+            if len(pending) + len(chunk) > MAX_LINE_BYTES:
+                raise BadLiveInput(f"{path}:{number + 1}: the line is longer than "
+                                   f"{MAX_LINE_BYTES} bytes")
             if chunk.endswith(b"\n"):
                 number += 1
                 yield number, pending + chunk

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from livekit import WORLD_ID, action, scenario, write_log
 from test_live import _rewrite_record
 
-from agentworld import World
+from agentworld import World, cli_live
 from agentworld.cli import cli
 from agentworld.commits import make_commit
 from agentworld.live import ExecutionDriver, live_status
@@ -125,6 +125,17 @@ def test_bad_input_and_refused_commits_are_one_line_errors(tmp_path: Path) -> No
     with ExecutionDriver(root):
         one_line_error(live_run(root, gap), 1,
                        f"another live driver (pid {os.getpid()}) is running on this directory")
+
+
+def test_an_endless_line_is_refused_not_read_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cli_live, "MAX_LINE_BYTES", 4096)
+    log = tmp_path / "log.jsonl"
+    log.write_text(json.dumps(scenario(1)[0]) + "\n" + "x" * 10_000)
+    done = live_run(tmp_path / "live", log, "--json")
+    assert heights(done.stdout.splitlines()[0]) == [1]
+    assert "log.jsonl:2: the line is longer than 4096 bytes" in done.stdout
 
 
 def test_a_saved_world_is_the_genesis(tmp_path: Path) -> None:
