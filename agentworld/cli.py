@@ -22,6 +22,7 @@ from rich.table import Table
 
 from agentworld import __version__
 from agentworld.cli_guest import guest
+from agentworld.cli_live import live
 from agentworld.convert import structure
 from agentworld.errors import AgentWorldError, InvalidInputError
 from agentworld.filters import kind_matches, kind_pattern_problem
@@ -865,6 +866,7 @@ def read_saved_events(directory: str) -> list[Event]:
 
 
 cli.add_command(guest)
+cli.add_command(live)
 
 
 def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
