@@ -10,12 +10,14 @@ must equal the submitter), or is None for actions only the world's system actor 
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+import attrs
 from attrs import Factory, frozen
 
-from agentworld.convert import json_problems, structure, unstructure
+from agentworld.convert import plain_json, structure, unstructure
 from agentworld.errors import InvalidInputError
 
 
@@ -125,19 +127,40 @@ def envelope_of(action: Any) -> dict[str, Any]:
 
 
 def parse_action(envelope: Mapping[str, Any]) -> Any:
-    """Parse an action envelope into its typed class, or raise `InvalidInputError`."""
-    problems = json_problems(dict(envelope))
-    if problems:
-        raise InvalidInputError("action", problems)
-    extra = sorted(set(envelope) - {"type", "data"})
+    """Parse an action envelope into its typed class, or raise `InvalidInputError`.
+
+    Free-form fields (typed `Any`: a receipt's `result`, a manifest) must hold JSON values:
+    bytes there would reach modules as a byte string live and as base64 text after a reload.
+    """
+    plain = plain_json(dict(envelope), "action", allow_bytes=True)
+    extra = sorted(set(plain) - {"type", "data"})
     problems = [f"unknown envelope field {key!r}" for key in extra]
-    action_type = envelope.get("type")
+    action_type = plain.get("type")
     cls = ACTION_TYPES.get(action_type) if isinstance(action_type, str) else None
     if cls is None:
         problems.append(f"unknown action type {action_type!r}")
-    data = envelope.get("data")
-    if not isinstance(data, Mapping):
+    data = plain.get("data")
+    if not isinstance(data, dict):
         problems.append("'data' must be an object")
     if problems or cls is None:
         raise InvalidInputError("action", problems)
-    return structure(dict(data), cls, f"{action_type} action")  # type: ignore[arg-type]
+    for name in _free_form_fields(cls):
+        try:
+            plain_json(data.get(name), "action", where=f"$.data.{name}")
+        except InvalidInputError as exc:
+            problems += exc.problems
+    if problems:
+        raise InvalidInputError("action", problems)
+    return structure(data, cls, f"{action_type} action")
+
+
+_FREE_FORM: dict[type[Any], tuple[str, ...]] = {}
+
+
+def _free_form_fields(cls: type[Any]) -> tuple[str, ...]:
+    """The fields of action class `cls` that take any JSON value."""
+    if cls not in _FREE_FORM:
+        hints = typing.get_type_hints(cls)
+        _FREE_FORM[cls] = tuple(
+            field.name for field in attrs.fields(cls) if hints.get(field.name) is Any)
+    return _FREE_FORM[cls]

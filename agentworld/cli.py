@@ -583,6 +583,7 @@ def world_summary(loaded: World, directory: str) -> dict[str, Any]:
         "roles": dict(sorted(state.roles.items())),
         "artifacts": sorted(state.artifacts),
         "missing_artifacts": loaded.missing_artifacts(),
+        "corrupt_artifacts": loaded.corrupt_artifacts(),
         "pending_actions": loaded.pending_action_ids,
         "store": loaded.store.uri,
     }
@@ -616,6 +617,8 @@ def world_info(directory: str, as_json: bool) -> None:
         click.echo("instances: none")
     click.echo(f"artifacts: {len(summary['artifacts'])}, missing: "
                + (", ".join(summary["missing_artifacts"]) or "none"))
+    for reason in summary["corrupt_artifacts"].values():
+        click.echo(f"corrupt: {reason} (deploy its genuine bytes to repair it)")
 
 
 @world.command("verify")
@@ -748,7 +751,9 @@ def world_events(directory: str, kinds: tuple[str, ...], since: int, as_json: bo
 
 def read_saved_events(directory: str) -> list[Event]:
     """The journal of a saved world, its files checked (no state is rebuilt)."""
-    return list(_read_saved(directory).events)
+    events = _read_saved(directory).events
+    assert events is not None  # the loading reader raises rather than leave a part unread
+    return list(events)
 
 
 cli.add_command(demo)

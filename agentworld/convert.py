@@ -121,6 +121,8 @@ converter.register_structure_hook_func(lambda cls: cls == (int | str), _int_or_s
 
 def _describe(exc: BaseException, cls: type | None) -> str:
     # Our own hooks' messages say exactly what is wrong; cattrs' generic text does not.
+    if isinstance(exc, InvalidInputError):  # a class's own validation, e.g. WorldConfig's
+        return "; ".join(exc.problems)
     if type(exc) in (TypeError, ValueError) and str(exc):
         return str(exc)
     return cattrs_format_exception(exc, cls)
@@ -136,40 +138,75 @@ def problems_of(exc: BaseException) -> list[str]:
 MAX_DEPTH = 64
 
 
-def json_problems(value: Any, where: str = "$", depth: int = 0) -> list[str]:
+def plain_json(value: Any, what: str, *, allow_bytes: bool = False, where: str = "$") -> Any:
+    """A copy of `value` built only of plain JSON values, or `InvalidInputError` listing why not.
+
+    Subclasses of str, int, float, dict and list become the plain type, so no user-defined
+    method runs past this point; `allow_bytes` admits byte strings (for fields declared as bytes).
+    """
+    problems: list[str] = []
+    copy = _plain(value, where, 0, allow_bytes, problems)
+    if problems:
+        raise InvalidInputError(what, problems)
+    return copy
+
+
+def json_problems(value: Any, where: str = "$") -> list[str]:
     """Why `value` is not plain JSON data (bytes allowed): deep nesting, non-string keys,
     unencodable text (lone surrogates), NaN/Infinity, other types. Empty when it is fine."""
-    if depth > MAX_DEPTH:
-        return [f"{where}: nested deeper than {MAX_DEPTH} levels"]
-    if value is None or isinstance(value, bool | bytes | bytearray | memoryview):
-        return []
-    if isinstance(value, int):
-        # Guests see CBOR integers of 64 bits at most, and JSON encoders refuse huge ones.
-        if -(2**63) <= value < 2**64:
-            return []
-        return [f"{where}: integer does not fit in 64 bits"]
-    if isinstance(value, float):
-        return [] if math.isfinite(value) else [f"{where}: {value} is not a finite number"]
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return [f"{where}: text is not valid Unicode (lone surrogate)"]
-        return []
     problems: list[str] = []
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                problems.append(f"{where}: key {key!r} is not a string")
-                continue
-            problems += json_problems(key, f"{where} key", depth + 1)
-            problems += json_problems(item, f"{where}.{key}", depth + 1)
-    elif isinstance(value, list | tuple):
-        for index, item in enumerate(value):
-            problems += json_problems(item, f"{where}[{index}]", depth + 1)
-    else:
-        problems.append(f"{where}: {type(value).__name__} is not JSON data")
+    _plain(value, where, 0, True, problems)
     return problems
+
+
+def _plain(value: Any, where: str, depth: int, allow_bytes: bool, problems: list[str]) -> Any:
+    # The base types' own methods read a subclass's value: an override cannot lie or raise.
+    if depth > MAX_DEPTH:
+        problems.append(f"{where}: nested deeper than {MAX_DEPTH} levels")
+        return None
+    if value is None or type(value) is bool:
+        return value
+    if isinstance(value, bytes | bytearray | memoryview):
+        if allow_bytes:
+            return value if type(value) is bytes else bytes(value)
+        problems.append(f"{where}: bytes are not a JSON value (send text, numbers, lists or "
+                        f"objects)")
+        return None
+    if isinstance(value, int):
+        number = int.__int__(value)
+        # Guests see CBOR integers of 64 bits at most, and JSON encoders refuse huge ones.
+        if not -(2**63) <= number < 2**64:
+            problems.append(f"{where}: integer does not fit in 64 bits")
+        return number
+    if isinstance(value, float):
+        real = float.__float__(value)
+        if not math.isfinite(real):
+            problems.append(f"{where}: {real} is not a finite number")
+        return real
+    if isinstance(value, str):
+        text = str.__str__(value)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            problems.append(f"{where}: text is not valid Unicode (lone surrogate)")
+        return text
+    if isinstance(value, dict):
+        copy: dict[str, Any] = {}
+        for key, item in dict.items(value):
+            if not isinstance(key, str):
+                problems.append(f"{where}: a key of type {type(key).__name__} is not a string")
+                continue
+            name = _plain(key, f"{where} key", depth + 1, allow_bytes, problems)
+            if name in copy:
+                problems.append(f"{where}: key {name!r} appears twice")
+            copy[name] = _plain(item, f"{where}.{name}", depth + 1, allow_bytes, problems)
+        return copy
+    if isinstance(value, list | tuple):
+        items = list.__iter__(value) if isinstance(value, list) else tuple.__iter__(value)
+        return [_plain(item, f"{where}[{index}]", depth + 1, allow_bytes, problems)
+                for index, item in enumerate(items)]
+    problems.append(f"{where}: {type(value).__name__} is not JSON data")
+    return None
 
 
 def structure(value: Any, cls: type[T], what: str) -> T:

@@ -46,3 +46,5 @@ class StoreError(AgentWorldError):
 class ExecutorConfigError(AgentWorldError, ValueError):
     """An executor's configuration cannot be used (an unknown option, a cache path that is not a
     directory, an unusable compile-cache key)."""
+class StoreUnavailableError(StoreError):
+    """A module store could not be reached, or a transfer was cut: an outage, not bad data."""

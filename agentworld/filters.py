@@ -21,9 +21,11 @@ from agentworld.safe_regex import SafeRegex, UnsupportedPattern
 
 OPS = ("eq", "ne", "gt", "gte", "lt", "lte", "re")
 MAX_REGEX_LEN = 256
-# `re` rules match in time linear in the subject (agentworld.safe_regex); longer subjects than
-# this never match, and a manifest has at most MAX_RE_RULES of them: together these bound what
-# filters cost per routed event (tens of milliseconds at worst, microseconds typically).
+# `re` rules match in time linear in the subject, with a bounded cost per character whatever
+# their classes (agentworld.safe_regex); longer subjects than this never match, and a manifest
+# has at most MAX_RE_RULES of them: together these bound what one instance's filters cost per
+# routed event (about ten milliseconds at worst, microseconds typically: `benchmarks/run.py
+# filters`).
 MAX_RE_RULES = 8
 MAX_RE_SUBJECT = 2_048
 _MISSING = object()
@@ -177,33 +179,44 @@ def _compile_rule(rule: Any, where: str, problems: list[str]) -> Predicate | Non
     return holds
 
 
-def count_regex_rules(ruleset: Any) -> int:
-    """How many `re` rules a RuleSet holds (malformed parts count as none)."""
+def _rule_groups(
+    ruleset: Any, where: str, problems: list[str]
+) -> tuple[list[Any], list[Any]] | None:
+    """A RuleSet's `all` and `any` rules, whatever sequence or mapping type holds them."""
+    if isinstance(ruleset, Sequence) and not isinstance(ruleset, str | bytes):
+        return list(ruleset), []
     if isinstance(ruleset, Mapping):
-        groups = [ruleset.get("all"), ruleset.get("any")]
-    else:
-        groups = [ruleset]
-    return sum(1 for group in groups if isinstance(group, list)
-               for rule in group if isinstance(rule, Mapping) and "re" in rule)
+        unknown = sorted(set(ruleset) - {"all", "any"})
+        if unknown:
+            problems.append(f"{where}: unknown RuleSet keys {unknown}")
+        groups = []
+        for key in ("all", "any"):
+            value = ruleset.get(key, [])
+            if not isinstance(value, Sequence) or isinstance(value, str | bytes):
+                problems.append(f"{where}.{key}: must be a list of rules")
+                return None
+            groups.append(list(value))
+        return groups[0], groups[1]
+    problems.append(f"{where}: a RuleSet is a list of rules or {{'all': [...], 'any': [...]}}")
+    return None
+
+
+def count_regex_rules(ruleset: Any) -> int:
+    """How many `re` rules a RuleSet holds, counted on the very rules `compile_ruleset` reads."""
+    groups = _rule_groups(ruleset, "", [])
+    if groups is None:
+        return 0
+    return sum(1 for group in groups for rule in group
+               if isinstance(rule, Mapping) and "re" in rule)
 
 
 def compile_ruleset(ruleset: Any, where: str, problems: list[str]) -> Predicate | None:
     """Compile a RuleSet into a predicate, appending every problem found to `problems`."""
     before = len(problems)
-    if isinstance(ruleset, Sequence) and not isinstance(ruleset, str | bytes):
-        all_rules, any_rules = list(ruleset), []
-    elif isinstance(ruleset, Mapping):
-        unknown = sorted(set(ruleset) - {"all", "any"})
-        if unknown:
-            problems.append(f"{where}: unknown RuleSet keys {unknown}")
-        all_rules, any_rules = ruleset.get("all", []), ruleset.get("any", [])
-        for key, value in (("all", all_rules), ("any", any_rules)):
-            if not isinstance(value, list):
-                problems.append(f"{where}.{key}: must be a list of rules")
-                return None
-    else:
-        problems.append(f"{where}: a RuleSet is a list of rules or {{'all': [...], 'any': [...]}}")
+    groups = _rule_groups(ruleset, where, problems)
+    if groups is None:
         return None
+    all_rules, any_rules = groups
     all_preds = [_compile_rule(r, f"{where}.all[{i}]", problems) for i, r in enumerate(all_rules)]
     any_preds = [_compile_rule(r, f"{where}.any[{i}]", problems) for i, r in enumerate(any_rules)]
     if len(problems) != before:

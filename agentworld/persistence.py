@@ -1,4 +1,4 @@
-"""Saving and loading worlds with their module store, crash-safely (SPEC §10).
+"""Saving and loading worlds with their module store, crash-safely, one writer at a time.
 
 A world directory holds a pointer file, `world.json`, naming the current *generation*; each save
 writes a complete new generation (`generations/<n>/`: journal, snapshot, metadata, all fsynced)
@@ -6,15 +6,26 @@ and only then switches the pointer with an atomic rename. A save killed at any m
 leaves the previous generation current, or the new one: never a mixture. Module blobs and
 manifests are content-addressed (immutable per hash or `module_id@version`), so they are written
 to the module store before the switch; the default store is a `file` store at `<dir>/modules`.
+
+A save holds an exclusive lock on `<dir>/world.lock` and refuses a directory whose world is not
+an ancestor of the one being saved, so two writers never lose each other's work. Loading and
+`verify_dir` read the directory through one strict reader: files must be the directory's own
+regular files (no links, devices or pipes, no names leading elsewhere), and what the reader
+finds wrong is raised at once (loading) or collected (verification).
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
+import hashlib
 import json
 import os
+import re
 import shutil
-from collections.abc import Callable, Iterable
-from contextlib import suppress
+import stat
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +37,7 @@ from agentworld.canonical import canonical_hash, canonical_json, ordered_json, s
 from agentworld.convert import structure, unstructure
 from agentworld.domain import Rejected
 from agentworld.durable import fsync_dir, replace_atomic, write_new
-from agentworld.errors import AgentWorldError, InvalidInputError, StoreError
+from agentworld.errors import AgentWorldError, InvalidInputError, StoreError, StoreUnavailableError
 from agentworld.model import Event, WorldState
 from agentworld.store import ModuleStore
 from agentworld.world import World, WorldConfig, event_to_json
@@ -35,18 +46,24 @@ SCHEMA_VERSION = 1
 FORMAT = "agentworld.world"
 REGISTRY_FORMAT = "agentworld.registry"
 POINTER = "world.json"
+LOCK = "world.lock"
 GENERATIONS = "generations"
 LOCAL_STORE = "modules"
 SNAPSHOT = "snapshot.json"
 JOURNAL = "journal.jsonl"
 METADATA = "metadata.json"
 # The names a world directory may hold; anything else makes a directory "not a world".
-_OWN_NAMES = frozenset({POINTER, GENERATIONS, LOCAL_STORE})
+_OWN_NAMES = frozenset({POINTER, LOCK, GENERATIONS, LOCAL_STORE})
 _EVENT_KEYS = frozenset({"id", "time", "caused_by", "kind", "data"})
 # State fields that came with authority (module namespaces, registrants, roles, pinned hooks).
 # A snapshot without them was written before: its recorded state root covers the other fields.
 _AUTHORITY_FIELDS = ("manifest_registrants", "modules", "roles")
 _AUTHORITY_INSTANCE_FIELDS = ("policy_hooks",)
+# A file name inside a generation: one plain path segment, never ".", "..", hidden or a path.
+_FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+# The pointer and the metadata are small; a bigger file is not one of ours.
+_MAX_POINTER_BYTES = 4096
+_MAX_METADATA_BYTES = 1 << 20
 
 
 class PersistenceError(AgentWorldError):
@@ -75,6 +92,18 @@ class CorruptArtifactError(CorruptWorldError):
     def __init__(self, wasm_hash: str, detail: str) -> None:
         self.wasm_hash = wasm_hash
         super().__init__(f"artifact {wasm_hash} is corrupt: {detail}")
+
+
+class WorldLockedError(PersistenceError):
+    """Another writer is saving the same world directory right now."""
+
+
+class DifferentWorldError(PersistenceError):
+    """The directory holds a world the one being saved does not descend from."""
+
+
+class SaveError(PersistenceError):
+    """A save could not be completed (disk full, read-only, a store failure); nothing changed."""
 
 
 # -- the saved data ---------------------------------------------------------------------------
@@ -124,19 +153,24 @@ class Metadata:
 
 @frozen
 class SavedWorld:
-    """One generation of a world directory, read and checked but not yet applied."""
+    """One generation of a world directory as the reader found it.
+
+    Loading gets every part or an error; verification gets None for a part it could not read
+    (the reason is among its problems).
+    """
 
     root: Path
     generation: int
-    metadata: Metadata
-    snapshot: Snapshot
-    snapshot_state_root: str
-    events: list[Event]
-    # Written before authority existed: the state lacks its fields, the roots do not cover them.
-    predates_authority: bool = False
+    metadata: Metadata | None
+    snapshot: Snapshot | None
+    snapshot_raw: dict[str, Any] | None
+    events: list[Event] | None
 
-
-# -- durable file writing -----------------------------------------------------------------------
+    @property
+    def predates_authority(self) -> bool:
+        """Written before authority existed: the state lacks its fields, the roots do not
+        cover them."""
+        return self.snapshot_raw is not None and _predates_authority(self.snapshot_raw.get("state"))
 
 
 # -- saving -------------------------------------------------------------------------------------
@@ -209,16 +243,19 @@ def _sync_store(world: World, target: ModuleStore) -> None:
     """Put the world's artifacts, manifests and registry document into `target`."""
     source = world.store
     state = world.state
+    unusable = world.corrupt_artifacts()
     if target is not source:
         for wasm_hash in wanted_artifacts(state):
-            # An artifact the world already lacks stays missing; corrupt source bytes raise.
-            # Putting present bytes again lets the target verify, or repair, its own copy.
-            if source.has_blob(wasm_hash):
+            # An artifact the world lacks (absent or corrupt) stays missing; present bytes are
+            # put again so the target verifies, or repairs, its own copy.
+            if wasm_hash not in unusable and source.has_blob(wasm_hash):
                 target.put_blob(wasm_hash, source.get_blob(wasm_hash))
     for manifest in state.manifests.values():
         document = canonical_json(manifest.to_json())
         try:
             current: bytes | None = target.get_manifest(manifest.module_id, manifest.version)
+        except StoreUnavailableError:
+            raise
         except StoreError:
             current = None
         if current != document:
@@ -252,12 +289,119 @@ def _check_save_target(root: Path) -> None:
         )
 
 
-def save_world(world: World, path: str | os.PathLike[str]) -> None:
-    """Write `world` and its module store to the directory `path` as a new generation."""
+@contextmanager
+def _save_lock(root: Path) -> Iterator[None]:
+    """Hold the directory's exclusive save lock, or raise `WorldLockedError` at once."""
+    path = root / LOCK
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+    except OSError as exc:
+        raise SaveError(f"{root}: cannot open the save lock {path}: "
+                        f"{exc.strerror or exc}") from exc
+    try:
+        try:
+            # flock, not fcntl: its lock belongs to this open file, so two writers in one
+            # process (threads, two World objects) exclude each other too. The kernel drops it
+            # when the holder dies, even by SIGKILL, so a crash never leaves it held.
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+            by = f" by process {holder}" if holder.isdigit() else ""
+            raise WorldLockedError(
+                f"{root}: another writer is saving this world (the lock {path} is held{by}); "
+                f"try again when it has finished"
+            ) from None
+        except OSError as exc:  # a file system without locks: saving would not be safe
+            raise SaveError(f"{root}: cannot lock {path}: {exc.strerror or exc}") from exc
+        with suppress(OSError):  # the holder's pid only makes the message above more helpful
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _check_descends(root: Path, world_id: str, lines: list[bytes]) -> None:
+    """Refuse to replace a world in `root` that `lines` (our journal) does not extend.
+
+    Saving may only add events to what the directory holds: a different world, or the same
+    world saved meanwhile by another writer, would otherwise be lost.
+    """
+    if not os.path.lexists(root / POINTER):
+        return
+    try:
+        generation = read_pointer(root)
+        saved = _read_metadata(root, generation, _Problems(collect=False))
+    except PersistenceError as exc:
+        raise DifferentWorldError(
+            f"{root}: refusing to save over a world that cannot be read ({exc}); "
+            f"pass overwrite=True to replace it"
+        ) from None
+    assert saved is not None
+    length = saved.journal_length
+    if saved.world_id == world_id and length <= len(lines):
+        prefix = hashlib.sha256()
+        for line in lines[:length]:
+            prefix.update(line)
+        if prefix.hexdigest() == saved.journal_sha256 or _same_events(
+            root, generation, saved, lines
+        ):
+            return
+    raise DifferentWorldError(
+        f"{root}: refusing to save: the directory holds a world ({saved.world_id!r}, "
+        f"{length} events) that this one does not continue: a different world, or the same "
+        f"one saved by another writer since this one was loaded; load it again, or pass "
+        f"overwrite=True to replace it"
+    )
+
+
+def _same_events(root: Path, generation: int, saved: Metadata, lines: list[bytes]) -> bool:
+    """True when the saved journal's events encode, today, to the first lines of ours.
+
+    The checksum compares the saved bytes; a journal written by an older encoder may differ in
+    bytes while holding the very same events.
+    """
+    try:
+        data = read_world_file(root / GENERATIONS / f"{generation:08d}" / saved.journal,
+                               "journal")
+        events = parse_journal(data, saved.journal)
+    except PersistenceError:
+        return False
+    return len(events) == saved.journal_length and all(
+        event_to_json(event) + b"\n" == line for event, line in zip(events, lines, strict=False)
+    )
+
+
+def save_world(world: World, path: str | os.PathLike[str], *, overwrite: bool = False) -> None:
+    """Write `world` and its module store to the directory `path` as a new generation.
+
+    Raises `WorldLockedError` while another writer saves there, `DifferentWorldError` when the
+    directory holds a world this one does not continue (unless `overwrite`), and `SaveError`
+    when writing fails; a failed save leaves the directory as it was.
+    """
     root = Path(path).expanduser().absolute()
     _check_save_target(root)
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SaveError(f"{root}: cannot create the world directory: "
+                        f"{exc.strerror or exc}") from exc
+    lines = [event_to_json(event) + b"\n" for event in world.journal]
+    with _save_lock(root):
+        if not overwrite:
+            _check_descends(root, world.config.world_id, lines)
+        generation = max([0, *_generation_numbers(root), *_pointed_generation(root)]) + 1
+        try:
+            _write_generation(world, root, generation, b"".join(lines))
+        except (OSError, StoreError) as exc:
+            _discard_generation(root, generation)
+            where = f"{exc.filename}: " if isinstance(exc, OSError) and exc.filename else ""
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            raise SaveError(f"{root}: cannot save the world: {where}{reason}") from exc
+        _collect_garbage(root, generation)
 
+
+def _write_generation(world: World, root: Path, generation: int, journal: bytes) -> None:
     # 1. The module store first: its entries are immutable, so writing them early is harmless.
     store_ref = _store_ref(world, root)
     target = world.store
@@ -266,7 +410,6 @@ def save_world(world: World, path: str | os.PathLike[str]) -> None:
     _sync_store(world, target)
 
     # 2. A complete new generation, fsynced, that nothing points at yet.
-    generation = max([0, *_generation_numbers(root), *_pointed_generation(root)]) + 1
     generations = root / GENERATIONS
     if not generations.is_dir():
         generations.mkdir()
@@ -274,7 +417,6 @@ def save_world(world: World, path: str | os.PathLike[str]) -> None:
     gen_dir = generations / f"{generation:08d}"
     gen_dir.mkdir()
     next_action_id, pending = world._queue()
-    journal = b"".join(event_to_json(event) + b"\n" for event in world.journal)
     snapshot = Snapshot(
         schema_version=SCHEMA_VERSION,
         journal_length=len(world.journal),
@@ -308,28 +450,97 @@ def save_world(world: World, path: str | os.PathLike[str]) -> None:
     pointer = {"format": FORMAT, "schema_version": SCHEMA_VERSION, "generation": generation}
     replace_atomic(root / POINTER, canonical_json(pointer) + b"\n")
 
-    # 4. Older generations and stray temp files are garbage now; removing them is best-effort.
+
+def _discard_generation(root: Path, generation: int) -> None:
+    """Remove a generation a failed save was writing, unless the pointer already names it."""
+    if _pointed_generation(root) != [generation]:
+        shutil.rmtree(root / GENERATIONS / f"{generation:08d}", ignore_errors=True)
+
+
+def _collect_garbage(root: Path, generation: int) -> None:
+    """Remove older generations and stray temp files (best-effort: they are garbage now)."""
     for number in _generation_numbers(root):
         if number != generation:
-            shutil.rmtree(generations / f"{number:08d}", ignore_errors=True)
+            shutil.rmtree(root / GENERATIONS / f"{number:08d}", ignore_errors=True)
     for entry in root.iterdir():
         if entry.name.startswith(f".{POINTER}."):
             with suppress(OSError):
                 entry.unlink()
 
 
-# -- reading ------------------------------------------------------------------------------------
+# -- the one reader -----------------------------------------------------------------------------
 
 
-def _read_json(path: Path, what: str) -> Any:
+class _Problems:
+    """Where the reader puts what it finds wrong: raised at once, or collected for a report."""
+
+    def __init__(self, *, collect: bool) -> None:
+        self.collect = collect
+        self.found: list[str] = []
+
+    def report(self, error: PersistenceError) -> None:
+        """Raise `error`, or note it and let the reader go on."""
+        if not self.collect:
+            raise error
+        self.found.append(str(error))
+
+
+def read_world_file(path: Path, what: str, max_bytes: int | None = None) -> bytes:
+    """The bytes of one file of a world directory, which must be a regular file of its own.
+
+    Links are never followed and devices or pipes never opened for reading (a FIFO would block,
+    `/dev/zero` never ends); `max_bytes` bounds what is read before anything is read.
+    """
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
     try:
-        raw = path.read_bytes()
+        fd = os.open(path, flags)
     except FileNotFoundError:
-        raise CorruptWorldError(f"{path}: {what} is missing") from None
+        raise CorruptWorldError(f"{path}: the {what} is missing") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise CorruptWorldError(f"{path}: the {what} is a symbolic link; a world "
+                                    f"directory's files must be its own") from None
+        raise CorruptWorldError(f"{path}: cannot read the {what}: {exc.strerror}") from None
     try:
-        return json.loads(raw)
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise CorruptWorldError(f"{path}: the {what} is not a regular file")
+        if max_bytes is not None and info.st_size > max_bytes:
+            raise CorruptWorldError(f"{path}: the {what} is {info.st_size} bytes, more than "
+                                    f"{max_bytes}")
+        with os.fdopen(os.dup(fd), "rb") as handle:
+            data = handle.read() if max_bytes is None else handle.read(max_bytes + 1)
+    except OSError as exc:
+        raise CorruptWorldError(f"{path}: cannot read the {what}: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+    if max_bytes is not None and len(data) > max_bytes:
+        raise CorruptWorldError(f"{path}: the {what} grew beyond {max_bytes} bytes")
+    return data
+
+
+def _own_directory(path: Path, what: str) -> None:
+    """Raise unless `path` is a directory of the world itself (not a link leading elsewhere)."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        raise CorruptWorldError(f"{path}: the {what} is missing") from None
+    except OSError as exc:
+        raise CorruptWorldError(f"{path}: cannot read the {what}: {exc.strerror}") from None
+    if stat.S_ISLNK(mode):
+        raise CorruptWorldError(f"{path}: the {what} is a symbolic link; a world directory's "
+                                f"files must be its own")
+    if not stat.S_ISDIR(mode):
+        raise CorruptWorldError(f"{path}: the {what} is not a directory")
+
+
+def _parse_json(data: bytes, path: Path, what: str) -> Any:
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise CorruptWorldError(f"{path}: the {what} is nested too deeply") from None
     except ValueError as exc:
-        raise CorruptWorldError(f"{path}: {what} is not JSON: {exc}") from None
+        raise CorruptWorldError(f"{path}: the {what} is not JSON: {exc}") from None
 
 
 def _check_schema(value: Any, path: Path, what: str) -> None:
@@ -343,11 +554,9 @@ def _check_schema(value: Any, path: Path, what: str) -> None:
 
 def _pointed_generation(root: Path) -> list[int]:
     try:
-        pointer = json.loads((root / POINTER).read_bytes())
-    except (OSError, ValueError):
+        return [read_pointer(root)]
+    except PersistenceError:
         return []
-    generation = pointer.get("generation") if isinstance(pointer, dict) else None
-    return [generation] if isinstance(generation, int) else []
 
 
 def read_pointer(root: Path) -> int:
@@ -355,9 +564,10 @@ def read_pointer(root: Path) -> int:
     if not root.is_dir():
         raise NotAWorldError(f"{root}: not a saved world (no such directory)")
     path = root / POINTER
-    if not path.is_file():
+    if not os.path.lexists(path):
         raise NotAWorldError(f"{root}: not a saved world (no {POINTER})")
-    pointer = _read_json(path, "the world pointer")
+    pointer = _parse_json(read_world_file(path, "world pointer", _MAX_POINTER_BYTES), path,
+                          "world pointer")
     if not isinstance(pointer, dict) or pointer.get("format") != FORMAT:
         raise NotAWorldError(f"{path}: not an agentworld world pointer")
     _check_schema(pointer, path, "the world pointer")
@@ -375,11 +585,13 @@ def parse_journal(data: bytes, where: str) -> list[Event]:
     try:
         # One json.loads over the whole journal is several times faster than one per line.
         values = json.loads(b"[" + b",".join(lines) + b"]") if lines else []
-    except ValueError:
+    except (ValueError, RecursionError):
         values = []
         for number, line in enumerate(lines, 1):
             try:
                 values.append(json.loads(line))
+            except RecursionError:
+                raise CorruptWorldError(f"{where}: line {number} is nested too deeply") from None
             except ValueError as exc:
                 raise CorruptWorldError(f"{where}: line {number} is not JSON: {exc}") from None
     events: list[Event] = []
@@ -416,67 +628,126 @@ def _event(value: Any, where: str, number: int) -> Event:
         raise CorruptWorldError(f"{where}: line {number}: {exc}") from None
 
 
-def read_saved(path: str | os.PathLike[str]) -> SavedWorld:
-    """Read and check the current generation of a world directory (no state is applied)."""
-    root = Path(path).expanduser().absolute()
-    # A concurrent save may switch the pointer and delete the generation we are reading: reread
+def _read_metadata(root: Path, generation: int, problems: _Problems) -> Metadata | None:
+    """The metadata of generation `generation`, checked against the pointer that named it."""
+    generations = root / GENERATIONS
+    gen_dir = generations / f"{generation:08d}"
+    path = gen_dir / METADATA
+    try:
+        _own_directory(generations, "generations directory")
+        _own_directory(gen_dir, f"generation {generation} named by {POINTER}")
+        raw = _parse_json(read_world_file(path, "metadata", _MAX_METADATA_BYTES), path,
+                          "metadata")
+    except CorruptWorldError as exc:
+        problems.report(exc)
+        return None
+    _check_schema(raw, path, "metadata")
+    try:
+        metadata = structure(raw, Metadata, "world metadata")
+    except InvalidInputError as exc:
+        problems.report(CorruptWorldError(f"{path}: {exc}"))
+        return None
+    if metadata.generation != generation:
+        # A copy of another generation's files put in place of this one's.
+        problems.report(CorruptWorldError(
+            f"{path}: the metadata is generation {metadata.generation}'s, but {POINTER} names "
+            f"generation {generation}"))
+        return None
+    for name, what in ((metadata.snapshot, "snapshot"), (metadata.journal, "journal")):
+        if not _FILE_NAME.fullmatch(name):
+            problems.report(CorruptWorldError(
+                f"{path}: unsafe {what} file name {name!r} (it must name a file of the "
+                f"generation itself)"))
+            return None
+    return metadata
+
+
+def _read_part(gen_dir: Path, name: str, digest: str, what: str,
+               problems: _Problems) -> bytes | None:
+    path = gen_dir / name
+    try:
+        data = read_world_file(path, what)
+    except CorruptWorldError as exc:
+        problems.report(exc)
+        return None
+    if sha256_hex(data) != digest:
+        problems.report(CorruptWorldError(
+            f"{path}: the {what} does not match the checksum recorded in {METADATA}"))
+    return data
+
+
+def _read_generation(root: Path, generation: int, problems: _Problems) -> SavedWorld:
+    metadata = _read_metadata(root, generation, problems)
+    if metadata is None:
+        return SavedWorld(root, generation, None, None, None, None)
+    gen_dir = root / GENERATIONS / f"{generation:08d}"
+    snap_path, journal_path = gen_dir / metadata.snapshot, gen_dir / metadata.journal
+    snapshot_bytes = _read_part(gen_dir, metadata.snapshot, metadata.snapshot_sha256,
+                                "snapshot", problems)
+    journal_bytes = _read_part(gen_dir, metadata.journal, metadata.journal_sha256, "journal",
+                               problems)
+    snapshot_raw: dict[str, Any] | None = None
+    snapshot: Snapshot | None = None
+    if snapshot_bytes is not None:
+        try:
+            value = _parse_json(snapshot_bytes, snap_path, "snapshot")
+            if not isinstance(value, dict):
+                raise CorruptWorldError(f"{snap_path}: the snapshot is not a JSON object")
+        except CorruptWorldError as exc:
+            problems.report(exc)
+        else:
+            if problems.collect and not isinstance(value.get("schema_version"), int):
+                # Verification goes on: the snapshot is damaged, not of another format.
+                problems.report(CorruptWorldError(f"{snap_path}: the snapshot has no "
+                                                  f"schema_version"))
+            else:
+                _check_schema(value, snap_path, "the snapshot")
+            snapshot_raw = value
+            try:
+                snapshot = structure(value, Snapshot, "world snapshot")
+            except InvalidInputError as exc:
+                problems.report(CorruptWorldError(f"{snap_path}: {exc}"))
+    events: list[Event] | None = None
+    if journal_bytes is not None:
+        try:
+            events = parse_journal(journal_bytes, str(journal_path))
+        except CorruptWorldError as exc:
+            problems.report(exc)
+    if events is not None and len(events) != metadata.journal_length:
+        problems.report(CorruptWorldError(
+            f"{gen_dir}: the journal holds {len(events)} events, the metadata says "
+            f"{metadata.journal_length}"))
+    if snapshot is not None and events is not None and not (
+        0 <= snapshot.journal_length <= len(events)
+    ):
+        problems.report(CorruptWorldError(
+            f"{snap_path}: covers {snapshot.journal_length} events of a {len(events)}-event "
+            f"journal"))
+    return SavedWorld(root, generation, metadata, snapshot, snapshot_raw, events)
+
+
+def _read_current(root: Path, problems: _Problems) -> SavedWorld:
+    """Read the generation the pointer names, rereading while a concurrent save moves it."""
+    # A concurrent save may switch the pointer and delete the generation being read: reread
     # the pointer and try again while it keeps moving.
     for _ in range(5):
         generation = read_pointer(root)
+        attempt = _Problems(collect=problems.collect)
         try:
-            return _read_generation(root, generation)
+            saved = _read_generation(root, generation, attempt)
         except CorruptWorldError:
             if read_pointer(root) == generation:
                 raise
-    return _read_generation(root, read_pointer(root))
+            continue
+        if not attempt.found or read_pointer(root) == generation:
+            problems.found += attempt.found
+            return saved
+    return _read_generation(root, read_pointer(root), problems)
 
 
-def _read_generation(root: Path, generation: int) -> SavedWorld:
-    gen_dir = root / GENERATIONS / f"{generation:08d}"
-    meta_path = gen_dir / METADATA
-    raw_meta = _read_json(meta_path, "metadata")
-    _check_schema(raw_meta, meta_path, "metadata")
-    try:
-        metadata = structure(raw_meta, Metadata, "world metadata")
-    except InvalidInputError as exc:
-        raise CorruptWorldError(f"{meta_path}: {exc}") from None
-    snapshot_bytes = _read_part(gen_dir, metadata.snapshot, metadata.snapshot_sha256, "snapshot")
-    journal_bytes = _read_part(gen_dir, metadata.journal, metadata.journal_sha256, "journal")
-    snap_path = gen_dir / metadata.snapshot
-    raw_snapshot = json.loads(snapshot_bytes)
-    _check_schema(raw_snapshot, snap_path, "the snapshot")
-    try:
-        snapshot = structure(raw_snapshot, Snapshot, "world snapshot")
-    except InvalidInputError as exc:
-        raise CorruptWorldError(f"{snap_path}: {exc}") from None
-    events = parse_journal(journal_bytes, str(gen_dir / metadata.journal))
-    if len(events) != metadata.journal_length:
-        raise CorruptWorldError(
-            f"{gen_dir}: the journal holds {len(events)} events, the metadata says "
-            f"{metadata.journal_length}"
-        )
-    if not 0 <= snapshot.journal_length <= len(events):
-        raise CorruptWorldError(
-            f"{snap_path}: covers {snapshot.journal_length} events of a {len(events)}-event journal"
-        )
-    return SavedWorld(root, generation, metadata, snapshot,
-                      canonical_hash(raw_snapshot["state"]), events,
-                      _predates_authority(raw_snapshot["state"]))
-
-
-def _read_part(gen_dir: Path, name: str, digest: str, what: str) -> bytes:
-    path = gen_dir / name
-    if name != Path(name).name or name.startswith("."):
-        raise CorruptWorldError(f"{gen_dir / METADATA}: unsafe {what} file name {name!r}")
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise CorruptWorldError(f"{path}: the {what} is missing") from None
-    if sha256_hex(data) != digest:
-        raise CorruptWorldError(
-            f"{path}: the {what} does not match the checksum recorded in {METADATA}"
-        )
-    return data
+def read_saved(path: str | os.PathLike[str]) -> SavedWorld:
+    """Read and check the current generation of a world directory (no state is applied)."""
+    return _read_current(Path(path).expanduser().absolute(), _Problems(collect=False))
 
 
 def _queued_action(entry: QueuedAction) -> tuple[int, Any, str | None]:
@@ -491,30 +762,43 @@ def _queued_action(entry: QueuedAction) -> tuple[int, Any, str | None]:
 
 def saved_store_uri(saved: SavedWorld) -> str:
     """The URI of the module store the saved world names."""
+    assert saved.metadata is not None
     if saved.metadata.store == LOCAL_STORE:
         return local_store_uri(saved.root)
     return saved.metadata.store
 
 
-def check_artifacts(store: ModuleStore, hashes: Iterable[str]) -> list[str]:
-    """Verify the bytes of every present artifact (raising on tampering); return missing ones."""
-    missing = []
+def check_artifacts(store: ModuleStore, hashes: Iterable[str]) -> tuple[list[str], dict[str, str]]:
+    """Read and verify every present artifact: `(missing hashes, {corrupt hash: why})`.
+
+    A store outage raises `StoreUnavailableError`: an artifact that cannot be fetched right now
+    is neither missing nor corrupt.
+    """
+    missing: list[str] = []
+    corrupt: dict[str, str] = {}
     for wasm_hash in hashes:
         if not store.has_blob(wasm_hash):
             missing.append(wasm_hash)
             continue
         try:
             store.get_blob(wasm_hash)
+        except StoreUnavailableError:
+            raise
         except StoreError as exc:
-            raise CorruptArtifactError(wasm_hash, str(exc)) from None
-    return missing
+            corrupt[wasm_hash] = str(CorruptArtifactError(wasm_hash, str(exc)))
+    return missing, corrupt
 
 
 def load_world(
     path: str | os.PathLike[str], *, world_class: type[World] | None = None, **kwargs: Any
 ) -> World:
-    """Load the world saved in directory `path`; `kwargs` go to the `World` constructor."""
+    """Load the world saved in directory `path`; `kwargs` go to the `World` constructor.
+
+    Artifacts whose stored bytes are corrupt do not stop the load: the world lists them in
+    `corrupt_artifacts()` (and `missing_artifacts()`), and deploying the genuine bytes repairs them.
+    """
     saved = read_saved(path)
+    assert saved.metadata is not None and saved.snapshot is not None and saved.events is not None
     snapshot = saved.snapshot
     state = snapshot.state
     if saved.predates_authority:
@@ -523,15 +807,28 @@ def load_world(
         state = WorldState()
         for event in saved.events[:snapshot.journal_length]:
             _apply_saved(saved, state, event)
-        if pre_authority_root(state) != saved.snapshot_state_root:
+        assert saved.snapshot_raw is not None
+        if pre_authority_root(state) != canonical_hash(saved.snapshot_raw["state"]):
             raise CorruptWorldError(f"{saved.root}: the snapshot differs from its journal")
     for event in saved.events[snapshot.journal_length:]:
         _apply_saved(saved, state, event)
+    try:
+        root = (pre_authority_root(state) if saved.predates_authority
+                else canonical_hash(unstructure(state)))
+    except (AgentWorldError, RecursionError) as exc:
+        raise CorruptWorldError(f"{saved.root}: the loaded state cannot be hashed: {exc!r}"
+                                ) from None
+    if root != saved.metadata.state_root:
+        raise StateRootMismatchError(
+            f"{saved.root}: the loaded state root {root} differs from the saved "
+            f"{saved.metadata.state_root}"
+        )
     pending = [_queued_action(entry) for entry in snapshot.pending]
     kwargs.setdefault("config", snapshot.config)
     explicit_store = kwargs.pop("store", None)
     store = explicit_store if explicit_store is not None else saved_store_uri(saved)
     world = (world_class or World)(store=store, **kwargs)
+    _, corrupt = check_artifacts(world.store, wanted_artifacts(state))
     world._restore(
         time=saved.metadata.time,
         events=saved.events,
@@ -539,24 +836,9 @@ def load_world(
         next_action_id=snapshot.next_action_id,
         pending=pending,
         store_is_dir_local=explicit_store is None and saved.metadata.store == LOCAL_STORE,
+        corrupt_artifacts=corrupt,
     )
-    root = pre_authority_root(state) if saved.predates_authority else world.state_root()
-    if root != saved.metadata.state_root:
-        raise StateRootMismatchError(
-            f"{saved.root}: the loaded state root {root} differs from the saved "
-            f"{saved.metadata.state_root}"
-        )
-    check_artifacts(world.store, wanted_artifacts(state))
     return world
-
-
-def _apply_saved(saved: SavedWorld, state: WorldState, event: Event) -> None:
-    try:
-        apply_event(state, event)
-    except (AgentWorldError, KeyError, TypeError, ValueError) as exc:
-        raise CorruptWorldError(
-            f"{saved.root}: journal event {event.id} does not apply to the snapshot: {exc!r}"
-        ) from None
 
 
 # -- verification -------------------------------------------------------------------------------
@@ -588,6 +870,15 @@ class VerifyReport:
 Progress = Callable[[int, int], None]
 
 
+def _apply_saved(saved: SavedWorld, state: WorldState, event: Event) -> None:
+    try:
+        apply_event(state, event)
+    except (AgentWorldError, KeyError, TypeError, ValueError, RecursionError) as exc:
+        raise CorruptWorldError(
+            f"{saved.root}: journal event {event.id} does not apply to the snapshot: {exc!r}"
+        ) from None
+
+
 def verify_dir(
     path: str | os.PathLike[str],
     progress: Progress | None = None,
@@ -595,56 +886,27 @@ def verify_dir(
 ) -> VerifyReport:
     """Replay a saved world from genesis; check roots, checksums and every artifact present."""
     root = Path(path).expanduser().absolute()
-    generation = read_pointer(root)
-    gen_dir = root / GENERATIONS / f"{generation:08d}"
-    problems: list[str] = []
-    raw_meta = _read_json(gen_dir / METADATA, "metadata")
-    _check_schema(raw_meta, gen_dir / METADATA, "metadata")
-    try:
-        metadata = structure(raw_meta, Metadata, "world metadata")
-    except InvalidInputError as exc:
-        return VerifyReport(None, None, 0, (f"{gen_dir / METADATA}: {exc}",), ())
-    snapshot_raw: Any = None
-    events: list[Event] = []
-    for name, digest, what in ((metadata.snapshot, metadata.snapshot_sha256, "snapshot"),
-                               (metadata.journal, metadata.journal_sha256, "journal")):
-        file = gen_dir / name
-        try:
-            data = file.read_bytes()
-        except OSError as exc:
-            problems.append(f"{file}: cannot read the {what}: {exc.strerror or exc}")
-            continue
-        if sha256_hex(data) != digest:
-            problems.append(f"{file}: the {what} does not match its recorded checksum")
-        try:
-            if what == "snapshot":
-                snapshot_raw = json.loads(data)
-            else:
-                events = parse_journal(data, str(file))
-        except CorruptWorldError as exc:
-            problems.append(str(exc))
-        except ValueError as exc:
-            problems.append(f"{file}: the {what} is not JSON: {exc}")
-    if isinstance(snapshot_raw, dict):
-        _check_schema(snapshot_raw, gen_dir / metadata.snapshot, "the snapshot")
-    elif snapshot_raw is not None:
-        problems.append(f"{gen_dir / metadata.snapshot}: the snapshot is not a JSON object")
-    if len(events) != metadata.journal_length:
-        problems.append(f"the journal holds {len(events)} events, the metadata says "
-                        f"{metadata.journal_length}")
-    snapshot_point = (snapshot_raw.get("journal_length") if isinstance(snapshot_raw, dict)
-                      else None)
-    old = isinstance(snapshot_raw, dict) and _predates_authority(snapshot_raw.get("state"))
-    root_of = pre_authority_root if old else _state_root
+    problems = _Problems(collect=True)
+    saved = _read_current(root, problems)
+    metadata = saved.metadata
+    if metadata is None or saved.events is None:
+        # Without a journal to replay there is no state to check anything else against.
+        saved_root = None if metadata is None else metadata.state_root
+        return VerifyReport(None, saved_root, 0, tuple(problems.found), ())
+    events = saved.events
+    snapshot_raw = saved.snapshot_raw
+    snapshot_point = snapshot_raw.get("journal_length") if snapshot_raw is not None else None
+    root_of = pre_authority_root if saved.predates_authority else _state_root
     state = WorldState()
     replayed_root: str | None = None
     for index, event in enumerate(events):
         if index == snapshot_point:
-            _compare_snapshot(root_of(state), snapshot_raw, problems)
+            _compare_snapshot(root_of(state), snapshot_raw, problems.found)
         try:
             apply_event(state, event)
-        except (AgentWorldError, KeyError, TypeError, ValueError) as exc:
-            problems.append(f"journal event {event.id} ({event.kind}) does not apply: {exc!r}")
+        except (AgentWorldError, KeyError, TypeError, ValueError, RecursionError) as exc:
+            problems.found.append(
+                f"journal event {event.id} ({event.kind}) does not apply: {exc!r}")
             break
         if progress is not None and (index + 1) % 4096 == 0:
             progress(index + 1, len(events))
@@ -652,28 +914,28 @@ def verify_dir(
         if progress is not None:
             progress(len(events), len(events))
         if snapshot_point == len(events):
-            _compare_snapshot(root_of(state), snapshot_raw, problems)
-        replayed_root = root_of(state)
-        if replayed_root != metadata.state_root:
-            problems.append(f"replaying the journal gives state root {replayed_root}, the "
-                            f"saved root is {metadata.state_root}")
+            _compare_snapshot(root_of(state), snapshot_raw, problems.found)
+        try:
+            replayed_root = root_of(state)
+        except (AgentWorldError, RecursionError) as exc:
+            problems.found.append(f"the replayed state cannot be hashed: {exc!r}")
+        if replayed_root is not None and replayed_root != metadata.state_root:
+            problems.found.append(f"replaying the journal gives state root {replayed_root}, the "
+                                  f"saved root is {metadata.state_root}")
     missing: list[str] = []
-    store_uri = local_store_uri(root) if metadata.store == LOCAL_STORE else metadata.store
+    store_uri = saved_store_uri(saved)
     try:
         store = (open_store or _default_open_store)(store_uri)
-        for wasm_hash in wanted_artifacts(state):
-            try:
-                if store.has_blob(wasm_hash):
-                    store.get_blob(wasm_hash)
-                else:
-                    missing.append(wasm_hash)
-            except StoreError as exc:
-                problems.append(str(CorruptArtifactError(wasm_hash, str(exc))))
-        problems.extend(_manifest_problems(store, state))
+        missing, corrupt = check_artifacts(store, wanted_artifacts(state))
+        problems.found.extend(corrupt.values())
+        problems.found.extend(_manifest_problems(store, state))
+    except StoreUnavailableError as exc:
+        problems.found.append(f"module store {store_uri} is unavailable, so its artifacts "
+                              f"could not be checked: {exc}")
     except StoreError as exc:
-        problems.append(f"module store {store_uri}: {exc}")
-    return VerifyReport(replayed_root, metadata.state_root, len(events), tuple(problems),
-                        tuple(missing))
+        problems.found.append(f"module store {store_uri}: {exc}")
+    return VerifyReport(replayed_root, metadata.state_root, len(events),
+                        tuple(problems.found), tuple(missing))
 
 
 def _default_open_store(uri: str) -> ModuleStore:
@@ -692,8 +954,8 @@ def _compare_snapshot(expected: str, snapshot_raw: Any, problems: list[str]) -> 
         return
     try:
         actual = canonical_hash(snapshot_raw["state"])
-    except AgentWorldError as exc:
-        problems.append(f"the snapshot's state cannot be encoded: {exc}")
+    except (AgentWorldError, RecursionError) as exc:
+        problems.append(f"the snapshot's state cannot be encoded: {exc!r}")
         return
     if actual != expected:
         problems.append(f"the snapshot's state (root {actual}) differs from the journal replayed "
@@ -705,6 +967,8 @@ def _manifest_problems(store: ModuleStore, state: WorldState) -> list[str]:
     for key, manifest in state.manifests.items():
         try:
             stored = store.get_manifest(manifest.module_id, manifest.version)
+        except StoreUnavailableError:
+            raise
         except StoreError:
             continue  # a store-less directory: absent manifests are not tampering
         if stored != canonical_json(manifest.to_json()):

@@ -2,9 +2,16 @@
 
 Python's `re` backtracks, so a hostile pattern can stall a world for minutes. Filters therefore
 run patterns through this small Thompson-NFA matcher instead: the standard library's own parser
-reads the pattern (so the syntax is Python's), the pattern becomes an automaton, and `search`
-walks the text once, caching each set of states it reaches (a lazily built DFA). The answer is
-the same as `re.search(pattern, text) is not None` for every pattern this module accepts.
+reads the pattern (so the syntax is Python's), the pattern becomes an automaton of at most
+`MAX_STATES` nodes, and `search` walks the text once. The answer is the same as
+`re.search(pattern, text) is not None` for every pattern this module accepts.
+
+The work per character is bounded whatever the pattern holds: the automaton's state set is a
+bit mask, every character class is compiled into one table of code-point intervals (plus the
+three Unicode categories `\\d \\w \\s`), so which nodes accept a character is one binary
+search and three string tests, and the next state set is at most eight table lookups. No
+class is ever tested character by character, so neither long classes nor many of them slow a
+search down.
 
 Accepted: literals, `.`, classes (`[a-z]`, `[^...]`, `\\d \\w \\s` and their negations),
 groups, alternation, every quantifier (greedy or lazy), `^ $ \\A \\Z`. Refused (with a reason):
@@ -14,30 +21,34 @@ quantifiers, and patterns whose automaton would exceed `MAX_STATES`.
 
 from __future__ import annotations
 
+import bisect
 import importlib
-from collections.abc import Callable
 from typing import Any
+
+from attrs import frozen
 
 # The standard library's regex parser (Python >= 3.11); typeshed does not describe it.
 _parser: Any = importlib.import_module("re._parser")
 
 MAX_STATES = 64
-# The lazily built DFA keeps at most this many state-set members in its cache, bounding memory.
-_CACHE_MEMBERS = 200_000
+# Accept masks are remembered per character; past this many distinct characters they are
+# forgotten, bounding memory (recomputing one costs a binary search and three string tests).
+_CACHE_CHARS = 4096
 _DEFAULT_FLAGS = 32  # re.UNICODE, implied for str patterns
-
-CharTest = Callable[[str], bool]
 
 # Automaton node kinds.
 _CHAR, _SPLIT, _JUMP, _BEGIN, _END, _END_STRING, _MATCH = range(7)
 
-_CATEGORIES: dict[str, CharTest] = {
-    "CATEGORY_DIGIT": str.isdecimal,
-    "CATEGORY_NOT_DIGIT": lambda c: not c.isdecimal(),
-    "CATEGORY_WORD": lambda c: c.isalnum() or c == "_",
-    "CATEGORY_NOT_WORD": lambda c: not (c.isalnum() or c == "_"),
-    "CATEGORY_SPACE": str.isspace,
-    "CATEGORY_NOT_SPACE": lambda c: not c.isspace(),
+# The Unicode categories a class may name, as flags of a character: decimal digit, word, space
+# (exactly what `re` tests for str patterns).
+_DIGIT, _WORD, _SPACE = 1, 2, 4
+_CATEGORIES: dict[str, tuple[int, bool]] = {
+    "CATEGORY_DIGIT": (_DIGIT, False),
+    "CATEGORY_NOT_DIGIT": (_DIGIT, True),
+    "CATEGORY_WORD": (_WORD, False),
+    "CATEGORY_NOT_WORD": (_WORD, True),
+    "CATEGORY_SPACE": (_SPACE, False),
+    "CATEGORY_NOT_SPACE": (_SPACE, True),
 }
 
 
@@ -45,43 +56,55 @@ class UnsupportedPattern(ValueError):
     """The pattern uses something the linear-time matcher cannot do."""
 
 
-def _class_test(items: list[Any]) -> CharTest:
+@frozen
+class CharClass:
+    """The characters one automaton node accepts: code-point ranges and categories, or all
+    characters but those when `negate`."""
+
+    ranges: tuple[tuple[int, int], ...]
+    # (category flag, negated) pairs: digits are (_DIGIT, False), non-digits (_DIGIT, True).
+    categories: tuple[tuple[int, bool], ...] = ()
+    negate: bool = False
+
+    def holds_in(self, flags: int) -> bool:
+        """True when one of the categories holds for a character with category `flags`."""
+        return any(bool(flags & flag) != negated for flag, negated in self.categories)
+
+
+def _char_class(items: list[Any]) -> CharClass:
     negate = False
-    chars: set[str] = set()
     ranges: list[tuple[int, int]] = []
-    categories: list[CharTest] = []
+    categories: list[tuple[int, bool]] = []
     for op, arg in items:
         name = str(op)
         if name == "NEGATE":
             negate = True
         elif name == "LITERAL":
-            chars.add(chr(arg))
+            ranges.append((arg, arg))
         elif name == "RANGE":
             ranges.append((arg[0], arg[1]))
         elif name == "CATEGORY" and str(arg) in _CATEGORIES:
             categories.append(_CATEGORIES[str(arg)])
         else:
             raise UnsupportedPattern(f"character class item {name} is not supported")
+    return CharClass(tuple(ranges), tuple(categories), negate)
 
-    def in_class(c: str) -> bool:
-        code = ord(c)
-        found = (c in chars or any(low <= code <= high for low, high in ranges)
-                 or any(test(c) for test in categories))
-        return found != negate
 
-    return in_class
+def _flags(char: str) -> int:
+    return ((_DIGIT if char.isdecimal() else 0) | (_WORD if char.isalnum() or char == "_" else 0)
+            | (_SPACE if char.isspace() else 0))
 
 
 class _Builder:
-    """Builds the automaton: nodes are [kind, char test or None, next, alternative]."""
+    """Builds the automaton: nodes are [kind, char class or None, next, alternative]."""
 
     def __init__(self) -> None:
         self.nodes: list[list[Any]] = []
 
-    def node(self, kind: int, test: CharTest | None = None) -> int:
+    def node(self, kind: int, accepts: CharClass | None = None) -> int:
         if len(self.nodes) >= MAX_STATES:
             raise UnsupportedPattern(f"the pattern needs more than {MAX_STATES} states")
-        self.nodes.append([kind, test, None, None])
+        self.nodes.append([kind, accepts, None, None])
         return len(self.nodes) - 1
 
     def fragment(self, items: Any) -> tuple[int, list[tuple[int, int]]]:
@@ -100,16 +123,13 @@ class _Builder:
 
     def item(self, name: str, arg: Any) -> tuple[int, list[tuple[int, int]]]:
         if name in {"LITERAL", "NOT_LITERAL"}:
-            char = chr(arg)
-            test: CharTest = ((lambda c: c == char) if name == "LITERAL"
-                              else (lambda c: c != char))
-            node = self.node(_CHAR, test)
+            node = self.node(_CHAR, CharClass(((arg, arg),), negate=name == "NOT_LITERAL"))
             return node, [(node, 2)]
         if name == "ANY":
-            node = self.node(_CHAR, lambda c: c != "\n")
+            node = self.node(_CHAR, CharClass(((10, 10),), negate=True))  # all but a newline
             return node, [(node, 2)]
         if name == "IN":
-            node = self.node(_CHAR, _class_test(arg))
+            node = self.node(_CHAR, _char_class(arg))
             return node, [(node, 2)]
         if name == "AT":
             kinds = {"AT_BEGINNING": _BEGIN, "AT_BEGINNING_STRING": _BEGIN,
@@ -189,23 +209,71 @@ class SafeRegex:
         self.pattern = pattern
         self._nodes = builder.nodes
         self._start = start
-        self._match_nodes = frozenset(
-            index for index, node in enumerate(builder.nodes) if node[0] == _MATCH)
-        self._cache: dict[tuple[frozenset[int], str, bool, bool], frozenset[int]] = {}
-        self._cached_members = 0
-        # Away from the text's ends no anchor holds, so a node's closure is fixed: memoized.
-        self._inner: list[frozenset[int] | None] = [None] * len(builder.nodes)
+        self._match = sum(1 << i for i, node in enumerate(self._nodes) if node[0] == _MATCH)
+        self._compile_classes()
+        # Away from the text's ends no anchor holds, so a node's closure is fixed.
+        inner = [self._closure(1 << i, False, False, False) for i in range(len(self._nodes))]
+        self._start_inner = inner[start]
+        # _steps[k][b]: the state set reached through the nodes 8k..8k+7 flagged in byte b.
+        successors = [inner[node[2]] if node[0] == _CHAR else 0 for node in self._nodes]
+        successors += [0] * (-len(successors) % 8)
+        self._steps: list[list[int]] = []
+        for base in range(0, len(successors), 8):
+            table = [0] * 256
+            for byte in range(1, 256):
+                low = byte & -byte
+                table[byte] = table[byte ^ low] | successors[base + low.bit_length() - 1]
+            self._steps.append(table)
+        self._accepts: dict[str, int] = {}
 
-    def _closure(self, seeds: set[int], at_start: bool, at_end: bool, at_last_newline: bool,
-                 ) -> frozenset[int]:
-        nodes, seen, stack = self._nodes, set(), list(seeds)
+    def _compile_classes(self) -> None:
+        """One interval table for every node's ranges, one mask per category combination."""
+        points = {0}
+        for node in self._nodes:
+            if node[0] == _CHAR:
+                for low, high in node[1].ranges:
+                    points.update((low, high + 1))
+        self._bounds = sorted(points)
+        self._in_ranges = [0] * len(self._bounds)
+        self._negated = 0
+        self._by_flags = [0] * 8
+        for index, node in enumerate(self._nodes):
+            if node[0] != _CHAR:
+                continue
+            accepts: CharClass = node[1]
+            bit = 1 << index
+            if accepts.negate:
+                self._negated |= bit
+            for low, high in accepts.ranges:
+                first = bisect.bisect_left(self._bounds, low)
+                last = bisect.bisect_left(self._bounds, high + 1)
+                for interval in range(first, last):
+                    self._in_ranges[interval] |= bit
+            for flags in range(8):
+                if accepts.holds_in(flags):
+                    self._by_flags[flags] |= bit
+
+    def _accepting(self, char: str) -> int:
+        """The mask of nodes that accept `char`."""
+        interval = bisect.bisect_right(self._bounds, ord(char)) - 1
+        return (self._in_ranges[interval] | self._by_flags[_flags(char)]) ^ self._negated
+
+    def _closure(self, seeds: int, at_start: bool, at_end: bool, at_last_newline: bool) -> int:
+        """The CHAR and MATCH nodes reachable from `seeds` without reading a character."""
+        nodes, seen, stack, found = self._nodes, 0, [], 0
+        while seeds:
+            low = seeds & -seeds
+            stack.append(low.bit_length() - 1)
+            seeds ^= low
         while stack:
             index = stack.pop()
-            if index is None or index in seen:
+            if index is None or seen >> index & 1:
                 continue
-            seen.add(index)
-            kind, _test, nxt, alternative = nodes[index]
-            if kind == _JUMP:
+            seen |= 1 << index
+            kind, _accepts, nxt, alternative = nodes[index]
+            if kind in (_CHAR, _MATCH):
+                found |= 1 << index
+            elif kind == _JUMP:
                 stack.append(nxt)
             elif kind == _SPLIT:
                 stack += (nxt, alternative)
@@ -215,41 +283,39 @@ class SafeRegex:
             elif kind == _END:
                 if at_end or at_last_newline:
                     stack.append(nxt)
-            elif kind == _END_STRING:
-                if at_end:
-                    stack.append(nxt)
-        return frozenset(i for i in seen if nodes[i][0] in (_CHAR, _MATCH))
-
-    def _inner_closure(self, index: int) -> frozenset[int]:
-        closure = self._inner[index]
-        if closure is None:
-            closure = self._inner[index] = self._closure({index}, False, False, False)
-        return closure
+            elif kind == _END_STRING and at_end:
+                stack.append(nxt)
+        return found
 
     def search(self, text: str) -> bool:
         """True when the pattern matches somewhere in `text`."""
-        nodes, length, matches = self._nodes, len(text), self._match_nodes
+        nodes, length, matches, steps = self._nodes, len(text), self._match, self._steps
+        accepts = self._accepts
         last_newline = length - 1 if text.endswith("\n") else -1
-        current = self._closure({self._start}, True, length == 0, last_newline == 0)
+        current = self._closure(1 << self._start, True, length == 0, last_newline == 0)
         for position, char in enumerate(text):
-            if not current.isdisjoint(matches):
+            if current & matches:
                 return True
+            accepting = accepts.get(char)
+            if accepting is None:
+                if len(accepts) >= _CACHE_CHARS:
+                    accepts.clear()
+                accepting = accepts[char] = self._accepting(char)
+            hits = current & accepting
             after = position + 1
-            at_end, before_newline = after == length, after == last_newline
-            key = (current, char, at_end, before_newline)
-            following = self._cache.get(key)
-            if following is None:
-                seeds = {nodes[i][2] for i in current
-                         if nodes[i][0] == _CHAR and nodes[i][1](char)}
-                seeds.add(self._start)  # search: a match may begin at any position
-                if at_end or before_newline:
-                    following = self._closure(seeds, False, at_end, before_newline)
-                else:
-                    following = frozenset().union(*(self._inner_closure(s) for s in seeds))
-                if self._cached_members + len(following) > _CACHE_MEMBERS:
-                    self._cache.clear()
-                    self._cached_members = 0
-                self._cache[key] = following
-                self._cached_members += len(following)
-            current = following
-        return not current.isdisjoint(matches)
+            if after == length or after == last_newline:
+                # Near the end `$` and `\\Z` may hold: follow the anchors explicitly.
+                seeds = 1 << self._start
+                while hits:
+                    low = hits & -hits
+                    seeds |= 1 << nodes[low.bit_length() - 1][2]
+                    hits ^= low
+                current = self._closure(seeds, False, after == length, after == last_newline)
+                continue
+            current = self._start_inner
+            chunk = 0
+            while hits:
+                current |= steps[chunk][hits & 255]
+                hits >>= 8
+                chunk += 1
+        return bool(current & matches)

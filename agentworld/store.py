@@ -9,6 +9,10 @@ from typing import Protocol, runtime_checkable
 from agentworld.canonical import sha256_hex
 from agentworld.errors import StoreError
 
+# No store reads or writes a blob larger than this: a size is checked before any byte is read,
+# so a blob file swapped for a huge (or sparse) one is refused, never loaded into memory.
+MAX_BLOB_BYTES = 128 * 1024 * 1024
+
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 # One path segment: it starts with an alphanumeric, so "", ".", "..", ".hidden" and temp-file
 # names never qualify, and it has no separator, so it cannot escape a store's root. `+` is allowed
@@ -38,6 +42,14 @@ def is_hash(name: str) -> bool:
 def is_key_part(name: str) -> bool:
     """True when `name` passes `check_key_part` (used to filter listings, which never raise)."""
     return _KEY_PART.fullmatch(name) is not None
+
+
+def check_blob_size(size: int, wasm_hash: str, where: str = "") -> None:
+    """Raise `StoreError` when a blob of `size` bytes is larger than any store keeps."""
+    if size > MAX_BLOB_BYTES:
+        at = f" at {where}" if where else ""
+        raise StoreError(f"blob {wasm_hash}{at} is {size} bytes, more than a store keeps "
+                         f"({MAX_BLOB_BYTES})")
 
 
 def verify_blob(data: bytes, wasm_hash: str, where: str = "") -> bytes:

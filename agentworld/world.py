@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, overload
 
+import attrs
 from attrs import Factory, field, frozen
 
 import agentworld.module_actions  # noqa: F401  (registers the module action types)
@@ -78,10 +79,45 @@ class WorldConfig:
             raise ValueError(f"gas_schedule {value!r} is unknown to this version of agentworld "
                              f"(known: {', '.join(map(str, GAS_SCHEDULES))})")
 
+    def __attrs_post_init__(self) -> None:
+        problems = _config_problems(self)
+        if problems:
+            raise InvalidInputError("world config", problems)
+
 
 # A queued action: its id, the parsed action (or the refusal it will be recorded as), and its
 # submitter (None for the world's system actor).
 Queued = tuple[int, Any, str | None]
+
+
+def _config_problems(config: WorldConfig) -> list[str]:
+    """Why `config` cannot run a world: every limit a positive 64-bit integer, no default above
+    its maximum (a negative gas limit would mean none, an oversized default stalls a step)."""
+    problems = []
+    if not isinstance(config.world_id, str) or not config.world_id:
+        problems.append("world_id must be a non-empty string")
+    if not isinstance(config.halt_on_module_failure, bool):
+        problems.append("halt_on_module_failure must be true or false")
+    if type(config.max_artifact_bytes) is not int or not 1 <= config.max_artifact_bytes < 2**63:
+        problems.append(f"max_artifact_bytes must be a positive integer below 2**63, "
+                        f"got {config.max_artifact_bytes!r}")
+    limits = {"default_limits": config.default_limits, "max_limits": config.max_limits}
+    for name, value in limits.items():
+        if not isinstance(value, CallLimits):
+            problems.append(f"{name} must be call limits, got {type(value).__name__}")
+    if problems:
+        return problems
+    for limit in attrs.fields(CallLimits):
+        default = getattr(config.default_limits, limit.name)
+        maximum = getattr(config.max_limits, limit.name)
+        for name, value in (("default_limits", default), ("max_limits", maximum)):
+            if type(value) is not int or not 1 <= value < 2**63:
+                problems.append(f"{name}.{limit.name} must be a positive integer below 2**63, "
+                                f"got {value!r}")
+        if type(default) is int and type(maximum) is int and default > maximum:
+            problems.append(f"default_limits.{limit.name} ({default}) is above "
+                            f"max_limits.{limit.name} ({maximum})")
+    return problems
 
 
 class Journal(Sequence[Event]):
@@ -117,6 +153,14 @@ def event_to_json(event: Event) -> bytes:
 def event_from_json(value: Any) -> Event:
     """An event from its JSON form (strictly checked)."""
     return structure(value, Event, "event")
+
+
+def _describe(exc: Exception) -> str:
+    """`Type: message` of an exception raised by user code (whose `__str__` may fail too)."""
+    try:
+        return f"{type(exc).__name__}: {exc}"
+    except Exception:
+        return type(exc).__name__
 
 
 def rebuild_state(events: Iterable[Event]) -> WorldState:
@@ -159,6 +203,9 @@ class World:
         # True when the store is the `modules/` store of the directory this world was loaded
         # from: saving elsewhere then copies it, so every saved directory is self-contained.
         self._store_is_dir_local = False
+        # Artifacts whose stored bytes failed verification at load: hash -> why. They count as
+        # missing (calls fail with artifact_missing) until their genuine bytes are deployed.
+        self._corrupt_artifacts: dict[str, str] = {}
 
     # -- services -----------------------------------------------------------------------------
 
@@ -208,6 +255,7 @@ class World:
     def store_blob(self, wasm_hash: str, data: bytes) -> None:
         """Put verified artifact bytes into the module store."""
         self.store.put_blob(wasm_hash, data)
+        self._corrupt_artifacts.pop(wasm_hash, None)
 
     def has_blob(self, wasm_hash: str) -> bool:
         """True when the module store holds the artifact's bytes."""
@@ -217,6 +265,8 @@ class World:
         """True when the module store holds the artifact (a positive answer is remembered)."""
         if wasm_hash in self._available:
             return True
+        if wasm_hash in self._corrupt_artifacts:
+            return False
         if self.store.has_blob(wasm_hash):
             self._available.add(wasm_hash)
             return True
@@ -272,9 +322,16 @@ class World:
         return list(self._state.pending_effects.values())
 
     def missing_artifacts(self) -> list[str]:
-        """Hashes of deployed or registered artifacts whose bytes the module store lacks."""
+        """Hashes of deployed or registered artifacts whose bytes the module store lacks (or
+        holds corrupted: see `corrupt_artifacts`)."""
         wanted = set(self._state.artifacts) | {m.wasm_hash for m in self._state.manifests.values()}
-        return sorted(h for h in wanted if not self.store.has_blob(h))
+        return sorted(h for h in wanted
+                      if h in self._corrupt_artifacts or not self.store.has_blob(h))
+
+    def corrupt_artifacts(self) -> dict[str, str]:
+        """Artifacts whose stored bytes failed verification when the world was loaded, with the
+        reason; deploying an artifact's genuine bytes repairs it."""
+        return dict(self._corrupt_artifacts)
 
     @property
     def pending_action_ids(self) -> list[int]:
@@ -302,14 +359,16 @@ class World:
                                       or json_problems(submitter)):
             raise InvalidInputError("submitter", [f"must be None or an agent id, got "
                                                   f"{submitter!r}"])
-        action_id = self._next_action_id
-        self._next_action_id += 1
         try:
             parsed: Any = parse_action(envelope_of(action))
         except InvalidInputError as exc:
             parsed = Rejected("invalid_action", tuple(exc.problems))
+        except Exception as exc:  # a user-defined mapping that fails when it is read
+            parsed = Rejected("invalid_action", (f"the action cannot be read: {_describe(exc)}",))
         else:
             parsed = submitter_refusal(parsed, submitter) or parsed
+        action_id = self._next_action_id
+        self._next_action_id += 1
         self._pending.append((action_id, parsed, submitter))
         return action_id
 
@@ -406,11 +465,12 @@ class World:
 
     # -- persistence (agentworld.persistence does the file work) --------------------------------
 
-    def save_to_dir(self, path: str | os.PathLike[str]) -> None:
-        """Save the world and its module store to directory `path`, crash-safely (SPEC §10)."""
+    def save_to_dir(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> None:
+        """Save the world and its module store to directory `path`, crash-safely and under the
+        directory's lock; `overwrite` replaces a world in `path` this one does not continue."""
         from agentworld.persistence import save_world
 
-        save_world(self, path)
+        save_world(self, path, overwrite=overwrite)
 
     save_to_dir_with_modules = save_to_dir
 
@@ -436,6 +496,7 @@ class World:
         next_action_id: int,
         pending: list[Queued],
         store_is_dir_local: bool,
+        corrupt_artifacts: dict[str, str],
     ) -> None:
         """Install loaded parts into a fresh world (persistence's restore hook)."""
         self.time = time
@@ -444,4 +505,5 @@ class World:
         self._next_action_id = next_action_id
         self._pending = list(pending)
         self._store_is_dir_local = store_is_dir_local
+        self._corrupt_artifacts = dict(corrupt_artifacts)
         self._router.invalidate()

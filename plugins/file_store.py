@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,7 +13,15 @@ from urllib.parse import unquote, urlsplit
 from agentworld.durable import fsync_dir, replace_atomic
 from agentworld.errors import StoreError
 from agentworld.hookspecs import hookimpl
-from agentworld.store import check_hash, check_key_part, is_hash, is_key_part, verify_blob
+from agentworld.store import (
+    MAX_BLOB_BYTES,
+    check_blob_size,
+    check_hash,
+    check_key_part,
+    is_hash,
+    is_key_part,
+    verify_blob,
+)
 
 _MANIFEST_SUFFIX = ".json"
 
@@ -94,31 +105,75 @@ class FileStore:
         """Where the registry document lives."""
         return self.root / "registry.json"
 
+    def _check_inside(self, wasm_hash: str, path: Path) -> None:
+        """Raise unless the directory holding `path` is inside the store (no linked-in dirs)."""
+        real_root = os.path.realpath(self.root)
+        if os.path.commonpath([real_root, os.path.realpath(path.parent)]) != real_root:
+            raise StoreError(f"file store {self.root}: blob {wasm_hash} at {path} leads outside "
+                             f"the store")
+
+    def _read_blob(self, wasm_hash: str, path: Path) -> bytes | None:
+        """A blob file's bytes (None if absent), refusing what is not the store's own file.
+
+        A blob must be a regular file inside the store, read without following a link, and no
+        larger than `MAX_BLOB_BYTES`, checked before any byte is read: a blob replaced by a link
+        to a device or a huge file is an error naming the hash, never a hang or `MemoryError`.
+        """
+        self._check_inside(wasm_hash, path)
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+        try:
+            fd = os.open(path, flags)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise StoreError(f"file store {self.root}: blob {wasm_hash} at {path} is a "
+                                 f"symbolic link; blobs must be the store's own files") from None
+            raise
+        with os.fdopen(fd, "rb") as handle:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise StoreError(f"file store {self.root}: blob {wasm_hash} at {path} is not a "
+                                 f"regular file")
+            check_blob_size(info.st_size, wasm_hash, str(path))
+            data = handle.read(MAX_BLOB_BYTES + 1)
+        check_blob_size(len(data), wasm_hash, str(path))
+        return data
+
     def put_blob(self, wasm_hash: str, data: bytes) -> None:
         """Store `data` under its verified SHA-256; existing verified bytes are left untouched."""
         path = self.blob_path(wasm_hash)
         data = verify_blob(bytes(data), wasm_hash)
+        check_blob_size(len(data), wasm_hash)
         with self._io(path):
-            existing = _read(path)
+            self._check_inside(wasm_hash, path)
+            try:
+                existing = self._read_blob(wasm_hash, path)
+            except StoreError:
+                existing = None  # a link or an oversized file in its place: replaced below
             if existing is not None and existing == data:
                 return
-            # Absent, or corrupted behind our back: (re)write the verified bytes.
+            # Absent, or corrupted behind our back: (re)write the verified bytes. The rename
+            # replaces a link itself, never what it points to.
             _atomic_write(path, data)
 
     def get_blob(self, wasm_hash: str) -> bytes:
         """Return the verified bytes for `wasm_hash`."""
         path = self.blob_path(wasm_hash)
         with self._io(path):
-            data = _read(path)
+            data = self._read_blob(wasm_hash, path)
         if data is None:
             raise StoreError(f"file store {self.root}: no blob {wasm_hash}")
         return verify_blob(data, wasm_hash, where=str(path))
 
     def has_blob(self, wasm_hash: str) -> bool:
-        """True when a blob file for `wasm_hash` exists."""
+        """True when an entry for `wasm_hash` exists (`get_blob` says whether it is usable)."""
         path = self.blob_path(wasm_hash)
         with self._io(path):
-            return path.is_file()
+            try:
+                return not stat.S_ISDIR(os.lstat(path).st_mode)
+            except FileNotFoundError:
+                return False
 
     def list_blobs(self) -> list[str]:
         """The hash of every stored blob, sorted."""

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from agentworld.errors import StoreError
 from agentworld.hookspecs import hookimpl
-from agentworld.store import check_hash, check_key_part, verify_blob
+from agentworld.store import check_blob_size, check_hash, check_key_part, verify_blob
 
 
 class MemoryStore:
@@ -23,6 +23,7 @@ class MemoryStore:
     def put_blob(self, wasm_hash: str, data: bytes) -> None:
         """Store `data` under its verified SHA-256 (replacing bytes that no longer verify)."""
         data = verify_blob(bytes(data), check_hash(wasm_hash))
+        check_blob_size(len(data), wasm_hash)
         with self._lock:
             self._blobs[wasm_hash] = data
 

@@ -12,15 +12,25 @@ from urllib.parse import parse_qsl, urlsplit
 
 from attrs import frozen
 
-from agentworld.errors import StoreError
+from agentworld.errors import StoreError, StoreUnavailableError
 from agentworld.hookspecs import hookimpl
-from agentworld.store import check_hash, check_key_part, is_hash, is_key_part, verify_blob
+from agentworld.store import (
+    check_blob_size,
+    check_hash,
+    check_key_part,
+    is_hash,
+    is_key_part,
+    verify_blob,
+)
 
 DEFAULT_REGION = "us-east-1"
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _ADDRESSING_STYLES = ("auto", "path", "virtual")
 _MANIFEST_SUFFIX = ".json"
 _MISSING_KEY_CODES = {"NoSuchKey", "404", "NotFound"}
+# Answers that mean "not now" rather than "no": the service is down, overloaded or timing out.
+_OUTAGE_CODES = {"InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout",
+                 "Throttling", "ThrottlingException", "RequestLimitExceeded"}
 _OPTIONS = (
     "addressing_style",
     "connect_timeout",
@@ -157,6 +167,7 @@ class S3Store:
             # A missing profile, a malformed endpoint URL or region: configuration, not I/O.
             raise StoreError(f"s3 store {uri!r}: cannot configure the S3 client: {exc}") from exc
         self.endpoint: str = self._client.meta.endpoint_url
+        self._bucket_seen = False
 
     # -- keys ---------------------------------------------------------------------------------
 
@@ -186,21 +197,50 @@ class S3Store:
     def _transport_error(self, key: str, exc: Exception) -> StoreError:
         errors = self._exceptions
         bucket = self.options.bucket
+        where = f"endpoint {self.endpoint}, bucket {bucket!r}, key {key!r}: {exc}"
         if isinstance(exc, (errors.NoCredentialsError, errors.PartialCredentialsError)):
             problem = "no usable AWS credentials (set AWS_ACCESS_KEY_ID and friends, or a profile)"
         elif isinstance(
             exc, (errors.ConnectionError, errors.HTTPClientError, errors.IncompleteReadError)
         ):
-            problem = "endpoint unreachable or not answering"
+            return StoreUnavailableError(
+                f"s3 store: endpoint unreachable or not answering (an outage: the data is not "
+                f"known to be bad): {where}")
         else:
             problem = "request failed"
-        return StoreError(
-            f"s3 store: {problem}: endpoint {self.endpoint}, bucket {bucket!r}, key {key!r}: {exc}"
-        )
+        return StoreError(f"s3 store: {problem}: {where}")
 
     def _request_error(self, operation: str, key: str, exc: Any) -> StoreError:
-        reason = f"{_error_code(exc)} {exc.response.get('Error', {}).get('Message', '')}"
-        return StoreError(f"s3 store: {operation} {self._where(key)} failed: {reason.strip()}")
+        code = _error_code(exc)
+        reason = f"{code} {exc.response.get('Error', {}).get('Message', '')}".strip()
+        if code in _OUTAGE_CODES or _http_status(exc) >= 500:
+            return StoreUnavailableError(
+                f"s3 store: {operation} {self._where(key)} failed: the service is unavailable "
+                f"(an outage, not bad data): {reason}")
+        return StoreError(f"s3 store: {operation} {self._where(key)} failed: {reason}")
+
+    def _cut_transfer(self, key: str, received: int, expected: int) -> StoreError:
+        return StoreUnavailableError(
+            f"s3 store: the connection was cut mid-transfer (an outage, not bad data): "
+            f"{self._where(key)}: received {received} of {expected} bytes")
+
+    def _check_bucket(self, key: str) -> None:
+        """Raise unless the bucket exists: a HEAD of a key answers 404 for a missing bucket too,
+        which must not pass for "no such artifact"."""
+        if self._bucket_seen:
+            return
+        try:
+            self._client.head_bucket(Bucket=self.options.bucket)
+        except self._exceptions.ClientError as exc:
+            if _error_code(exc) in {"404", "NoSuchBucket", "NotFound"}:
+                raise StoreError(
+                    f"s3 store: bucket {self.options.bucket!r} does not exist at endpoint "
+                    f"{self.endpoint} (create it first; the store never creates buckets)"
+                ) from exc
+            raise self._request_error("head bucket", key, exc) from exc
+        except self._exceptions.BotoCoreError as exc:
+            raise self._transport_error(key, exc) from exc
+        self._bucket_seen = True
 
     def _call(self, operation: str, key: str, **params: Any) -> Any:
         """Run one S3 operation on `key`; a ClientError escapes for the caller to inspect."""
@@ -209,8 +249,13 @@ class S3Store:
         except self._exceptions.BotoCoreError as exc:
             raise self._transport_error(key, exc) from exc
 
-    def _get(self, key: str) -> bytes | None:
-        """The object's bytes, or None when the key does not exist."""
+    def _get(self, key: str, *, blob: str | None = None) -> bytes | None:
+        """The object's bytes, or None when the key does not exist.
+
+        For a blob (`blob` is its hash) the announced size is checked before the body is read.
+        A body shorter than announced is a cut connection, retried like one, never handed on
+        as if it were the object (it would read as corrupt data).
+        """
         attempt = 1
         while True:
             try:
@@ -219,14 +264,25 @@ class S3Store:
                 if _error_code(exc) in _MISSING_KEY_CODES:
                     return None
                 raise self._request_error("get", key, exc) from exc
+            expected = response.get("ContentLength")
+            if blob is not None and isinstance(expected, int):
+                try:
+                    check_blob_size(expected, blob, self._where(key))
+                except StoreError:
+                    response["Body"].close()
+                    raise
             try:
-                return bytes(response["Body"].read())
+                data = bytes(response["Body"].read())
+                if not isinstance(expected, int) or len(data) == expected:
+                    return data
+                failure = self._cut_transfer(key, len(data), expected)
             except self._exceptions.BotoCoreError as exc:
                 # botocore retries the request, not the streaming of its body: a connection cut
                 # mid-body is retried here, within the same attempt budget.
-                if attempt >= self.options.max_attempts:
-                    raise self._transport_error(key, exc) from exc
-                attempt += 1
+                failure = self._transport_error(key, exc)
+            if attempt >= self.options.max_attempts:
+                raise failure
+            attempt += 1
 
     def _put(self, key: str, data: bytes) -> None:
         try:
@@ -254,6 +310,7 @@ class S3Store:
         """Store `data` under its verified SHA-256; existing verified bytes are left untouched."""
         key = self.blob_key(wasm_hash)
         data = verify_blob(bytes(data), wasm_hash)
+        check_blob_size(len(data), wasm_hash)
         try:
             self._call("put_object", key, Body=data, IfNoneMatch="*")
             return
@@ -261,7 +318,13 @@ class S3Store:
             # 412: the key exists; 409: a concurrent conditional write of it is in flight.
             if _http_status(exc) not in {409, 412}:
                 raise self._request_error("put", key, exc) from exc
-        if self._get(key) == data:
+        try:
+            existing = self._get(key, blob=wasm_hash)
+        except StoreUnavailableError:
+            raise
+        except StoreError:
+            existing = None  # oversized: replaced below
+        if existing == data:
             return
         # Absent again, or overwritten behind our back: an unconditional put is safe because the
         # key is content-addressed, so every writer of it writes exactly these verified bytes.
@@ -270,7 +333,7 @@ class S3Store:
     def get_blob(self, wasm_hash: str) -> bytes:
         """Return the verified bytes for `wasm_hash`."""
         key = self.blob_key(wasm_hash)
-        data = self._get(key)
+        data = self._get(key, blob=wasm_hash)
         if data is None:
             raise StoreError(f"s3 store: no blob {wasm_hash} at {self._where(key)}")
         return verify_blob(data, wasm_hash, where=self._where(key))
@@ -282,6 +345,7 @@ class S3Store:
             self._call("head_object", key)
         except self._exceptions.ClientError as exc:
             if _error_code(exc) in _MISSING_KEY_CODES:
+                self._check_bucket(key)
                 return False
             raise self._request_error("head", key, exc) from exc
         return True

@@ -92,7 +92,7 @@ def test_filters_benchmark_reports_each_case() -> None:
     )
     results = json.loads(completed.stdout)
     assert set(results) == {"max_subject_chars", "typical_us", "prefix_scan_us",
-                            "adversarial_us"}
+                            "adversarial_us", "hostile_classes_us", "manifest_worst_ms"}
     assert all(value > 0 for value in results.values())
 
 

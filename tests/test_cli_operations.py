@@ -227,7 +227,7 @@ def test_module_list_and_module_state(tmp_path: Path) -> None:
 def test_a_closed_pipe_ends_output_quietly(tmp_path: Path, command: tuple[str, str]) -> None:
     world = tmp_path / "world"
     # Enough agents that the output is larger than any pipe buffer.
-    world_with_agents(*(f"agent-{n:05d}" for n in range(3000)),
+    world_with_agents(*(f"agent-{n:05d}" for n in range(12000)),
                       plugins=PluginManager(entrypoints=False)).save_to_dir(world)
     reader = subprocess.Popen([sys.executable, "-m", "agentworld", *command, str(world)],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)

@@ -283,3 +283,43 @@ def test_concurrent_processes_writing_the_same_blobs_are_harmless(tmp_path: Path
     for data in expected:
         assert store.get_blob(sha(data)) == data
     assert temp_files(root) == []
+
+
+def test_a_blob_linked_to_a_huge_sparse_file_is_refused_by_size_not_read(tmp_path: Path) -> None:
+    store = open_file_store(str(tmp_path / "store"))
+    data = b"\0asm genuine"
+    store.put_blob(sha(data), data)
+    blob = store.blob_path(sha(data))
+    huge = tmp_path / "huge.bin"
+    with open(huge, "wb") as handle:
+        handle.truncate(40 * 1024**3)  # 40 GiB, sparse: reading it would exhaust memory
+    blob.unlink()
+    blob.symlink_to(huge)
+    with pytest.raises(StoreError, match=f"blob {sha(data)} .* symbolic link"):
+        store.get_blob(sha(data))
+    blob.unlink()
+    os.link(huge, blob)  # a hard link is the store's own file, but far too large for a blob
+    with pytest.raises(StoreError, match=f"blob {sha(data)} .* bytes, more than a store keeps"):
+        store.get_blob(sha(data))
+    assert store.has_blob(sha(data))
+    store.put_blob(sha(data), data)  # the genuine bytes replace it (never read it)
+    assert store.get_blob(sha(data)) == data and huge.stat().st_size == 40 * 1024**3
+
+
+def test_blobs_never_lead_outside_the_store(tmp_path: Path) -> None:
+    store = open_file_store(str(tmp_path / "store"))
+    data = b"\0asm outside"
+    outside = tmp_path / "outside"
+    (outside / "sha256").mkdir(parents=True)
+    (outside / "sha256" / sha(data)).write_bytes(data)
+    (tmp_path / "store").mkdir()
+    (tmp_path / "store" / "blobs").symlink_to(outside)
+    with pytest.raises(StoreError, match="leads outside the store"):
+        store.get_blob(sha(data))
+    with pytest.raises(StoreError, match="leads outside the store"):
+        store.put_blob(sha(data), data)
+    fifo = tmp_path / "store2" / "blobs" / "sha256" / sha(data)
+    fifo.parent.mkdir(parents=True)
+    os.mkfifo(fifo)
+    with pytest.raises(StoreError, match="not a regular file"):
+        open_file_store(str(tmp_path / "store2")).get_blob(sha(data))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import pytest
@@ -157,3 +158,49 @@ def test_a_manifest_has_at_most_eight_re_rules() -> None:
         "subscriptions": [{"stage": "post_event", "event_kinds": ["*"],
                            "filters": {"event": {"any": rules}}}]})
     assert "at most 8 're' filter rules per manifest, got 9" in intrinsic_problems(manifest)
+
+
+@pytest.mark.parametrize("shape", [tuple, list, lambda rules: {"all": tuple(rules)},
+                                   lambda rules: {"any": rules[:4], "all": tuple(rules[4:])}])
+def test_the_re_rule_cap_holds_for_every_ruleset_shape(shape: Any) -> None:
+    from agentworld.manifest import intrinsic_problems, parse_manifest
+
+    rules = [{"path": "/data/x", "re": f"^{n}$"} for n in range(40)]
+    manifest = parse_manifest({
+        "module_id": "m.x", "name": "x", "version": "1", "kind": "pure", "wasm_hash": "a" * 64,
+        "interface_version": "wasm-1", "exports": ["call"],
+        "subscriptions": [{"stage": "post_event", "event_kinds": ["*"],
+                           "filters": {"event": shape(rules)}}]})
+    assert "at most 8 're' filter rules per manifest, got 40" in intrinsic_problems(manifest)
+
+
+# Long classes, each different: the shape of pattern whose classes the old matcher tested
+# character by character (about 0.5 s for one search, 12 s for one step of a world with three
+# instances of eight such rules).
+HOSTILE_CLASSES = "".join(
+    f"[{chr(0x100 + 7 * n)}-{chr(0x104 + 7 * n)}0-9a-f\\d\\s{chr(0x41 + n % 26)}]"
+    for n in range(15))
+
+
+def test_a_search_does_bounded_work_per_character_whatever_its_classes() -> None:
+    from agentworld.safe_regex import SafeRegex
+
+    pattern = HOSTILE_CLASSES + "#"
+    assert 240 <= len(pattern) <= 256  # as long as a filter rule may be
+    assert holds([{"path": "/x", "re": pattern}], {"x": "0" * 15 + "#"})
+    regex = SafeRegex(pattern)
+    subject = "".join(chr(0x100 + n) for n in range(2040)) + "0123456#"
+    calls = 0
+
+    def count(frame: Any, event: str, arg: Any) -> None:
+        nonlocal calls
+        calls += event == "call"
+
+    sys.setprofile(count)
+    try:
+        found = regex.search(subject)
+    finally:
+        sys.setprofile(None)
+    assert not found
+    # A few Python-level calls per distinct character (to classify it once), none per class.
+    assert calls <= 3 * len(set(subject)) + 20, calls

@@ -12,20 +12,21 @@ from pathlib import Path
 
 import pytest
 
-from agentworld import AgentWorldError, World
+from agentworld import World
 from agentworld.canonical import canonical_json, sha256_hex
 from agentworld.persistence import (
     GENERATIONS,
     JOURNAL,
+    LOCK,
     METADATA,
     POINTER,
     SNAPSHOT,
-    CorruptArtifactError,
     CorruptWorldError,
     NotAWorldError,
     StateRootMismatchError,
     UnsupportedSchemaError,
     read_pointer,
+    verify_dir,
 )
 from agentworld.testing.guests import guest_wasm
 from worldkit import counter_value, deploy, events, install, manifest, world_with_agents
@@ -111,17 +112,41 @@ def test_layout_holds_journal_snapshot_metadata_and_the_module_store(tmp_path: P
     assert json.loads(stored.read_bytes())["wasm_hash"] == counter
 
 
-def test_tampered_artifact_is_refused_naming_hash_and_file(tmp_path: Path) -> None:
+def test_a_corrupt_artifact_is_reported_and_the_genuine_bytes_repair_it(tmp_path: Path) -> None:
     world, counter = modular_world()
     world.save_to_dir(tmp_path)
     blob = tmp_path / "modules" / "blobs" / "sha256" / counter
     data = bytearray(blob.read_bytes())
     data[-1] ^= 0xFF
     blob.write_bytes(bytes(data))
-    with pytest.raises(CorruptArtifactError) as caught:
-        World.load_from_dir(tmp_path)
-    assert isinstance(caught.value, AgentWorldError)
-    assert counter in str(caught.value) and str(blob) in str(caught.value)
+
+    # The world loads; the artifact is reported like a missing one, naming hash and file.
+    loaded = World.load_from_dir(tmp_path)
+    assert list(loaded.corrupt_artifacts()) == [counter]
+    assert str(blob) in loaded.corrupt_artifacts()[counter]
+    assert counter in loaded.missing_artifacts()
+    report = verify_dir(tmp_path)
+    assert not report.ok
+    assert any(counter in problem and str(blob) in problem for problem in report.problems)
+    start = len(loaded.journal)
+    loaded.step_with_modules()
+    failed = [e.data for e in loaded.journal[start:] if e.kind == "module.call_failed"]
+    assert {f["instance_id"] for f in failed} == {"m.counter#1", "m.counter#2"}
+    assert {f["code"] for f in failed} == {"artifact_missing"}
+    loaded.save_to_dir(tmp_path)
+
+    # Deploying the genuine bytes repairs the store; the modules run again.
+    repaired = World.load_from_dir(tmp_path)
+    before = counter_value(repaired, "m.counter#1")
+    repaired.submit({"type": "module.deploy_artifact", "data": {
+        "publisher_agent_id": "ada", "wasm_bytes": guest_wasm("counter"), "wasm_hash": counter}})
+    repaired.step_with_modules()
+    assert repaired.corrupt_artifacts() == {} and repaired.missing_artifacts() == []
+    assert counter_value(repaired, "m.counter#1") == before + 1
+    assert blob.read_bytes() == guest_wasm("counter")
+    repaired.save_to_dir(tmp_path)
+    assert verify_dir(tmp_path).ok
+    assert World.load_from_dir(tmp_path).corrupt_artifacts() == {}
 
 
 def test_store_less_directory_loads_and_calls_fail_with_artifact_missing(tmp_path: Path) -> None:
@@ -203,7 +228,7 @@ def test_repeated_saves_keep_one_generation_and_ignore_debris(tmp_path: Path) ->
     world.save_to_dir(tmp_path)
     assert read_pointer(tmp_path) == 1000
     assert [p.name for p in (tmp_path / GENERATIONS).iterdir()] == ["00001000"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == [GENERATIONS, "modules", POINTER]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [GENERATIONS, "modules", POINTER, LOCK]
     assert World.load_from_dir(tmp_path).state_root() == world.state_root()
 
 

@@ -13,17 +13,19 @@ from pathlib import Path
 import pytest
 
 from agentworld import World
-from agentworld.persistence import CorruptArtifactError
+from agentworld.errors import StoreError, StoreUnavailableError
+from agentworld.persistence import CorruptWorldError, verify_dir
 from agentworld.testing.guests import guest_wasm
 from s3_server import (
     AWS_TEST_ENV,
     AWS_UNSET,
+    CuttingProxy,
     new_bucket,
     s3_client,
     start_s3_server,
     use_test_credentials,
 )
-from worldkit import counter_value, deploy, install, manifest, world_with_agents
+from worldkit import constant_guest, counter_value, deploy, install, manifest, world_with_agents
 
 TESTS = Path(__file__).parent
 
@@ -36,8 +38,12 @@ def endpoint() -> Iterator[str]:
 
 
 @pytest.fixture
-def store_uri(endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+def credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     use_test_credentials(monkeypatch)
+
+
+@pytest.fixture
+def store_uri(endpoint: str, credentials: None) -> str:
     return f"s3://{new_bucket(endpoint)}/worlds/alpha?endpoint_url={endpoint}&region=us-east-1"
 
 
@@ -74,7 +80,7 @@ def test_another_process_resumes_an_s3_backed_world(tmp_path: Path, store_uri: s
     assert result.stdout.strip() == world.state_root()
 
 
-def test_tampered_s3_artifact_is_refused_naming_hash_and_key(
+def test_tampered_s3_artifact_is_reported_naming_hash_and_key(
     tmp_path: Path, store_uri: str, endpoint: str
 ) -> None:
     world = world_with_agents("ada", store=store_uri)
@@ -83,6 +89,60 @@ def test_tampered_s3_artifact_is_refused_naming_hash_and_key(
     bucket = store_uri.split("/")[2]
     key = f"worlds/alpha/blobs/sha256/{counter}"
     s3_client(endpoint).put_object(Bucket=bucket, Key=key, Body=b"\0asm tampered")
-    with pytest.raises(CorruptArtifactError) as caught:
+    loaded = World.load_from_dir(tmp_path / "w")
+    assert list(loaded.corrupt_artifacts()) == [counter]
+    assert key in loaded.corrupt_artifacts()[counter]
+    report = verify_dir(tmp_path / "w")
+    assert any(counter in problem and key in problem for problem in report.problems)
+
+
+def test_a_connection_cut_mid_transfer_is_an_outage_not_a_corrupt_artifact(
+    tmp_path: Path, endpoint: str, credentials: None
+) -> None:
+    proxy = CuttingProxy(endpoint, cut_after=8192)
+    try:
+        bucket = new_bucket(endpoint)
+        uri = f"s3://{bucket}/w?endpoint_url={proxy.url}&region=us-east-1&max_attempts=2"
+        world = world_with_agents("ada", store=uri)
+        # A module big enough that the cut lands in the middle of its body.
+        big = deploy(world, constant_guest({"emits": [{"kind": "x", "payload": "y" * 60_000}]}))
+        world.save_to_dir(tmp_path / "w")
+
+        proxy.cuts = 1  # one cut: the read is retried and the world loads intact
+        assert World.load_from_dir(tmp_path / "w").corrupt_artifacts() == {}
+
+        proxy.cuts = 100  # every attempt cut: an outage, named as one
+        with pytest.raises(StoreUnavailableError, match=r"cut mid-transfer|not answering") as cut:
+            World.load_from_dir(tmp_path / "w")
+        assert not isinstance(cut.value, CorruptWorldError)
+        assert "corrupt" not in str(cut.value) and big in str(cut.value)
+        report = verify_dir(tmp_path / "w")
+        assert not report.ok
+        assert [p for p in report.problems if "unavailable" in p] == list(report.problems)
+        assert not any("corrupt" in problem for problem in report.problems)
+    finally:
+        proxy.stop()
+
+
+@pytest.mark.slow
+def test_a_missing_bucket_fails_verify_and_load_clearly(
+    tmp_path: Path, store_uri: str, endpoint: str
+) -> None:
+    world = world_with_agents("ada", store=store_uri)
+    deploy(world, guest_wasm("counter"))
+    world.save_to_dir(tmp_path / "w")
+    bucket = store_uri.split("/")[2]
+    client = s3_client(endpoint)
+    for item in client.list_objects_v2(Bucket=bucket).get("Contents", []):
+        client.delete_object(Bucket=bucket, Key=item["Key"])
+    client.delete_bucket(Bucket=bucket)
+
+    report = verify_dir(tmp_path / "w")
+    assert not report.ok and report.missing_artifacts == ()
+    assert any(f"bucket {bucket!r} does not exist" in p for p in report.problems), report
+    with pytest.raises(StoreError, match=f"bucket {bucket!r} does not exist"):
         World.load_from_dir(tmp_path / "w")
-    assert counter in str(caught.value) and key in str(caught.value)
+    verify = subprocess.run([sys.executable, "-m", "agentworld", "world", "verify",
+                             str(tmp_path / "w")], capture_output=True, text=True, timeout=120,
+                            env=child_env())
+    assert verify.returncode == 1 and "does not exist" in verify.stdout, verify

@@ -200,3 +200,37 @@ def test_as_submits_for_an_agent_and_the_world_checks_it(tmp_path: Path) -> None
         agentworld("module", "deploy", world, "--as", " ", "--wasm", wasm), 2)
     info = json.loads(agentworld("world", "info", world, "--json").stdout)
     assert info["roles"] == {"ada": ["rule_author"]}
+def test_a_world_with_a_corrupt_blob_is_repaired_from_the_command_line(tmp_path: Path) -> None:
+    world = tmp_path / "world"
+    wasm = tmp_path / "counter.wasm"
+    wasm.write_bytes(guest_wasm("counter"))
+    counter = sha256_hex(guest_wasm("counter"))
+    (tmp_path / "v1.json").write_text(json.dumps(manifest("m.counter", counter)))
+    assert agentworld("world", "init", world, "--agent", "ada").returncode == 0
+    assert agentworld("module", "deploy", world, "--agent", "ada", "--wasm", wasm).returncode == 0
+    installed = agentworld("module", "install", world, "--agent", "ada",
+                           "--manifest", tmp_path / "v1.json")
+    assert installed.returncode == 0, installed.stderr
+    blob = world / "modules" / "blobs" / "sha256" / counter
+    blob.write_bytes(blob.read_bytes()[:-1] + b"\xff")
+
+    info = agentworld("world", "info", world, "--json")
+    assert info.returncode == 0, info.stderr
+    summary = json.loads(info.stdout)
+    assert summary["missing_artifacts"] == [counter]
+    assert str(blob) in summary["corrupt_artifacts"][counter]
+    assert "corrupt" in agentworld("world", "info", world).stdout
+    stepped = agentworld("world", "step", world, "--json")
+    assert stepped.returncode == 0, stepped.stderr
+    assert [e["data"]["code"] for e in json_lines(stepped) if e["kind"] == "module.call_failed"] \
+        == ["artifact_missing"]
+    assert agentworld("world", "verify", world).returncode == 1
+
+    redeployed = agentworld("module", "deploy", world, "--agent", "ada", "--wasm", wasm)
+    assert redeployed.returncode == 0, redeployed.stderr
+    assert blob.read_bytes() == guest_wasm("counter")
+    assert json.loads(agentworld("world", "info", world, "--json").stdout)[
+        "corrupt_artifacts"] == {}
+    assert agentworld("world", "verify", world).returncode == 0
+    stepped = agentworld("world", "step", world, "--json")
+    assert not [e for e in json_lines(stepped) if e["kind"] == "module.call_failed"]
