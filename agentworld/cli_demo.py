@@ -34,6 +34,7 @@ class _ConsoleListener:
         self._console = console
         self._progress = progress
         self._tasks: dict[str, TaskID] = {}
+        self._stepped = False
 
     def _say(self, text: Text | str) -> None:
         if self._console is not None:
@@ -61,6 +62,9 @@ class _ConsoleListener:
 
     def step(self, text: str, ok: bool | None = None) -> None:
         """One check or save, with its verdict."""
+        if not self._stepped:
+            self._stepped = True
+            self._say("")
         mark = {True: ("ok  ", "green"), False: ("FAIL", "bold red"), None: ("    ", "default")}
         label, style = mark[ok]
         line = Text(label, style=style)
@@ -96,7 +100,8 @@ def _summary(console: Console, result: dict[str, Any]) -> None:
             f"{row['instance_id']} {row['from_version']} -> {row['to_version']}: {verdict}",
             "default" if row["accepted"] else "yellow")
         for violation in row["violations"]:
-            say(f"             [{violation['rule']}] {violation['message']}", "yellow")
+            say(f"             [{violation['severity']}] {violation['rule']}: "
+                f"{violation['message']}", "yellow")
     say("refused actions", "bold")
     for row in result["rejections"]:
         say(f"  height {row['height']:>2}  {row['action_id']} ({row['type']}, submitted by "

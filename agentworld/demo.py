@@ -141,7 +141,7 @@ class _Narrator:
                 continue
             if event.kind == "module.call_failed":
                 failures[f"{event.data['instance_id']} {event.data['stage']}: "
-                         f"{event.data['code']}"] += 1
+                         f"{event.data['code']} ({event.data['detail']})"] += 1
                 continue
             line = self._line(event)
             if line:
@@ -150,8 +150,8 @@ class _Narrator:
                  for text, n in failures.items()]
         emits = [f"{kind.removeprefix('emit ')} x{n}" for kind, n in sorted(counted.items())
                  if kind.startswith("emit ")]
-        routine = [f"{n} {what}" for what, n in sorted(counted.items())
-                   if not what.startswith("emit") and what != "emits"]
+        routine = [f"{n} {what if n > 1 else what.removesuffix('s')}"
+                   for what, n in sorted(counted.items()) if not what.startswith("emit")]
         if emits:
             routine.append(f"emits {', '.join(emits)}")
         if routine:
@@ -249,8 +249,8 @@ def _upgrade_rows(
                                                                  data.get("target_version"))),
                 "accepted": accepted,
                 "code": None if accepted else event.data["code"],
-                "violations": [{"rule": v["rule"], "message": v["message"]}
-                               for v in report.get("violations", [])],
+                "violations": [{"rule": v["rule"], "severity": v["severity"],
+                                "message": v["message"]} for v in report.get("violations", [])],
             })
     return rows
 

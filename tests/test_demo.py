@@ -138,8 +138,9 @@ def test_upgrades_migrate_refuse_with_every_violation_and_roll_back(
     assert upgrades["h08.2-ada-upgrades"]["accepted"] is True
     refused = upgrades["h11.1-ada-upgrades-badly"]
     assert refused["code"] == "incompatible_upgrade"
-    assert {v["rule"] for v in refused["violations"]} == {
-        "subscriptions-covered", "version-increases", "migrate-kept"}
+    assert {(v["rule"], v["severity"]) for v in refused["violations"]} == {
+        ("subscriptions-covered", "error"), ("version-increases", "error"),
+        ("migrate-kept", "warning")}
     rollback = upgrades["h13.1-ada-rolls-back"]
     assert (rollback["operation"], rollback["accepted"], rollback["to_version"]) == (
         "rollback", True, "1.0.0")
@@ -210,7 +211,7 @@ def test_the_story_is_told_height_by_height_and_ends_verified(tmp_path: Path) ->
     for height in range(1, SCRIPTED_HEIGHTS + 1):
         assert f"height {height:>2}  " in out
     for phrase in ("rule on h04.3-cy-moves (to [7, 7]): modify", "contained: mal.spin#6 tick: "
-                   "out_of_fuel", "[migrate-kept]", "ok   world verify",
+                   "out_of_fuel (the call used up its 250000 gas)", "[warning] migrate-kept: ", "ok   world verify",
                    "ok   live replay on wasmtime", "verified and replayed"):
         assert phrase in out, phrase
     if WASMER_PYTHON:
