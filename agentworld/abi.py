@@ -68,6 +68,14 @@ def encode_input(
     return cbor2.dumps(message, canonical=True)
 
 
+def encode_migration_input(
+    ctx: Mapping[str, Any], state: bytes, from_version: str, to_version: str
+) -> bytes:
+    """Encode a `migrate` call's input map canonically: the instance's state and both versions."""
+    return cbor2.dumps({"ctx": ctx, "state": bytes(state), "from_version": from_version,
+                        "to_version": to_version}, canonical=True)
+
+
 def _invalid(detail: str) -> NoReturn:
     raise ModuleCallError("invalid_output", detail)
 

@@ -21,6 +21,7 @@ from agentworld.model import (
     Event,
     ModuleInstance,
     ModuleNamespace,
+    PinnedRule,
     WorldState,
 )
 
@@ -196,6 +197,11 @@ def _receipt_recorded(state: WorldState, event: Event) -> None:
     del state.pending_effects[event.data["intent_id"]]
 
 
+def _compat_policy_set(state: WorldState, event: Event) -> None:
+    state.compat_policy = [PinnedRule(entry["rule"], entry["plugin"], entry["plugin_version"])
+                           for entry in event.data["rules"]]
+
+
 APPLIERS: dict[str, Applier] = {
     "domain.agent_registered": _agent_registered,
     "domain.agent_moved": _agent_moved,
@@ -213,6 +219,7 @@ APPLIERS: dict[str, Applier] = {
     "module.tick_scheduled": _tick_scheduled,
     "effect.queued": _effect_queued,
     "effect.receipt_recorded": _receipt_recorded,
+    "world.compat_policy_set": _compat_policy_set,
 }
 
 # Kinds that record a fact but change no state.

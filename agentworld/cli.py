@@ -33,12 +33,12 @@ from agentworld.persistence import (
     POINTER,
     NotAWorldError,
     SavedWorld,
+    load_world_detached,
     read_pointer,
     read_saved,
-    saved_store_uri,
     verify_dir,
 )
-from agentworld.store import OverlayStore
+from agentworld.policy import policy_summary
 from agentworld.upgrade_check import check_upgrade as judge_upgrade
 from agentworld.world import World, WorldConfig, event_to_json
 
@@ -224,18 +224,45 @@ def _read_manifest(path: str) -> Manifest:
 
 
 @module.command("check-upgrade")
-@click.argument("current", type=click.Path(dir_okay=False))
-@click.argument("candidate", type=click.Path(dir_okay=False))
+@click.argument("manifests", nargs=-1, type=click.Path(dir_okay=False),
+                metavar="[CURRENT.json] CANDIDATE.json")
 @click.option("--rollback", is_flag=True,
               help="Judge CANDIDATE as a rollback target (its version must be lower).")
+@click.option("--world", "world_dir", default=None, type=click.Path(file_okay=False),
+              metavar="DIR", help="Rehearse the upgrade on a copy of this saved world.")
+@click.option("--instance", "instance_id", default=None, help="With --world: the instance.")
+@click.option("--wasm", "wasm_file", default=None, type=click.Path(dir_okay=False),
+              help="With --world: deploy this artifact first (the candidate's code).")
+@click.option("--steps", type=click.IntRange(min=0), default=0, show_default=True,
+              help="With --world: steps to run after the upgrade's own step.")
+@click.option("--agent", default=None,
+              help="With --world: the upgrading agent (default: the --as agent, else the "
+                   "instance's owner).")
+@click.option("--as", "submitter", default=None, metavar="AGENT",
+              help="With --world: submit as this agent (default: the world's system actor).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def check_upgrade(current: str, candidate: str, rollback: bool, as_json: bool) -> None:
+def check_upgrade(manifests: tuple[str, ...], rollback: bool, world_dir: str | None,
+                  instance_id: str | None, wasm_file: str | None, steps: int,
+                  agent: str | None, submitter: str | None, as_json: bool) -> None:
     """Judge moving from CURRENT to CANDIDATE: preconditions, both manifests' problems and
-    every compat rule, all reported together.
+    every compat rule, all reported together. With --world DIR --instance ID CANDIDATE,
+    rehearse the real upgrade instead (the world's pinned rules, its migration, then --steps
+    steps) on the saved world's state, saving nothing.
 
-    Exit 0 when the upgrade would be accepted, 1 when it would be refused (every reason
-    listed), 2 when a file cannot be read as JSON.
+    Exit 0 when the upgrade would be accepted (with --world: was accepted, and the instance did
+    not fail afterwards), 1 when it would be refused (every reason listed), 2 on unusable input.
     """
+    if world_dir is not None:
+        if rollback:
+            raise BadInput("--rollback cannot be rehearsed with --world; rehearse an upgrade")
+        _rehearse(world_dir, instance_id, manifests, wasm_file, steps, agent, submitter, as_json)
+        return
+    if instance_id or wasm_file or steps or agent or submitter:
+        raise BadInput("--instance, --wasm, --steps, --agent and --as need --world")
+    if len(manifests) != 2:
+        raise BadInput("give CURRENT.json and CANDIDATE.json, or --world DIR --instance ID "
+                       "CANDIDATE.json")
+    current, candidate = manifests
     report = judge_upgrade(read_json_input(current), read_json_input(candidate),
                            default_manager().compat_rules(),
                            operation="rollback" if rollback else "upgrade")
@@ -247,6 +274,59 @@ def check_upgrade(current: str, candidate: str, rollback: bool, as_json: bool) -
         click.echo("compatible" if report.compatible else
                    f"incompatible: {len(report.findings)} violation(s)")
     sys.exit(0 if report.compatible else 1)
+
+
+def _rehearse(world_dir: str, instance_id: str | None, manifests: tuple[str, ...],
+              wasm_file: str | None, steps: int, agent: str | None, submitter: str | None,
+              as_json: bool) -> None:
+    """`check-upgrade --world`: rehearse, print the rehearsal, exit 0 only when it went well."""
+    from agentworld.rehearsal import RehearsalError, rehearse_upgrade
+
+    if instance_id is None:
+        raise BadInput("--world needs --instance ID")
+    if len(manifests) != 1:
+        raise BadInput("with --world, give exactly one manifest: CANDIDATE.json")
+    if submitter is not None and not submitter.strip():
+        raise BadInput("--as: the agent must not be blank")
+    candidate = read_json_input(manifests[0])
+    wasm = None
+    if wasm_file is not None:
+        try:
+            with open(wasm_file, "rb") as handle:
+                wasm = handle.read()
+        except OSError as exc:
+            raise BadInput(f"{wasm_file}: cannot read: {exc.strerror or exc}") from None
+    try:
+        rehearsal = rehearse_upgrade(world_dir, instance_id, candidate, wasm=wasm, steps=steps,
+                                     agent=agent, submitter=submitter)
+    except (NotAWorldError, RehearsalError) as exc:
+        raise BadInput(str(exc)) from None
+    if as_json:
+        _emit_json(rehearsal.to_json())
+        sys.exit(0 if rehearsal.ok else 1)
+    click.echo(f"rehearsal: upgrade {instance_id} {rehearsal.from_version or '?'} -> "
+               f"{rehearsal.to_version or '?'} on a copy of {world_dir} (nothing is saved)")
+    if rehearsal.accepted:
+        for line in (rehearsal.report or {}).get("violations", []):
+            click.echo(f"[{line['severity']}] {line['rule']}: {line['message']}")
+        click.echo("verdict: accepted")
+    else:
+        click.echo(f"verdict: rejected ({rehearsal.code})")
+        for note in rehearsal.notes:
+            click.echo(f"  {note}")
+    for label, digest in (("before", rehearsal.state_before),
+                          ("migrated", rehearsal.state_migrated),
+                          (f"after {steps} more step(s)", rehearsal.state_after)):
+        click.echo(f"state {label}: " + ("none" if digest is None else
+                                          f"{digest.size} bytes, sha256 {digest.sha256}"))
+    click.echo("events:")
+    _print_events(list(rehearsal.events), False)
+    failures = rehearsal.failures
+    click.echo(f"module failures: {len(failures) or 'none'}")
+    for failure in failures:
+        click.echo(f"  {failure['instance_id']} at {failure['stage']} ({failure['trace_id']}): "
+                   f"{failure['code']}: {failure['detail']}")
+    sys.exit(0 if rehearsal.ok else 1)
 
 
 def _submitter_option(func: F) -> F:
@@ -448,8 +528,7 @@ def _load_world(directory: str, *, dry_run: bool = False) -> World:
     try:
         if not dry_run:
             return World.load_from_dir(directory)
-        store = default_manager().open_store(saved_store_uri(read_saved(directory)))
-        return World.load_from_dir(directory, store=OverlayStore(store))
+        return load_world_detached(directory)
     except NotAWorldError as exc:
         raise BadInput(str(exc)) from None
 
@@ -586,6 +665,7 @@ def world_summary(loaded: World, directory: str) -> dict[str, Any]:
         "corrupt_artifacts": loaded.corrupt_artifacts(),
         "pending_actions": loaded.pending_action_ids,
         "store": loaded.store.uri,
+        "compat_policy": policy_summary(state, loaded.installed_rules()),
     }
 
 
@@ -612,13 +692,31 @@ def world_info(directory: str, as_json: bool) -> None:
         for row in summary["instances"]:
             table.add_row(row["instance_id"], row["module_id"], row["module_version"],
                           row["owner_agent_id"], "yes" if row["active"] else "no")
-        Console().print(table)
+        _echo_table(table)
     else:
         click.echo("instances: none")
     click.echo(f"artifacts: {len(summary['artifacts'])}, missing: "
                + (", ".join(summary["missing_artifacts"]) or "none"))
     for reason in summary["corrupt_artifacts"].values():
         click.echo(f"corrupt: {reason} (deploy its genuine bytes to repair it)")
+    policy = summary["compat_policy"]
+    table = Table(title="Compatibility policy (" + (
+        "standard: the built-in rules" if policy["standard"] else "pinned") + ")")
+    for column in ("rule", "plugin", "version", "installed here"):
+        table.add_column(column)
+    for row in policy["rules"]:
+        table.add_row(row["rule"], row["plugin"], row["plugin_version"] or "-",
+                      "yes" if row["installed"] else "NO: upgrades are refused")
+    _echo_table(table)
+
+
+def _echo_table(table: Table) -> None:
+    """Print a rich table through click, so a closed pipe ends the command like any other
+    output does (rich would turn it into exit status 1)."""
+    console = Console()
+    with console.capture() as captured:
+        console.print(table)
+    click.echo(captured.get(), nl=False)
 
 
 @world.command("verify")

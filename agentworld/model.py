@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from attrs import Factory, define, frozen
+from cattrs.gen import make_dict_unstructure_fn, override
 
+from agentworld.convert import converter
 from agentworld.manifest import Manifest
 
 
@@ -115,6 +117,16 @@ class EffectIntent:
     queued_at: int
 
 
+@frozen
+class PinnedRule:
+    """One rule of a world's compatibility policy: its name, the plugin that registered it, and
+    that plugin's version when the rule was pinned."""
+
+    rule: str
+    plugin: str
+    plugin_version: str | None
+
+
 @define
 class WorldState:
     """Everything the journal builds. Its canonical encoding is hashed into the state root."""
@@ -134,3 +146,12 @@ class WorldState:
     pending_effects: dict[str, EffectIntent] = Factory(dict)
     instance_counter: int = 0
     effect_counter: int = 0
+    # The compatibility rules that judge upgrades, as pinned by `world.compat_policy_set`;
+    # None is the standard policy (the built-in rules), which every world starts with.
+    compat_policy: list[PinnedRule] | None = None
+
+
+# The standard policy is the absence of a pinned one: it is left out of the canonical state, so
+# the state (and its root) of a world that never pinned rules is what it was before pinning.
+converter.register_unstructure_hook(WorldState, make_dict_unstructure_fn(
+    WorldState, converter, compat_policy=override(omit_if_default=True)))

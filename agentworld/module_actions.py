@@ -17,7 +17,7 @@ from agentworld.authority import (
     role_refusal,
 )
 from agentworld.canonical import sha256_hex
-from agentworld.compat import CompatContext, CompatRule, check_compatibility
+from agentworld.compat import CompatContext, check_compatibility
 from agentworld.domain import (
     DOMAIN_DECIDERS,
     Decision,
@@ -27,7 +27,7 @@ from agentworld.domain import (
     rejected,
 )
 from agentworld.errors import ExecutorUnavailableError
-from agentworld.executor import CallLimits, InvalidArtifactError
+from agentworld.executor import CallLimits, InvalidArtifactError, ModuleOutput
 from agentworld.manifest import (
     Manifest,
     ValidationContext,
@@ -35,7 +35,9 @@ from agentworld.manifest import (
     read_manifest,
     validate_manifest,
 )
+from agentworld.migration import migrate_state
 from agentworld.model import InstallTarget, ModuleInstance, WorldState
+from agentworld.policy import InstalledRule, pinned_rules, resolve
 
 
 @frozen(kw_only=True)
@@ -129,8 +131,16 @@ class ModuleServices(Protocol):
     def check_artifact(self, wasm: bytes) -> list[str]:
         """The module's exports; `InvalidArtifactError` unless the ABI accepts the bytes."""
 
-    def compat_rules(self) -> list[CompatRule]:
-        """The rules upgrades and rollbacks must pass."""
+    def installed_rules(self) -> list[InstalledRule]:
+        """The compatibility rules registered here; the world's pinned policy picks from them."""
+
+    def config_hash(self) -> str:
+        """SHA-256 of the canonical world config (`world_config_hash` in every context)."""
+
+    def call_module(
+        self, manifest: Manifest, instance_id: str, entrypoint: str, payload: bytes
+    ) -> ModuleOutput:
+        """Run `entrypoint` of `manifest`'s artifact once; raise `ModuleCallError` on failure."""
 
 
 def services_of(ctx: DecisionContext) -> ModuleServices:
@@ -302,11 +312,15 @@ def decide_receipt(state: WorldState, action: EffectReceipt, ctx: DecisionContex
 
 
 def _compat_gate(
-    current: Manifest, candidate: Manifest, ctx: DecisionContext, instance_id: str,
-    agent_id: str, operation: str, code: str,
+    state: WorldState, current: Manifest, candidate: Manifest, ctx: DecisionContext,
+    instance_id: str, agent_id: str, operation: str, code: str,
 ) -> Rejected | None:
+    """Judge `candidate` by the world's pinned rules; a world missing one does not judge."""
+    rules, missing = resolve(pinned_rules(state), services_of(ctx).installed_rules())
+    if missing:
+        return Rejected("compat_rule_missing", tuple(missing))
     report = check_compatibility(
-        current, candidate, services_of(ctx).compat_rules(),
+        current, candidate, rules,
         CompatContext(instance_id=instance_id, agent_id=agent_id, time=ctx.time,
                       operation=operation),
     )
@@ -332,7 +346,8 @@ def _move_data(
 
 
 def decide_upgrade(state: WorldState, action: UpgradeModule, ctx: DecisionContext) -> Decision:
-    """Upgrade one instance after each check in turn; every refusal has its own code."""
+    """Upgrade one instance after each check in turn; every refusal has its own code. Last,
+    the new version's `migrate` (if it declares one) converts the instance's state."""
     found = owned_instance(state, action.upgrader_agent_id, action.instance_id, ctx.submitter)
     if isinstance(found, tuple):
         return rejected(*found)
@@ -354,17 +369,21 @@ def decide_upgrade(state: WorldState, action: UpgradeModule, ctx: DecisionContex
     if isinstance(checked, Rejected):
         return checked
     current = state.manifests[f"{instance.module_id}@{instance.module_version}"]
-    refusal = _compat_gate(current, checked, ctx, instance.instance_id,
+    refusal = _compat_gate(state, current, checked, ctx, instance.instance_id,
                            action.upgrader_agent_id, "upgrade", "incompatible_upgrade")
     if refusal is not None:
         return refusal
+    migrated = migrate_state(state, instance, checked, ctx, services_of(ctx))
+    if isinstance(migrated, Rejected):
+        return migrated
     data = _move_data(state, instance, "upgrader_agent_id", action.upgrader_agent_id, checked)
     return [*registration_drafts(state, checked, action.upgrader_agent_id),
-            Draft("domain.module_upgraded", {**data, "active": action.activate})]
+            Draft("domain.module_upgraded", {**data, "active": action.activate}), *migrated]
 
 
 def decide_rollback(state: WorldState, action: RollbackModule, ctx: DecisionContext) -> Decision:
-    """Move an instance back to a registered version through the owner and compat gates."""
+    """Move an instance back to a registered version through the owner and compat gates; the
+    target version's `migrate` (if it has one) converts the instance's state."""
     found = owned_instance(state, action.operator_agent_id, action.instance_id, ctx.submitter)
     if isinstance(found, tuple):
         return rejected(*found)
@@ -383,12 +402,15 @@ def decide_rollback(state: WorldState, action: RollbackModule, ctx: DecisionCont
     if refused is not None:
         return refused
     current = state.manifests[f"{instance.module_id}@{instance.module_version}"]
-    refusal = _compat_gate(current, target, ctx, instance.instance_id,
+    refusal = _compat_gate(state, current, target, ctx, instance.instance_id,
                            action.operator_agent_id, "rollback", "incompatible_rollback")
     if refusal is not None:
         return refusal
+    migrated = migrate_state(state, instance, target, ctx, services_of(ctx))
+    if isinstance(migrated, Rejected):
+        return migrated
     data = _move_data(state, instance, "operator_agent_id", action.operator_agent_id, target)
-    return [Draft("domain.module_rolled_back", data)]
+    return [Draft("domain.module_rolled_back", data), *migrated]
 
 
 for _cls, _decide in (

@@ -39,7 +39,7 @@ from agentworld.domain import Rejected
 from agentworld.durable import fsync_dir, replace_atomic, write_new
 from agentworld.errors import AgentWorldError, InvalidInputError, StoreError, StoreUnavailableError
 from agentworld.model import Event, WorldState
-from agentworld.store import ModuleStore
+from agentworld.store import ModuleStore, OverlayStore
 from agentworld.world import World, WorldConfig, event_to_json
 
 SCHEMA_VERSION = 1
@@ -839,6 +839,23 @@ def load_world(
         corrupt_artifacts=corrupt,
     )
     return world
+
+
+def load_world_detached(
+    path: str | os.PathLike[str], *, world_class: type[World] | None = None, **kwargs: Any
+) -> World:
+    """Load the world saved in `path` with its module store wrapped in an `OverlayStore`: reads
+    go to the saved store, writes (deploys included) stay in memory, so nothing the loaded world
+    does reaches the directory or its store. For dry runs and rehearsals; never save it back.
+
+    `kwargs` go to the `World` constructor (`store=` is not allowed: the overlay is the store).
+    """
+    if "store" in kwargs:
+        raise TypeError("load_world_detached wraps the saved store; do not pass store=")
+    plugins = kwargs.get("plugins")
+    open_store = plugins.open_store if plugins is not None else _default_open_store
+    store = OverlayStore(open_store(saved_store_uri(read_saved(path))))
+    return load_world(path, world_class=world_class, store=store, **kwargs)
 
 
 # -- verification -------------------------------------------------------------------------------

@@ -338,8 +338,10 @@ class Router:
         return decisions
 
     def _execute(
-        self, manifest: Manifest, limits: CallLimits, instance_id: str, payload: bytes
+        self, manifest: Manifest, limits: CallLimits, instance_id: str, payload: bytes,
+        entrypoint: str | None = None,
     ) -> ModuleOutput:
+        """Call `entrypoint` (default: the manifest's) of the manifest's artifact once."""
         world = self.world
         executor = world.executor_for_calls()
         wasm_hash = manifest.wasm_hash
@@ -353,7 +355,7 @@ class Router:
             instance_id=instance_id,
             wasm_hash=wasm_hash,
             wasm=_loader(world.load_blob, wasm_hash),
-            entrypoint=manifest.entrypoint,
+            entrypoint=entrypoint or manifest.entrypoint,
             input=payload,
             limits=limits,
             kind=manifest.kind,

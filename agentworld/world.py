@@ -27,10 +27,24 @@ from agentworld.compat import CompatRule
 from agentworld.convert import json_problems, structure, unstructure
 from agentworld.domain import DOMAIN_DECIDERS, DecisionContext, Draft, Rejected
 from agentworld.errors import ExecutorUnavailableError, InvalidInputError
-from agentworld.executor import CallLimits, Executor, ExecutorConfig, ModuleCallError
+from agentworld.executor import (
+    CallLimits,
+    Executor,
+    ExecutorConfig,
+    ModuleCallError,
+    ModuleOutput,
+)
 from agentworld.manager import PluginManager, default_manager
+from agentworld.manifest import Manifest
 from agentworld.metering import CURRENT_GAS_SCHEDULE, GAS_SCHEDULES
 from agentworld.model import EffectIntent, Event, ModuleInstance, WorldState
+from agentworld.policy import (
+    POLICY_SET,
+    InstalledRule,
+    creation_policy,
+    installed_rules,
+    policy_data,
+)
 from agentworld.routing import Router
 from agentworld.store import ModuleStore
 
@@ -206,6 +220,11 @@ class World:
         # Artifacts whose stored bytes failed verification at load: hash -> why. They count as
         # missing (calls fail with artifact_missing) until their genuine bytes are deployed.
         self._corrupt_artifacts: dict[str, str] = {}
+        # The rules installed now judge this world's upgrades from now on: unless they are the
+        # standard policy, which needs no event, the first event pins them.
+        pinned = creation_policy(self.installed_rules())
+        if pinned is not None:
+            self.append(Draft(POLICY_SET, policy_data(pinned)), None)
 
     # -- services -----------------------------------------------------------------------------
 
@@ -287,8 +306,21 @@ class World:
         return self.executor.check_artifact(wasm, self.config.gas_schedule)
 
     def compat_rules(self) -> list[CompatRule]:
-        """The compatibility rules upgrades and rollbacks are judged by."""
+        """Every compatibility rule installed here (the world's policy pins which ones judge
+        its upgrades: `state.compat_policy`)."""
         return self.plugins.compat_rules()
+
+    def installed_rules(self) -> list[InstalledRule]:
+        """The compatibility rules installed here, each with its plugin and version."""
+        return installed_rules(self.plugins)
+
+    def call_module(
+        self, manifest: Manifest, instance_id: str, entrypoint: str, payload: bytes
+    ) -> ModuleOutput:
+        """Run `entrypoint` of `manifest`'s artifact once for `instance_id` under the manifest's
+        limits, outside routing (a migration); raise `ModuleCallError` on any failure."""
+        limits = manifest.limits.resolve(self.config.default_limits)
+        return self._router._execute(manifest, limits, instance_id, payload, entrypoint)
 
     def config_hash(self) -> str:
         """SHA-256 of the canonical world config, passed to modules as `world_config_hash`."""

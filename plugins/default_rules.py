@@ -41,9 +41,21 @@ def _interface_version(current: Manifest, candidate: Manifest) -> list[str]:
             f"to {candidate.interface_version!r}"]
 
 
+# Only the version being moved to is ever asked to migrate: `migrate` is no part of the interface
+# others use, and dropping it is judged by `migrate-kept` instead.
+MIGRATE_EXPORT = "migrate"
+
+
 def _exports(current: Manifest, candidate: Manifest) -> list[str]:
     return [f"export {name!r} is removed" for name in current.exports
-            if name not in candidate.exports]
+            if name not in candidate.exports and name != MIGRATE_EXPORT]
+
+
+def _migrate_kept(current: Manifest, candidate: Manifest) -> list[str]:
+    if MIGRATE_EXPORT in current.exports and MIGRATE_EXPORT not in candidate.exports:
+        return [f"{candidate.key} drops the migrate export of {current.key}: the instance's "
+                "state carries over unconverted, so its layout must be one the candidate reads"]
+    return []
 
 
 def _same_filter(current: Subscription, candidate: Subscription) -> bool:
@@ -157,6 +169,8 @@ DEFAULT_RULES: tuple[ManifestRule | VersionIncreases, ...] = (
     ManifestRule("required-caps-preserved", "every currently required cap is still required",
                  "error", _required_caps),
     VersionIncreases(),
+    ManifestRule("migrate-kept", "warns when the candidate drops the current version's migrate "
+                 "export (the state then carries over unconverted)", "warning", _migrate_kept),
 )
 
 

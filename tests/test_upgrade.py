@@ -256,19 +256,38 @@ class StrictPlugin:
         register(StrictRule())
 
 
-def test_blocking_the_default_rules_and_registering_others_replaces_the_policy(
+def adopt_policy(world: World, rules: list[str] | None = None) -> dict[str, Any]:
+    """Pin the rules installed now (or the named ones) as the world's policy; return the event."""
+    world.submit({"type": "world.set_compat_policy",
+                  "data": {} if rules is None else {"rules": rules}})
+    world.step_with_modules()
+    outcome = [e for e in world.journal if e.kind in {"world.compat_policy_set",
+                                                       "domain.action_rejected"}][-1]
+    return {"kind": outcome.kind, **outcome.data}
+
+
+def test_blocking_the_default_rules_and_registering_others_replaces_the_adopted_policy(
     counters: tuple[World, dict[str, Any], dict[str, Any]], plugin_manager: PluginManager,
 ) -> None:
     world, _, v2 = counters
     plugin_manager.block("default-rules")
     plugin_manager.register(StrictPlugin(), name="strict")
     assert [rule.name for rule in plugin_manager.compat_rules()] == ["no-upgrades"]
+    # The world pinned the standard rules; with them blocked it refuses to judge at all.
+    missing = upgrade(world, "ada", "m.counter#1", "1.0.0", v2)
+    assert missing["code"] == "compat_rule_missing"
+    assert any("'exports-not-reduced' (plugin 'default-rules'" in note
+               for note in missing["notes"])
+    assert adopt_policy(world)["rules"] == [
+        {"rule": "no-upgrades", "plugin": "strict", "plugin_version": None}]
     refused = upgrade(world, "ada", "m.counter#1", "1.0.0", v2)
     assert refused["code"] == "incompatible_upgrade"
     (violation,) = refused["report"]["violations"]
     assert violation["message"] == "upgrade of m.counter#1 refused by policy"
     plugin_manager.unregister("strict")
-    narrowed = {**v2, "subscriptions": []}  # incompatible by the defaults, but they are blocked
+    assert upgrade(world, "ada", "m.counter#1", "1.0.0", v2)["code"] == "compat_rule_missing"
+    assert adopt_policy(world)["rules"] == []
+    narrowed = {**v2, "subscriptions": []}  # incompatible by the defaults, but they are gone
     assert upgrade(world, "ada", "m.counter#1", "1.0.0", narrowed)["kind"] == (
         "domain.module_upgraded")
 

@@ -58,6 +58,28 @@ def _cbor_guest(body: str, data: dict[int, bytes]) -> bytes:
     """)
 
 
+def migrating_guest(migrate_body: str, *, kind: str = "reducer",
+                    data: dict[int, bytes] | None = None) -> bytes:
+    """A guest whose entrypoint (`reduce`, or `call` for `pure`) returns an empty output and
+    whose `migrate(ptr, len) -> (out_ptr, out_len)` runs `migrate_body` (with the CBOR helper
+    library and `data` at 2400..4095)."""
+    entry = "reduce" if kind == "reducer" else "call"
+    return _cbor_guest(f"""
+      (func (export "{entry}") (param $ptr i32) (param $len i32) (result i32 i32)
+        (call $w_begin) (call $w_map (i32.const 0))
+        (global.get $out_start) (call $out_len))
+      (func (export "migrate") (param $ptr i32) (param $len i32) (result i32 i32)
+        {migrate_body})
+    """, data or {})
+
+
+def constant_migration(output: dict[str, Any], kind: str = "reducer") -> bytes:
+    """A guest whose `migrate` always returns `output` (CBOR)."""
+    blob = cbor2.dumps(output, canonical=True)
+    return migrating_guest(f"(i32.const 2400) (i32.const {len(blob)})", kind=kind,
+                           data={2400: blob})
+
+
 def rule_guest(verdict: str, override: dict[str, Any] | None = None) -> bytes:
     """A pre_action rule answering every routed action (it reads `action.action_id`) with
     `verdict`, and for `modify` the constant `override` as its `override_action`."""

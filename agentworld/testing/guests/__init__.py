@@ -17,6 +17,8 @@ INCLUDE_MARKER = ";; @include cbor.wat"
 GUESTS: tuple[str, ...] = (
     # behaving guests
     "counter",
+    "counter_v1",
+    "counter_v2",
     "sleeper",
     "suspender",
     "observer",
