@@ -83,8 +83,9 @@ class _ConsoleListener:
 
 def _summary(console: Console, result: dict[str, Any]) -> None:
     """The instances, every upgrade and rollback with its verdict, every refused action."""
-    say = lambda text, style="default": console.print(  # noqa: E731
-        Text(text, style=style), highlight=False, markup=False, soft_wrap=True)
+    def say(text: str, style: str = "default") -> None:
+        console.print(Text(text, style=style), highlight=False, markup=False, soft_wrap=True)
+
     instances = Table(title="instances", title_justify="left", title_style="bold")
     for column in ("instance", "module", "version", "owner", "target", "active"):
         instances.add_column(column)

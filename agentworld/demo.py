@@ -161,7 +161,7 @@ class _Narrator:
     def _line(self, event: Event) -> str | None:
         data = event.data
         kind = event.kind
-        action_id = (event.caused_by or {}).get("action")
+        action_id = _action_of(event)
         if kind == "domain.agent_registered":
             return f"{data['agent_id']} registered at {data['position']}"
         if kind == "domain.role_granted":
@@ -212,6 +212,12 @@ class _Narrator:
         return None
 
 
+def _action_of(event: Event) -> int | None:
+    """The world action id that caused `event` (None for ticks)."""
+    action = (event.caused_by or {}).get("action")
+    return action if isinstance(action, int) else None
+
+
 def _json(value: Any) -> str:
     return json.dumps(value, sort_keys=True)
 
@@ -226,8 +232,9 @@ def _upgrade_rows(
         for event in events:
             if event.kind in ("domain.module_upgraded", "domain.module_rolled_back",
                               "domain.action_rejected"):
-                action_id = event.data.get("action_id") or (event.caused_by or {}).get("action")
-                outcomes[int(action_id)] = event
+                action_id = event.data.get("action_id") or _action_of(event)
+                if isinstance(action_id, int):
+                    outcomes[action_id] = event
         for action_id, event in outcomes.items():
             action = narrator.actions[action_id]
             payload = action["payload"]
@@ -382,9 +389,10 @@ def _run(
     engines, skipped = _available_engines(plugins, engine)
     replayed = True
     for name in engines:
-        outcome = replay(live_dir, engine=name, plugins=plugins,
-                         progress=lambda done, total, n=name: tell.progress(
-                             f"replay on {n}", done, total))
+        def progress(done: int, total: int, what: str = f"replay on {name}") -> None:
+            tell.progress(what, done, total)
+
+        outcome = replay(live_dir, engine=name, plugins=plugins, progress=progress)
         replayed = replayed and outcome.ok
         if outcome.ok:
             tell.step(f"live replay on {name}: heights {outcome.from_height + 1}.."
