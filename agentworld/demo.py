@@ -44,7 +44,8 @@ from agentworld.store import copy_store
 from agentworld.testing.guests import guest_wasm
 from agentworld.world import World, WorldConfig
 
-__all__ = ["DEFAULT_HEIGHTS", "SCRIPTED_HEIGHTS", "DemoListener", "HeightSummary", "run_demo"]
+__all__ = ["DEFAULT_HEIGHTS", "SCRIPTED_HEIGHTS", "DemoListener", "HeightSummary", "SilentListener",
+           "run_demo"]
 
 # The engines the demo replays on when they are available: the two built in.
 REPLAY_ENGINES = ("wasmtime", "wasmer")
