@@ -128,10 +128,17 @@ def demo(directory: Path | None, engine: str, store: str | None, heights: int,
 
     Exit 0 when every check passed, 1 when one failed.
     """
-    errors = Console(stderr=True)
     console = None if as_json else Console()
-    with Progress(console=errors, transient=True, disable=not errors.is_terminal) as progress:
-        listener = _ConsoleListener(console, progress if errors.is_terminal else None)
+    # The bar goes where a person watches: with the story when stdout is a terminal (rich keeps
+    # it below the lines printed), else on a terminal stderr, leaving redirected stdout alone.
+    if console is not None and console.is_terminal:
+        bar_console = console
+    else:
+        bar_console = Console(stderr=True)
+    shown = bar_console.is_terminal
+    with Progress(console=bar_console, transient=True, disable=not shown,
+                  redirect_stdout=False, redirect_stderr=False) as progress:
+        listener = _ConsoleListener(console, progress if shown else None)
         try:
             result = run_demo(directory, engine=engine, store=store, heights=heights,
                               listener=listener)

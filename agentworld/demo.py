@@ -393,7 +393,12 @@ def _run(
         def progress(done: int, total: int, what: str = f"replay on {name}") -> None:
             tell.progress(what, done, total)
 
-        outcome = replay(live_dir, engine=name, plugins=plugins, progress=progress)
+        try:
+            outcome = replay(live_dir, engine=name, plugins=plugins, progress=progress)
+        except AgentWorldError as exc:  # the engine itself failed: a check that did not pass
+            replayed = False
+            tell.step(f"live replay on {name}: could not run: {exc}", False)
+            continue
         replayed = replayed and outcome.ok
         if outcome.ok:
             tell.step(f"live replay on {name}: heights {outcome.from_height + 1}.."
