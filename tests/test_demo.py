@@ -182,8 +182,11 @@ def test_the_saved_world_verifies_and_the_live_run_replays_with_the_commands(
 def test_another_run_and_another_store_give_the_same_state_root(
     first_run: dict[str, Any], tmp_path: Path, agentworld_s3_uri: str
 ) -> None:
-    result = run_demo(tmp_path / "again", store=agentworld_s3_uri,
-                      plugins=PluginManager(entrypoints=False, environ={}))
+    plugins = PluginManager(entrypoints=False, environ={})
+    try:
+        result = run_demo(tmp_path / "again", store=agentworld_s3_uri, plugins=plugins)
+    finally:
+        plugins.close()  # the executors it built (a wasmer host, when one is provisioned)
     assert result["verified"] and result["replayed"]
     assert read_saved(tmp_path / "again" / "world").metadata.store == agentworld_s3_uri
     assert {key: result[key] for key in RESULT_KEYS - {"dir"}} == {
