@@ -283,12 +283,13 @@ def test_the_commit_log_is_a_pure_function_of_the_height_count() -> None:
 
 def test_the_engines_own_fuel_as_a_backstop_changes_nothing() -> None:
     roots = []
+    plugins = PluginManager(entrypoints=False, environ={})
     for options in ({}, {"fuel_backstop": True}):
-        world = World(executor_config=ExecutorConfig(options=options),
-                      plugins=PluginManager(entrypoints=False, environ={}))
+        world = World(executor_config=ExecutorConfig(options=options), plugins=plugins)
         for commit in demo_commits(SCRIPTED_HEIGHTS):
             for action in commit.actions:
                 submit_committed(world, action)
             world.step_with_modules()
         roots.append((world.state_root(), len(world.journal)))
+    plugins.close()
     assert roots[0] == roots[1]
