@@ -22,7 +22,7 @@ from test_wasmer_executor import needs_host
 
 from agentworld import World
 from agentworld.commits import parse_commit
-from agentworld.demo import run_demo
+from agentworld.demo import SilentListener, run_demo
 from agentworld.demo_scenario import (
     DEFAULT_HEIGHTS,
     SCRIPTED_HEIGHTS,
@@ -30,7 +30,7 @@ from agentworld.demo_scenario import (
     demo_heights,
     read_commit_log,
 )
-from agentworld.executor import ExecutorConfig
+from agentworld.executor import CallRequest, Executor, ExecutorConfig, ModuleCallError, ModuleOutput
 from agentworld.live import submit_committed
 from agentworld.manager import PluginManager
 from agentworld.persistence import read_saved
@@ -293,3 +293,67 @@ def test_the_engines_own_fuel_as_a_backstop_changes_nothing() -> None:
         roots.append((world.state_root(), len(world.journal)))
     plugins.close()
     assert roots[0] == roots[1]
+
+
+class OffByOne:
+    """A real executor that disagrees with wasmtime in one place: every counter it runs counts
+    one more per call. Registered as "wasmer", it is an engine the demo must catch diverging."""
+
+    name = "wasmer"
+
+    def __init__(self, inner: Executor) -> None:
+        self.inner = inner
+
+    def _skew(self, request: CallRequest, output: ModuleOutput) -> ModuleOutput:
+        if request.module_id != "demo.counter" or not output.new_state:
+            return output
+        state = bytearray(output.new_state)
+        state[0] = (state[0] + 1) % 256
+        return evolve(output, new_state=bytes(state))
+
+    def call(self, request: CallRequest) -> ModuleOutput:
+        return self._skew(request, self.inner.call(request))
+
+    def call_batch(self, requests: Any) -> list[ModuleOutput | ModuleCallError]:
+        return [result if isinstance(result, ModuleCallError) else self._skew(request, result)
+                for request, result in zip(requests, self.inner.call_batch(requests),
+                                           strict=True)]
+
+    def check_artifact(self, wasm: bytes, gas_schedule: int = 1) -> list[str]:
+        return self.inner.check_artifact(wasm, gas_schedule)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class OffByOnePlugin:
+    def __init__(self, plugins: PluginManager) -> None:
+        self.plugins = plugins
+
+    @hookimpl
+    def agentworld_register_executors(self, register: Any) -> None:
+        register("wasmer", lambda config: OffByOne(
+            self.plugins.create_executor("wasmtime", config)), description="skewed")
+
+
+def test_an_engine_that_disagrees_fails_the_demo_at_its_first_divergent_height(
+    tmp_path: Path
+) -> None:
+    plugins = PluginManager(entrypoints=False, environ={})
+    plugins.block("wasmer")
+    plugins.register(OffByOnePlugin(plugins), name="off-by-one")
+    steps: list[tuple[str, bool | None]] = []
+
+    class Collect(SilentListener):
+        def step(self, text: str, ok: bool | None = None) -> None:
+            steps.append((text, ok))
+
+    try:
+        result = run_demo(tmp_path / "skewed", plugins=plugins, listener=Collect())
+    finally:
+        plugins.close()
+    assert (result["verified"], result["replayed"]) == (True, False)
+    (failed,) = [text for text, ok in steps if ok is False]
+    # The counters first tick at height 4: that height's hashes differ on the skewed engine.
+    assert failed.startswith("live replay on wasmer: diverges at height 4")
+    assert any(text.startswith("live replay on wasmtime") and ok for text, ok in steps)
