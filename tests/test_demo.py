@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from attrs import evolve
 from test_wasmer_executor import PYTHON as WASMER_PYTHON
 from test_wasmer_executor import needs_host
 
-from agentworld import World
+from agentworld import World, hookimpl
 from agentworld.commits import parse_commit
 from agentworld.demo import SilentListener, run_demo
 from agentworld.demo_scenario import (
@@ -30,7 +31,13 @@ from agentworld.demo_scenario import (
     demo_heights,
     read_commit_log,
 )
-from agentworld.executor import CallRequest, Executor, ExecutorConfig, ModuleCallError, ModuleOutput
+from agentworld.executor import (
+    CallRequest,
+    Executor,
+    ExecutorConfig,
+    ModuleCallError,
+    ModuleOutput,
+)
 from agentworld.live import submit_committed
 from agentworld.manager import PluginManager
 from agentworld.persistence import read_saved
