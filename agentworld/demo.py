@@ -123,7 +123,7 @@ class _Narrator:
                 self.actions[len(self.actions) + 1] = action
 
     def who(self, action_id: int | None) -> str:
-        """`label` of a world action id: the committed action's id."""
+        """The committed id (`h04.2-bob-moves`) of world action `action_id`."""
         action = self.actions.get(action_id or 0)
         return action["action_id"] if action else f"action {action_id}"
 
@@ -361,7 +361,7 @@ def _run(
         for number, raw in enumerate(commits, 1):
             before = len(driver.world.journal)
             result = driver.on_commit(parse_commit(raw))
-            events = list(driver.world.journal)[before:]
+            events = list(driver.world.journal[before:])
             applied.append((result.height, events))
             tell.height(_summary(scripted[result.height], result, narrator.lines(events)))
             tell.progress("heights", number, len(commits))
