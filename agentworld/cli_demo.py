@@ -27,6 +27,15 @@ class _BadDemoInput(click.ClickException):
     exit_code = 2
 
 
+class _PipeConsole(Console):
+    """A console whose closed pipe ends the command like any other output does (exit 141);
+    rich alone would exit with status 1."""
+
+    def on_broken_pipe(self) -> None:
+        """Let the command line's handler end the command quietly."""
+        raise BrokenPipeError
+
+
 class _ConsoleListener:
     """Tells the demo on a console: each height with what happened, then every check."""
 
@@ -128,7 +137,7 @@ def demo(directory: Path | None, engine: str, store: str | None, heights: int,
 
     Exit 0 when every check passed, 1 when one failed.
     """
-    console = None if as_json else Console()
+    console = None if as_json else _PipeConsole()
     # The bar goes where a person watches: with the story when stdout is a terminal (rich keeps
     # it below the lines printed), else on a terminal stderr, leaving redirected stdout alone.
     if console is not None and console.is_terminal:

@@ -262,6 +262,18 @@ def test_a_terminal_on_stderr_gets_the_progress_bar_and_stdout_keeps_the_story(
     assert "\x1b[" not in story
 
 
+def test_a_closed_pipe_ends_the_demo_quietly(tmp_path: Path) -> None:
+    reader = subprocess.Popen([AGENTWORLD, "demo", "--dir", str(tmp_path / "piped")],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              env={**os.environ, "AGENTWORLD_LOAD_PLUGINS": ""})
+    assert reader.stdout is not None and reader.stderr is not None
+    first = reader.stdout.readline()
+    reader.stdout.close()  # what `| head -1` does
+    assert reader.wait(timeout=120) == 141
+    assert reader.stderr.read() == b""
+    assert first.startswith(b"agentworld demo  world 'demo' on wasmtime")
+
+
 def test_unusable_options_fail_with_one_error_line(tmp_path: Path) -> None:
     busy = tmp_path / "busy"
     busy.mkdir()
