@@ -140,6 +140,7 @@ def demo(directory: Path | None, engine: str, store: str | None, heights: int,
     console = None if as_json else _PipeConsole()
     # The bar goes where a person watches: with the story when stdout is a terminal (rich keeps
     # it below the lines printed), else on a terminal stderr, leaving redirected stdout alone.
+    bar_console: Console
     if console is not None and console.is_terminal:
         bar_console = console
     else:
