@@ -21,6 +21,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from agentworld import __version__
+from agentworld.cli_demo import demo
 from agentworld.cli_guest import guest
 from agentworld.cli_live import live
 from agentworld.convert import structure
@@ -176,17 +177,6 @@ def plugins(as_json: bool) -> None:
               f"{row['description']}" for row in report["compat_rules"]]
     for line in lines:
         click.echo(line)
-
-
-@cli.command()
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def demo(as_json: bool) -> None:
-    """Run a small world scenario and print its state root."""
-    from agentworld.demo import run_demo
-
-    result = run_demo(echo=None if as_json else click.echo)
-    if as_json:
-        _emit_json(result)
 
 
 @cli.group()
@@ -865,6 +855,7 @@ def read_saved_events(directory: str) -> list[Event]:
     return list(events)
 
 
+cli.add_command(demo)
 cli.add_command(guest)
 cli.add_command(live)
 
