@@ -20,8 +20,10 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from agentworld.cli_demo import demo
 from agentworld.cli_guest import guest
 from agentworld.cli_input import BadInput, read_json_input, read_text_input
+from agentworld.cli_live import live
 from agentworld.convert import structure
 from agentworld.errors import AgentWorldError, InvalidInputError
 from agentworld.filters import kind_matches, kind_pattern_problem
@@ -169,17 +171,6 @@ def plugins(as_json: bool) -> None:
               f"{row['description']}" for row in report["compat_rules"]]
     for line in lines:
         click.echo(line)
-
-
-@cli.command()
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def demo(as_json: bool) -> None:
-    """Run a small world scenario and print its state root."""
-    from agentworld.demo import run_demo
-
-    result = run_demo(echo=None if as_json else click.echo)
-    if as_json:
-        _emit_json(result)
 
 
 @cli.group()
@@ -826,7 +817,9 @@ def read_saved_events(directory: str) -> list[Event]:
     return list(events)
 
 
+cli.add_command(demo)
 cli.add_command(guest)
+cli.add_command(live)
 
 
 def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,

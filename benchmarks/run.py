@@ -2,7 +2,7 @@
 
     python benchmarks/run.py NAME [--json] [--quick]
 
-NAME is one of executor, ticks, persistence, filters, guests, metering, engines, kernel.
+NAME is one of executor, ticks, persistence, filters, guests, metering, engines, live, kernel.
 
 `metering`: our instrumented gas against wasmtime's own fuel on a compute-heavy guest, and the
 deploy-time cost of instrumenting and compiling, per MB (see bench_metering.py).
@@ -394,6 +394,13 @@ def bench_filters(args: argparse.Namespace) -> dict[str, Any]:
     return measure_filters(quick=args.quick)
 
 
+def bench_live(args: argparse.Namespace) -> dict[str, Any]:
+    """Live driver: ms per height on a small world and one 100x larger, same per-height work."""
+    from bench_live import measure as measure_live
+
+    return measure_live(quick=args.quick)
+
+
 def bench_guests(args: argparse.Namespace) -> dict[str, Any]:
     """Per-call cost of the C and Rust SDK counters against the WAT counter, in a world."""
     from bench_guests import measure as measure_guests
@@ -411,6 +418,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "ticks": bench_ticks,
     "persistence": bench_persistence,
     "filters": bench_filters,
+    "live": bench_live,
     "guests": bench_guests,
     "metering": bench_metering,
     "engines": bench_engines,

@@ -96,6 +96,21 @@ def test_filters_benchmark_reports_each_case() -> None:
     assert all(value > 0 for value in results.values())
 
 
+def test_live_benchmark_reports_both_worlds_and_the_ratio() -> None:
+    completed = subprocess.run(
+        [sys.executable, str(BENCHMARKS), "live", "--json", "--quick"],
+        check=True, capture_output=True, text=True, timeout=300,
+    )
+    results = json.loads(completed.stdout)
+    for key in ("ms_per_height", "heights_per_s_with_fsync", "checkpoint_ms",
+                "ms_per_height_with_checkpoints"):
+        assert set(results[key]) == {"small", "large"}
+        assert all(value > 0 for value in results[key].values())
+    assert results["agents"]["large"] > results["agents"]["small"]
+    assert results["journal_events"]["large"] > results["journal_events"]["small"]
+    assert results["large_over_small"] > 0
+
+
 def test_guests_benchmark_compares_the_sdk_counters_with_the_wat_counter() -> None:
     completed = subprocess.run(
         [sys.executable, str(BENCHMARKS), "guests", "--json", "--quick"],

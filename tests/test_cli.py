@@ -125,12 +125,3 @@ def test_demo_without_an_engine_fails_in_one_line() -> None:
 def test_unknown_command_is_a_usage_error() -> None:
     result = agentworld("frobnicate")
     assert result.returncode == 2 and "Traceback" not in result.stderr
-
-
-def test_demo_prints_a_state_root() -> None:
-    result = agentworld("demo", "--json")
-    assert result.returncode == 0, result.stderr
-    summary = json.loads(result.stdout)
-    assert len(summary["state_root"]) == 64
-    again = json.loads(agentworld("demo", "--json").stdout)
-    assert again == summary

@@ -143,7 +143,7 @@ FULLY_DOCUMENTED = (
     "agentworld.errors", "agentworld.executor", "agentworld.compat", "agentworld.manager",
     "agentworld.store", "agentworld.world", "agentworld.versions", "agentworld.upgrade_check",
     "agentworld.testing.store_contract", "agentworld.testing.pytest_plugin",
-    "agentworld.wasm_info",
+    "agentworld.wasm_info", "agentworld.commits", "agentworld.live", "agentworld.live_dir",
 )
 
 

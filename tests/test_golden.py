@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import pytest
 
-from agentworld.demo import demo_world
 from agentworld.executor import ExecutorConfig
 from golden_scenarios import GOLDEN_DIR, SCENARIOS, journal_lines
 
@@ -40,10 +39,3 @@ def test_a_saved_and_reloaded_world_has_the_recorded_root(name: str, tmp_path) -
 def test_the_engines_own_fuel_as_a_backstop_changes_nothing(name: str) -> None:
     world = SCENARIOS[name](executor_config=FUEL_BACKSTOP)
     assert journal_lines(world) == (GOLDEN_DIR / f"{name}.jsonl").read_bytes()
-
-
-def test_the_demo_journal_is_the_same_with_and_without_the_fuel_backstop() -> None:
-    plain = demo_world(lambda _text: None)
-    backstop = demo_world(lambda _text: None, FUEL_BACKSTOP)
-    assert journal_lines(backstop) == journal_lines(plain)
-    assert backstop.state_root() == plain.state_root()

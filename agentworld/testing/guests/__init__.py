@@ -26,6 +26,7 @@ GUESTS: tuple[str, ...] = (
     "effector",
     "effector_ref",
     "echo",
+    "tick_counter",
     # metering and determinism guests (exact gas, canonical NaNs, refused features)
     "gas_straight",
     "gas_loop",

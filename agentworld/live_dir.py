@@ -1,0 +1,381 @@
+"""The files of a live directory: its marker, its lock, one record per height, checkpoints.
+
+    DIR/live.json                      marker: format, schema_version, world_id
+    DIR/lock                           held (flock) by the one driver running on DIR
+    DIR/records/000000000042.json      height 42: its commit and its result, checksummed
+    DIR/checkpoints/000000000064/      the world after height 64:
+        checkpoint.json                  height, block_hash, state_root, journal_len, time
+        world/                           an ordinary saved world, module store included
+
+Every file appears whole or not at all: a record is written beside its final name and renamed
+(fsynced before and after), a checkpoint is built in a hidden directory and renamed into place,
+and an old checkpoint is renamed away before it is deleted. Names starting with "." are
+leftovers of a killed writer and are removed when a driver opens the directory.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import secrets
+import shutil
+from contextlib import suppress
+from pathlib import Path
+from typing import Any
+
+from attrs import frozen
+
+from agentworld.canonical import canonical_hash, canonical_json
+from agentworld.commits import GENESIS, Commit, CommitResult, parse_commit
+from agentworld.convert import structure, unstructure
+from agentworld.durable import fsync_dir, replace_atomic, write_new
+from agentworld.errors import (
+    AgentWorldError,
+    InvalidInputError,
+    LiveDirectoryError,
+    LiveDirectoryLockedError,
+    LiveError,
+)
+from agentworld.executor import Executor
+from agentworld.manager import PluginManager
+from agentworld.persistence import POINTER, local_store_uri
+from agentworld.world import World
+
+FORMAT = "agentworld.live"
+RECORD_FORMAT = "agentworld.live.record"
+CHECKPOINT_FORMAT = "agentworld.live.checkpoint"
+SCHEMA_VERSION = 1
+MARKER = "live.json"
+LOCK = "lock"
+RECORDS = "records"
+CHECKPOINTS = "checkpoints"
+CHECKPOINT_INFO = "checkpoint.json"
+CHECKPOINT_WORLD = "world"
+_OWN_NAMES = frozenset({MARKER, LOCK, RECORDS, CHECKPOINTS})
+_DIGITS = 12
+
+
+@frozen(kw_only=True)
+class CheckpointInfo:
+    """Where a checkpoint stands: its height and the hashes of that height."""
+
+    world_id: str
+    height: int
+    block_hash: str
+    state_root: str
+    journal_len: int
+    time: int
+
+
+@frozen
+class Record:
+    """One height as recorded: the commit and what applying it gave."""
+
+    commit: Commit
+    result: CommitResult
+
+
+def _name(height: int) -> str:
+    return f"{height:0{_DIGITS}d}"
+
+
+def _height_of(name: str, suffix: str = "") -> int | None:
+    if not name.endswith(suffix):
+        return None
+    stem = name[: len(name) - len(suffix)]
+    return int(stem) if len(stem) == _DIGITS and stem.isascii() and stem.isdigit() else None
+
+
+class LiveDirectory:
+    """Reads and writes the files of one live directory (the driver owns the policy)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.root = Path(path).expanduser().absolute()
+        self.records = self.root / RECORDS
+        self.checkpoints = self.root / CHECKPOINTS
+        self._lock_fd: int | None = None
+
+    # -- the directory as a whole ---------------------------------------------------------------
+
+    def exists(self) -> bool:
+        """True when the directory holds a live directory's marker."""
+        return (self.root / MARKER).is_file()
+
+    def world_id(self) -> str:
+        """The world id the marker names (the directory must exist)."""
+        marker = self.root / MARKER
+        if not self.root.is_dir():
+            raise LiveDirectoryError(f"{self.root}: no such live directory")
+        if not marker.is_file():
+            hint = (" (it is a saved world: start a live directory from it with --genesis)"
+                    if (self.root / POINTER).is_file() else "")
+            raise LiveDirectoryError(f"{self.root}: not a live directory (no {MARKER}){hint}")
+        value = _read_json(marker, "the live directory marker")
+        if (not isinstance(value, dict) or value.get("format") != FORMAT
+                or value.get("schema_version") != SCHEMA_VERSION
+                or not isinstance(value.get("world_id"), str) or not value["world_id"]):
+            raise LiveDirectoryError(f"{marker}: not a live directory marker of schema_version "
+                                     f"{SCHEMA_VERSION}")
+        return str(value["world_id"])
+
+    def check_place(self) -> None:
+        """Raise unless the path is a live directory or a place to make one (nothing written).
+
+        A place is absent, empty, or holds only what a killed creation left.
+        """
+        if self.root.exists() and not self.root.is_dir():
+            raise LiveDirectoryError(f"{self.root}: not a directory")
+        if not self.root.is_dir() or self.exists():
+            return
+        foreign = sorted(entry.name for entry in self.root.iterdir()
+                         if entry.name not in _OWN_NAMES)
+        if foreign:
+            hint = (" (it is a saved world: use it as the genesis instead)"
+                    if POINTER in foreign else "")
+            raise LiveDirectoryError(
+                f"{self.root}: not a live directory, and not empty (it holds "
+                f"{', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}){hint}")
+
+    def create(self, genesis: World, plugins: PluginManager) -> None:
+        """Make a new live directory whose height 0 is `genesis` (a checkpoint of it)."""
+        self.check_place()
+        # Without a marker no record was ever written: leftovers of a killed creation go.
+        for part in (self.records, self.checkpoints):
+            shutil.rmtree(part, ignore_errors=True)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.records.mkdir()
+        self.checkpoints.mkdir()
+        fsync_dir(self.root)
+        scratch = self.checkpoints / f".genesis.{secrets.token_hex(8)}.tmp"
+        try:
+            self.write_checkpoint(_in_memory(genesis, plugins, scratch), 0, GENESIS)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        replace_atomic(self.root / MARKER, canonical_json({
+            "format": FORMAT, "schema_version": SCHEMA_VERSION,
+            "world_id": genesis.config.world_id}) + b"\n")
+
+    def lock(self) -> None:
+        """Take the directory's exclusive lock for this process, or raise naming the holder."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        path = self.root / LOCK
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+        except OSError as exc:
+            raise LiveDirectoryError(f"{self.root}: cannot open the lock {path}: "
+                                     f"{exc.strerror or exc}") from None
+        try:
+            # flock: the lock belongs to this open file, so a second driver in the same process
+            # is refused too, and the kernel drops it when the holder dies, even by SIGKILL.
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+            os.close(fd)
+            by = f" (pid {holder})" if holder.isdigit() else ""
+            raise LiveDirectoryLockedError(
+                f"{self.root}: another live driver{by} is running on this directory") from None
+        except OSError as exc:  # a file system without locks: one writer cannot be ensured
+            os.close(fd)
+            raise LiveDirectoryError(f"{self.root}: cannot lock {path}: "
+                                     f"{exc.strerror or exc}") from None
+        with suppress(OSError):  # the holder's pid only makes the message above more helpful
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._lock_fd = fd
+
+    def unlock(self) -> None:
+        """Release the lock (closing its file releases it)."""
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def remove_leftovers(self) -> None:
+        """Delete what killed writers left: hidden temporary records and checkpoints."""
+        for part in (self.records, self.checkpoints):
+            if not part.is_dir():
+                continue
+            for entry in part.iterdir():
+                if entry.name.startswith("."):
+                    if entry.is_dir():
+                        shutil.rmtree(entry, ignore_errors=True)
+                    else:
+                        with suppress(OSError):
+                            entry.unlink()
+
+    # -- records --------------------------------------------------------------------------------
+
+    def record_path(self, height: int) -> Path:
+        """Where the record of `height` lives."""
+        return self.records / f"{_name(height)}.json"
+
+    def record_heights(self) -> list[int]:
+        """The heights whose records are present, ascending."""
+        if not self.records.is_dir():
+            return []
+        heights = (_height_of(entry.name, ".json") for entry in self.records.iterdir())
+        return sorted(height for height in heights if height is not None)
+
+    def write_record(self, commit: Commit, result: CommitResult) -> None:
+        """Write the record of one height atomically and durably."""
+        body = {"commit": commit.to_json(), "result": result.to_json()}
+        document = {"format": RECORD_FORMAT, "schema_version": SCHEMA_VERSION,
+                    "sha256": canonical_hash(body), **body}
+        replace_atomic(self.record_path(commit.height), canonical_json(document) + b"\n")
+
+    def read_record(self, height: int) -> Record:
+        """The record of `height`, checked; a missing or damaged one raises naming the file."""
+        path = self.record_path(height)
+        value = _read_json(path, "the record")
+        if (not isinstance(value, dict) or value.get("format") != RECORD_FORMAT
+                or value.get("schema_version") != SCHEMA_VERSION
+                or set(value) != {"format", "schema_version", "sha256", "commit", "result"}):
+            raise LiveDirectoryError(f"{path}: not a record of schema_version {SCHEMA_VERSION}")
+        body = {"commit": value["commit"], "result": value["result"]}
+        try:
+            checksum = canonical_hash(body)
+        except AgentWorldError as exc:
+            raise LiveDirectoryError(f"{path}: the record is corrupt: {exc}") from None
+        if checksum != value["sha256"]:
+            raise LiveDirectoryError(f"{path}: the record is corrupt (its checksum does not "
+                                     "match its contents)")
+        try:
+            commit = parse_commit(value["commit"])
+            result = structure(value["result"], CommitResult, "record result")
+        except (LiveError, InvalidInputError) as exc:
+            raise LiveDirectoryError(f"{path}: the record is corrupt: {exc}") from None
+        if commit.height != height or result.height != height:
+            raise LiveDirectoryError(f"{path}: the record holds height {commit.height}, not "
+                                     f"{height}")
+        return Record(commit, result)
+
+    def prune_records_below(self, height: int) -> None:
+        """Delete the records of heights below `height`."""
+        for record in self.record_heights():
+            if record < height:
+                with suppress(FileNotFoundError):
+                    self.record_path(record).unlink()
+
+    # -- checkpoints ----------------------------------------------------------------------------
+
+    def checkpoint_path(self, height: int) -> Path:
+        """The directory of the checkpoint at `height`."""
+        return self.checkpoints / _name(height)
+
+    def checkpoint_heights(self) -> list[int]:
+        """The heights of the checkpoints present, ascending."""
+        if not self.checkpoints.is_dir():
+            return []
+        heights = (_height_of(entry.name) for entry in self.checkpoints.iterdir())
+        return sorted(height for height in heights if height is not None)
+
+    def write_checkpoint(self, world: World, height: int, block_hash: str) -> None:
+        """Save `world` as the checkpoint at `height` (a no-op if that checkpoint exists)."""
+        final = self.checkpoint_path(height)
+        if final.exists():
+            return
+        info = CheckpointInfo(world_id=world.config.world_id, height=height,
+                              block_hash=block_hash, state_root=world.state_root(),
+                              journal_len=len(world.journal), time=world.time)
+        temp = self.checkpoints / f".{_name(height)}.{secrets.token_hex(8)}.tmp"
+        temp.mkdir()
+        try:
+            world.save_to_dir(temp / CHECKPOINT_WORLD)
+            write_new(temp / CHECKPOINT_INFO, canonical_json({
+                "format": CHECKPOINT_FORMAT, "schema_version": SCHEMA_VERSION,
+                **unstructure(info)}) + b"\n")
+            fsync_dir(temp)
+            os.rename(temp, final)
+        except BaseException:
+            shutil.rmtree(temp, ignore_errors=True)
+            raise
+        fsync_dir(self.checkpoints)
+
+    def checkpoint_info(self, height: int) -> CheckpointInfo:
+        """The checked `checkpoint.json` of the checkpoint at `height`."""
+        path = self.checkpoint_path(height) / CHECKPOINT_INFO
+        value = _read_json(path, "the checkpoint description")
+        if (not isinstance(value, dict) or value.pop("format", None) != CHECKPOINT_FORMAT
+                or value.pop("schema_version", None) != SCHEMA_VERSION):
+            raise LiveDirectoryError(f"{path}: not a checkpoint description of schema_version "
+                                     f"{SCHEMA_VERSION}")
+        try:
+            info = structure(value, CheckpointInfo, "checkpoint description")
+        except InvalidInputError as exc:
+            raise LiveDirectoryError(f"{path}: {exc}") from None
+        if info.height != height:
+            raise LiveDirectoryError(f"{path}: describes height {info.height}, not {height}")
+        return info
+
+    def load_checkpoint(
+        self, height: int, plugins: PluginManager, executor: Executor
+    ) -> tuple[World, CheckpointInfo]:
+        """The world of the checkpoint at `height`, in memory, checked against its description.
+
+        The world gets a memory store filled from the checkpoint's own: the running world must
+        not write into a checkpoint that will be pruned.
+        """
+        info = self.checkpoint_info(height)
+        saved = self.checkpoint_path(height) / CHECKPOINT_WORLD
+        try:
+            store = plugins.open_store("memory://")
+            world = World.load_from_dir(saved, store=store, executor=executor, plugins=plugins)
+            missing = world.missing_artifacts()
+            if missing:
+                source = plugins.open_store(local_store_uri(saved))
+                for wasm_hash in missing:
+                    if source.has_blob(wasm_hash):
+                        store.put_blob(wasm_hash, source.get_blob(wasm_hash))
+        except AgentWorldError as exc:
+            raise LiveDirectoryError(f"checkpoint {self.checkpoint_path(height)} is unusable: "
+                                     f"{exc}") from None
+        found = CheckpointInfo(world_id=world.config.world_id, height=height,
+                               block_hash=info.block_hash, state_root=world.state_root(),
+                               journal_len=len(world.journal), time=world.time)
+        if found != info:
+            raise LiveDirectoryError(
+                f"checkpoint {self.checkpoint_path(height)} is unusable: its world does not match "
+                f"its {CHECKPOINT_INFO} ({unstructure(found)} != {unstructure(info)})")
+        if world.pending_action_ids:
+            raise LiveDirectoryError(f"checkpoint {self.checkpoint_path(height)} is unusable: "
+                                     "its world has queued actions")
+        return world, info
+
+    def remove_checkpoint(self, height: int) -> None:
+        """Delete a checkpoint: renamed away first, so it never lingers half-deleted."""
+        trash = self.checkpoints / f".{_name(height)}.{secrets.token_hex(8)}.trash"
+        try:
+            os.rename(self.checkpoint_path(height), trash)
+        except FileNotFoundError:
+            return
+        fsync_dir(self.checkpoints)
+        shutil.rmtree(trash, ignore_errors=True)
+
+
+def _read_json(path: Path, what: str) -> Any:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise LiveDirectoryError(f"{path}: {what} is missing") from None
+    except OSError as exc:
+        raise LiveDirectoryError(f"{path}: cannot read {what}: {exc.strerror or exc}") from None
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise LiveDirectoryError(f"{path}: {what} is corrupt (not JSON: {exc})") from None
+
+
+def _in_memory(genesis: World, plugins: PluginManager, scratch: Path) -> World:
+    """`genesis` with its artifacts in a memory store, so that its checkpoint holds them too."""
+    if genesis.pending_action_ids:
+        raise LiveError("the genesis world has queued actions: step it (or start from a world "
+                        "without them) before making it height 0")
+    if genesis.store.uri.startswith("memory:"):
+        return genesis
+    genesis.save_to_dir(scratch)
+    store = plugins.open_store("memory://")
+    world = World.load_from_dir(scratch, store=store, plugins=plugins)
+    for wasm_hash in world.missing_artifacts():
+        if genesis.store.has_blob(wasm_hash):
+            store.put_blob(wasm_hash, genesis.store.get_blob(wasm_hash))
+    return world
