@@ -417,7 +417,7 @@ class World:
         return list(self._events[start:])
 
     def step_with_modules(self, executor: Executor | None = None) -> list[Event]:
-        """Advance time by 1 and run queued actions and due ticks through modules (SPEC §5).
+        """Advance time by 1 and run queued actions and due ticks through modules.
 
         `executor` overrides the world's executor for this step. With no modules installed this
         is exactly `step()`. In a world with `halt_on_module_failure`, a failing call raises
