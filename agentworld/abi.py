@@ -1,6 +1,6 @@
 """The guest ABI `wasm-1`, independent of any engine: encode a call's input, decode its output.
 
-Input and output are single CBOR maps (SPEC §6). Decoding is on the hot path of every module
+Input and output are single CBOR maps. Decoding is on the hot path of every module
 call, so it leans on cbor2's C decoder and only walks the decoded values, never the bytes.
 """
 

@@ -1,4 +1,4 @@
-"""The compatibility engine (SPEC §9): every registered rule judges a candidate manifest.
+"""The compatibility engine: every registered rule judges a candidate manifest.
 
 Rules come only from `agentworld_register_compat_rules`. Every rule runs and every violation is
 reported; only `error` violations make a candidate incompatible, `warning`s are informational.

@@ -1,4 +1,4 @@
-"""The call model shared by the world and every executor plugin (SPEC §5.2, §7).
+"""The call model shared by the world and every executor plugin.
 
 An executor runs one module call: `call(request) -> ModuleOutput`, or raises `ModuleCallError`
 with one of `FAILURE_CODES`. It is built once from an `ExecutorConfig` and reused for every call.

@@ -1,4 +1,4 @@
-"""Subscription kind patterns and filters (SPEC §5.1), validated once and compiled for routing.
+"""Subscription kind patterns and filters, validated once and compiled for routing.
 
 A RuleSet is a list of rules (all must hold) or `{"all": [...], "any": [...]}`; a rule is
 `{"path": "/json/pointer", <op>: value}` with exactly one op of `eq ne gt gte lt lte re`. A

@@ -1,4 +1,4 @@
-"""The hook specifications: agentworld's three extension points (SPEC §1.1).
+"""The hook specifications: agentworld's three extension points.
 
 Every hook is registry-style: agentworld calls it with a `register` callback and the plugin
 calls `register(...)` once per thing it provides. Implement them with `agentworld.hookimpl`.

@@ -221,7 +221,7 @@ class World:
         return self._step(self._decider.apply, ticks=False)
 
     def step_with_modules(self, executor: Executor | None = None) -> list[Event]:
-        """Advance time by 1 and run queued actions and due ticks through modules (SPEC §5).
+        """Advance time by 1 and run queued actions and due ticks through modules.
 
         `executor` overrides the world's executor for this step. With no modules installed this
         is exactly `step()`. All or nothing, as `step`: a store outage, an engine error or, in

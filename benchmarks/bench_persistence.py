@@ -1,4 +1,4 @@
-"""Persistence throughput and the compiled-module disk cache (SPEC §13).
+"""Persistence throughput and the compiled-module disk cache.
 
 A world with many events and many distinct artifacts is saved, loaded and replayed from genesis
 (events per second); then every artifact is started once by an executor with an empty disk cache

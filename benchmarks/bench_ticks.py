@@ -1,4 +1,4 @@
-"""Tick routing cost per call as the number of active instances grows (SPEC §13).
+"""Tick routing cost per call as the number of active instances grows.
 
 Each size gets a fresh world with N instances of the counter reducer (tick every step); after a
 warm-up step, a few timed steps route N tick calls each. The per-call figure must not grow with

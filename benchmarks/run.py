@@ -15,14 +15,14 @@ round by round so that machine noise hits all of them alike; a variant's figure 
 round (as `timeit` recommends: slower rounds measure interference, not the code). A variant may
 do untimed setup before each of its rounds (a warm variant opens that round's instance).
 
-`executor` (SPEC §13): one 256-byte echo, in and out, through the `echo` guest (Extism's
+`executor`: one 256-byte echo, in and out, through the `echo` guest (Extism's
 through the same logic written against its kernel imports), on one engine with fuel, epoch
 interruption and a 16 MiB memory limit. All figures are µs per call:
 
 - `warm_call_us`: ours on a warm instance (`WasmtimeExecutor.warm_instance`): the executor's
   own call-through (refuel, re-arm the deadline, alloc, copy in, call the entrypoint, bounds
   check, copy out), the very code every world call runs after making its instance. This is
-  the figure SPEC §13 bounds by 8 µs.
+  the figure our target bounds by 8 µs.
 - `naive_call_us`: the same echo on a warm wasmtime-py instance through `Func.__call__` and
   `Memory.read/write`, as wasmtime-py's documentation writes it (it neither refuels nor
   re-arms the deadline per call, which ours does: that is in its favour).
@@ -35,12 +35,12 @@ interruption and a 16 MiB memory limit. All figures are µs per call:
   a warm instance; Extism resets its own kernel memory between calls, without fuel).
 - `fresh_call_us`: ours with a fresh store and instance per call (`invoke`): what a world call
   pays before encoding and decoding, since every call of the world runs in a fresh instance
-  (SPEC §6). `naive_fresh_call_us` and `extism_fresh_call_us`: the other two, likewise with a
+ . `naive_fresh_call_us` and `extism_fresh_call_us`: the other two, likewise with a
   fresh store and instance (a fresh plugin) per call.
 - `full_call_us`: a whole module call of the `counter` reducer: fresh instance, canonical
-  context encoding, output decoding and validation (SPEC §13: ≤ 40 µs).
+  context encoding, output decoding and validation (target: ≤ 40 µs).
 - `speedup_vs_extism` = extism / warm and `speedup_vs_naive` = naive / warm (warm against
-  warm; SPEC §13 asks ≥ 2.5 and ≥ 5); `speedup_vs_careful` = careful / warm, our honest lead
+  warm; the targets are ≥ 2.5 and ≥ 5); `speedup_vs_careful` = careful / warm, our honest lead
   over a well-written wasmtime-py call; `fresh_speedup_vs_extism_fresh`,
   `fresh_speedup_vs_naive_fresh` and `fresh_speedup_vs_careful_fresh` compare the
   fresh-instance-per-call variants likewise.
@@ -272,7 +272,7 @@ def _extism_calls() -> tuple[Callable[[], bytes], Callable[[], bytes]] | None:
         return bytes(plugin.call("echo", PAYLOAD))
 
     def fresh_call() -> bytes:
-        # A new plugin instance per call: the isolation wasm-1 requires (SPEC §6).
+        # A new plugin instance per call: the isolation wasm-1 requires.
         plugin = extism.Plugin(compiled, functions=[])
         return bytes(plugin.call("echo", PAYLOAD))
 

@@ -1,4 +1,4 @@
-"""Crash safety (SPEC §10): a save killed with SIGKILL at any moment leaves a loadable world that
+"""Crash safety: a save killed with SIGKILL at any moment leaves a loadable world that
 is exactly the previous save or the one being written, never a mixture and never an error."""
 
 from __future__ import annotations

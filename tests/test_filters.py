@@ -1,4 +1,4 @@
-"""Kind patterns and subscription filters (SPEC §5.1)."""
+"""Kind patterns and subscription filters."""
 
 from __future__ import annotations
 

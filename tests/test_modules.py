@@ -1,4 +1,4 @@
-"""Modules in the world: artifacts, manifests, instances and routing (SPEC §4, §5)."""
+"""Modules in the world: artifacts, manifests, instances and routing."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Saving and loading worlds with their module store (SPEC §10)."""
+"""Saving and loading worlds with their module store."""
 
 from __future__ import annotations
 

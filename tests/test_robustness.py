@@ -1,4 +1,4 @@
-"""No input crashes the world or loses data (SPEC §14): hostile actions, failing stores, halts."""
+"""No input crashes the world or loses data: hostile actions, failing stores, halts."""
 
 from __future__ import annotations
 

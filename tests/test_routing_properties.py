@@ -1,5 +1,5 @@
 """Property tests for routing: any action sequence through a world of modules is deterministic,
-replayable, and never raises (SPEC §2, §5, §14)."""
+replayable, and never raises."""
 
 from __future__ import annotations
 

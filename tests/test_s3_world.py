@@ -1,4 +1,4 @@
-"""A world whose module store is S3 (SPEC §8, §10): saved to a directory that holds no module
+"""A world whose module store is S3: saved to a directory that holds no module
 bytes, then resumed by another process that fetches its artifacts from a real S3 server."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """`agentworld world ...` and `agentworld module deploy|install|upgrade|rollback`, end to end in
-subprocesses on a real world directory (SPEC §10, §12)."""
+subprocesses on a real world directory."""
 
 from __future__ import annotations
 

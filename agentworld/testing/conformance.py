@@ -1,4 +1,4 @@
-"""The executor conformance kit: one set of cases every executor must pass (SPEC §7).
+"""The executor conformance kit: one set of cases every executor must pass.
 
 Use it from a test module by subclassing and overriding the `executor` fixture::
 
@@ -46,7 +46,7 @@ TIMEOUT_MARGIN_MS = 250
 
 
 def sample_context(stage: str = "tick", module_id: str = "m.counter") -> dict[str, Any]:
-    """A realistic call context, shaped like the world's (SPEC §5.2)."""
+    """A realistic call context, shaped like the world's."""
     return {
         "v": "wasm-1",
         "module_id": module_id,
