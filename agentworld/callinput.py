@@ -1,4 +1,4 @@
-"""A routed call's input, encoded once per part and spliced (SPEC §5.2, ABI `wasm-1`).
+"""A routed call's input, encoded once per part and spliced (ABI `wasm-1`).
 
 A call's input is one canonical CBOR map `{ctx, event?, state?, action?}`. Most of it does not
 change from call to call: a route's context constants (module, instance, hashes) are the same

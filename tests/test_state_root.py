@@ -1,4 +1,4 @@
-"""The incremental state root always equals the root computed from scratch (SPEC §2).
+"""The incremental state root always equals the root computed from scratch.
 
 `state_root()` keeps each entry's canonical bytes and the hash state before each chunk of
 entries, and the appliers declare what every event changes; these properties compare it with

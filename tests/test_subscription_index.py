@@ -1,4 +1,4 @@
-"""The subscription index and tick schedule agree with scanning every instance (SPEC §5).
+"""The subscription index and tick schedule agree with scanning every instance.
 
 Routing looks instances up by stage and kind instead of asking each one; these properties check
 that the lookup finds exactly the instances a full scan in install order finds, in the same
