@@ -23,11 +23,13 @@ A call, as the backend runs it (`EngineBackend.run`):
    `(output bytes, gas left)`.
 
 Any failure raises `EngineFailure`. After a trap the backend reads the i64 global exported as
-`plan.gas_export` (negative: the guest ran out of gas) and the i32 global exported as
-`plan.refused_export` (non-zero: a memory or table growth was refused) into the failure; the
-core decides what the failure means. The backend must stop a call after `limits.max_call_ms`
-(`TIMEOUT`). It needs no fuel and no memory limiter of its own: gas and growth limits are in the
-instrumented code, so every engine stops at the same instruction.
+`plan.gas_export` (negative: the guest ran out of gas), the i32 global exported as
+`plan.stack_export` (negative: the guest's calls nested past the stack limit) and the i32 global
+exported as `plan.refused_export` (non-zero: a memory or table growth was refused) into the
+failure; the core decides what the failure means. The backend must stop a call after
+`limits.max_call_ms` (`TIMEOUT`). It needs no fuel, no memory limiter and no stack limit of its
+own: gas, growth and stack limits are in the instrumented code, so every engine stops at the
+same instruction (its own stack must only be deep enough, see docs/executors.md, "Limits").
 """
 
 from __future__ import annotations
@@ -84,8 +86,9 @@ class EngineFailure(Exception):
 
     `kind` is one of `FAILURE_KINDS`; `trap` one of `TRAP_REASONS` when `kind` is `TRAP`.
     `gas_left` is the gas global read after the failure (None when it could not be read, e.g.
-    before the instance existed); `grow_refused` is true when the instance's refused-growth flag
-    was set. `pointer` and `size` describe the offending range for the bounds failures.
+    before the instance existed); `stack_left` likewise the stack global; `grow_refused` is true
+    when the instance's refused-growth flag was set. `pointer` and `size` describe the offending
+    range for the bounds failures.
     """
 
     def __init__(
@@ -94,6 +97,7 @@ class EngineFailure(Exception):
         *,
         trap: str | None = None,
         gas_left: int | None = None,
+        stack_left: int | None = None,
         grow_refused: bool = False,
         pointer: int = 0,
         size: int = 0,
@@ -106,6 +110,7 @@ class EngineFailure(Exception):
         self.kind = kind
         self.trap = trap
         self.gas_left = gas_left
+        self.stack_left = stack_left
         self.grow_refused = grow_refused
         self.pointer = pointer
         self.size = size
@@ -144,6 +149,9 @@ class CallPlan:
     refused_export: str
     """A mutable i32 global: non-zero once a memory or table growth was refused."""
     refused_index: int
+    stack_export: str
+    """A mutable i32 global: the stack units left (negative once the stack limit was hit)."""
+    stack_index: int
     ret_area: bool
     """True when the alloc size is the input's length rounded up to 4, plus 8."""
     memory_floor: int

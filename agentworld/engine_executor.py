@@ -44,6 +44,7 @@ from agentworld.engine import (
 )
 from agentworld.errors import AgentWorldError, ExecutorConfigError, ExecutorUnavailableError
 from agentworld.executor import (
+    CURRENT_GAS_SCHEDULE,
     CallLimits,
     CallRequest,
     ExecutorConfig,
@@ -126,6 +127,8 @@ def plan_call(
         gas_index=info["gas"][1],
         refused_export=info["refused"][0],
         refused_index=info["refused"][1],
+        stack_export=info["stack"][0],
+        stack_index=info["stack"][1],
         ret_area=shape == RET_AREA,
         memory_floor=(info["memory_min_pages"] or 0) * PAGE_BYTES,
     )
@@ -139,7 +142,9 @@ def classify(failure: EngineFailure, limits: CallLimits) -> ModuleCallError:
                                gas_used=limits.max_gas)
     kind = failure.kind
     if kind == TRAP:
-        reason = failure.trap
+        stack_left = failure.stack_left
+        reason = "call stack exhausted" if stack_left is not None and stack_left < 0 else (
+            failure.trap)
         if failure.grow_refused:
             return ModuleCallError(
                 "memory_limit",
@@ -444,7 +449,9 @@ class EngineExecutor:
 
     # -- deploys and the rest of the protocol ---------------------------------------------------
 
-    def check_artifact(self, wasm: bytes, gas_schedule: int = 1) -> list[str]:
+    def check_artifact(
+        self, wasm: bytes, gas_schedule: int = CURRENT_GAS_SCHEDULE
+    ) -> list[str]:
         """The module's export names; `InvalidArtifactError` unless the ABI accepts `wasm`.
 
         The instrumented and compiled module is kept (in memory and the disk cache).

@@ -654,7 +654,7 @@ class WasmerBackend(BackendDefaults):
             max_output=min(limits.max_output_bytes, 0xFFFFFFFF), ret_area=plan.ret_area,
             memory=plan.memory_export, alloc=plan.alloc_export,
             alloc_args=[(wire.VAL_I64, limits.max_gas), (wire.VAL_I64, limits.max_mem_bytes)],
-            get_globals=[plan.gas_export, plan.refused_export],
+            get_globals=[plan.gas_export, plan.refused_export, plan.stack_export],
         )
         return header
 
@@ -673,9 +673,11 @@ def _engine_result(answer: wire.Result | TimedOut | CompileTimedOut) -> RunResul
     instance = answer.stage != wire.STAGE_INSTANTIATE
     gas_left = answer.values[0] if instance and answer.values else None
     refused = bool(instance and len(answer.values) > 1 and answer.values[1])
+    stack_left = answer.values[2] if instance and len(answer.values) > 2 else None
     if outcome == wire.TRAP:
         reason = wire.TRAP_KINDS[answer.trap] if answer.trap < len(wire.TRAP_KINDS) else "unknown"
-        return EngineFailure(TRAP, trap=reason, gas_left=gas_left, grow_refused=refused)
+        return EngineFailure(TRAP, trap=reason, gas_left=gas_left, stack_left=stack_left,
+                             grow_refused=refused)
     if outcome == wire.ALLOC_OUT_OF_BOUNDS:
         return EngineFailure(ALLOC_OUT_OF_BOUNDS, pointer=answer.a, size=answer.b,
                              gas_left=gas_left)

@@ -28,12 +28,11 @@ PROTOCOL_VERSION = 1
 MAX_FRAME = 512 * 1024 * 1024
 PAGE = 65536
 MAX_PAGES = 65536
-# The engine thread's stack: wasm's frames share it with a few of the host's own. How deep
-# recursion goes before "call stack exhausted" depends on it, as on wasmtime's max_wasm_stack
-# (512 KiB by default): wasmer's frames are smaller, and with 384 KiB the example recursion
-# guest traps after about 168 000 gas here against 115 000 on wasmtime. Depth is not engine-
-# neutral until the instrumentation bounds call depth itself.
-STACK_BYTES = 384 * 1024
+# The engine thread's stack: wasm's frames share it with a few of the host's own. Under a gas
+# schedule with a stack limit, the instrumented code stops recursion long before wasm's frames
+# need 4 MiB (agentworld/metering.py, STACK_LIMIT_V2); the fifth MiB is for the host's frames.
+# Under schedule 1 this stack alone bounds recursion.
+STACK_BYTES = 5 * 1024 * 1024
 
 # Message types. Client to host: INSPECT, BATCH, QUIT. Host to client: HELLO (once, at
 # start), INSPECTED (answers INSPECT), PREPARED (a BATCH is parsed and compiled: its calls

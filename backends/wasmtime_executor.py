@@ -75,7 +75,7 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "max_memory_bytes": 256 * 1024 * 1024,
     # Bytes of each pooled memory kept resident and reset with memset instead of madvise.
     "keep_resident_bytes": 64 * 1024,
-    "max_wasm_stack": 512 * 1024,
+    "max_wasm_stack": 4 * 1024 * 1024,
     # Watchdog resolution: a runaway call is interrupted within max_call_ms + 2 ticks.
     "epoch_tick_ms": 5,
     # wasmtime's own fuel as a backstop behind the instrumented gas meter (results are the
@@ -418,11 +418,13 @@ class _Session:
         reason = _TRAP_REASONS.get(-1 if code is None else code, "unknown")
         if not instantiated:
             return EngineFailure(TRAP, trap=reason)
-        gas_left = self._global(self.plan.gas_index)
-        refused = self._global(self.plan.refused_index)
+        plan = self.plan
+        gas_left = self._global(plan.gas_index)
         if code == _TRAP_FUEL:
             return EngineFailure(ENGINE_FUEL, gas_left=gas_left)
-        return EngineFailure(TRAP, trap=reason, gas_left=gas_left, grow_refused=bool(refused))
+        return EngineFailure(TRAP, trap=reason, gas_left=gas_left,
+                             stack_left=self._global(plan.stack_index),
+                             grow_refused=bool(self._global(plan.refused_index)))
 
 
 class _WarmSession:
@@ -500,6 +502,10 @@ class WasmtimeBackend(BackendDefaults):
         config.consume_fuel = self.fuel_backstop
         config.epoch_interruption = True
         config.max_wasm_stack = self.native_stack_bytes
+        # wasmtime refuses (by aborting the process) a wasm stack larger than its async stack
+        # size, even with async off; no async stack is ever allocated here.
+        _raw.wasmtime_config_async_stack_size_set(
+            config.ptr(), max(self.native_stack_bytes, 2 * 1024 * 1024))
         # Deterministic features only: results must not depend on the CPU or on timing.
         config.cranelift_nan_canonicalization = True
         config.wasm_relaxed_simd = False

@@ -56,6 +56,7 @@ from agentworld.executor import (
     ModuleOutput,
 )
 from agentworld.manager import PluginManager
+from agentworld.metering import STACK_LIMIT_V2, instrument
 from agentworld.testing.conformance import (
     ExecutorConformance,
     counter_output,
@@ -473,6 +474,118 @@ def test_nan_bits_are_identical_on_both_engines(
     assert wasmer_executor.call(request) == wasmtime_executor.call(request)
 
 
+# -- the stack limit: the same depth on both engines (schedule 2) ------------------------------
+
+
+def _zeros(count: int, value: str = "(v128.const i64x2 0 0)") -> str:
+    return " ".join([value] * count)
+
+
+def _stores(count: int, value: str) -> str:
+    return "".join(f"(i64.store offset={8 * (k % 8)} (i32.const 256) {value.format(k=k + 3)})"
+                   for k in range(count))
+
+
+# Guests whose function $f recurses as deep as the input is long, each shaped to need as much
+# native stack per stack unit as we could make it (measured on both engines; see
+# agentworld/metering.py): v128 values passed through parameters or results, values an engine
+# keeps instead of computing them again, v128 locals live across the call, many locals.
+_DEEP = {
+    "v128 parameters": f"""
+      (func $f (param $n i32) {'(param v128) ' * 200} (result i64)
+        (if (result i64) (i32.eqz (local.get $n)) (then (i64.const 0))
+          (else (call $f (i32.sub (local.get $n) (i32.const 1))
+                         {' '.join(f'(local.get {k})' for k in range(1, 201))}))))
+      (func (export "call") (param i32 i32) (result i32 i32)
+        (drop (call $f (local.get 1) {_zeros(200)})) (i32.const 16) (i32.const 1))""",
+    "v128 results": f"""
+      (func $f (param $n i32) (result {'v128 ' * 200})
+        (if (i32.eqz (local.get $n)) (then (return {_zeros(200)})))
+        (call $f (i32.sub (local.get $n) (i32.const 1))))
+      (func (export "call") (param i32 i32) (result i32 i32)
+        (call $f (local.get 1)) {'drop ' * 200} (i32.const 16) (i32.const 1))""",
+    "recomputed values": f"""
+      (func $f (param $n i32) (param $x i64)
+        {_stores(500, "(i64.mul (local.get $x) (i64.const {k}))")}
+        (if (local.get $n) (then (call $f (i32.sub (local.get $n) (i32.const 1)) (local.get $x))))
+        {_stores(500, "(i64.mul (local.get $x) (i64.const {k}))")})
+      (func (export "call") (param i32 i32) (result i32 i32)
+        (call $f (local.get 1) (i64.const 7)) (i32.const 16) (i32.const 1))""",
+    "v128 locals": f"""
+      (func $f (param $n i32) {'(local v128) ' * 300}
+        {''.join(f'(local.set {k} (v128.load offset={16 * k} (i32.const 0)))'
+                 for k in range(1, 301))}
+        (if (local.get $n) (then (call $f (i32.sub (local.get $n) (i32.const 1)))))
+        {''.join(f'(v128.store offset={16 * k} (i32.const 0) (local.get {k}))'
+                 for k in range(1, 301))})
+      (func (export "call") (param i32 i32) (result i32 i32)
+        (call $f (local.get 1)) (i32.const 16) (i32.const 1))""",
+    "many locals": f"""
+      (func $f (param $n i32) {'(local i64) ' * 2000}
+        (local.set 2000 (i64.load (i32.const 8)))
+        (if (local.get $n) (then (call $f (i32.sub (local.get $n) (i32.const 1)))))
+        (i64.store (i32.const 8) (i64.add (local.get 2000) (local.get 1))))
+      (func (export "call") (param i32 i32) (result i32 i32)
+        (call $f (local.get 1)) (i32.const 16) (i32.const 1))""",
+}
+
+
+def _deep_request(shape: str, depth: int, **limits: int) -> CallRequest:
+    wasm = bytes(wasmtime.wat2wasm(f"""(module (memory (export "memory") 1)
+      (data (i32.const 16) "\\a0")
+      (func (export "alloc") (param i32) (result i32) i32.const 1024)
+      {_DEEP[shape]})"""))
+    return CallRequest(module_id="m.deep", instance_id="m.deep#1",
+                       wasm_hash=hashlib.sha256(wasm).hexdigest(), wasm=wasm, entrypoint="call",
+                       input=b"x" * depth, limits=CallLimits(**limits), kind="pure")
+
+
+@needs_host
+@pytest.mark.parametrize("shape", sorted(_DEEP))
+def test_the_deepest_recursion_that_fits_is_the_same_on_both_engines(
+    wasmer_executor: WasmerExecutor, wasmtime_executor: Executor, shape: str
+) -> None:
+    """At the deepest recursion the stack limit allows, neither engine's native stack has run
+    out (the call succeeds, with the same gas); one frame more is `call stack exhausted` on
+    both."""
+    units = instrument(_deep_request(shape, 0).wasm_bytes(), 2).stack_units
+    recursive, entry = units[1], units[2]
+    deepest = (STACK_LIMIT_V2 - entry) // recursive - 1  # frames for n = deepest .. 0
+    assert deepest >= 10
+    outputs = [executor.call(_deep_request(shape, deepest))
+               for executor in (wasmtime_executor, wasmer_executor)]
+    assert outputs[0] == outputs[1] == ModuleOutput()
+    assert outputs[0].gas_used == outputs[1].gas_used > 0
+    for executor in (wasmtime_executor, wasmer_executor):
+        with pytest.raises(ModuleCallError) as failure:
+            executor.call(_deep_request(shape, deepest + 1))
+        assert failure.value.detail == "trap: call stack exhausted"
+
+
+@needs_host
+def test_unbounded_recursion_stops_at_the_same_gas_on_both_engines(
+    wasmer_executor: WasmerExecutor, wasmtime_executor: Executor
+) -> None:
+    """The `recursion` guest: with less gas than the stack limit's depth needs it runs out of
+    gas, with that much it traps, at the same gas on both engines (before the stack limit,
+    wasmtime's native stack stopped it after about 115 000 gas and wasmer's after 168 000)."""
+    def outcome(executor: Executor, gas: int) -> str:
+        with pytest.raises(ModuleCallError) as failure:
+            executor.call(guest_request("recursion", max_gas=gas))
+        return failure.value.code
+
+    low, high = 1, 10**6  # out_of_fuel at low, trap at high
+    assert outcome(wasmtime_executor, high) == "trap"
+    while high - low > 1:
+        middle = (low + high) // 2
+        if outcome(wasmtime_executor, middle) == "trap":
+            high = middle
+        else:
+            low = middle
+    assert high < 40_000
+    assert [outcome(wasmer_executor, gas) for gas in (low, high)] == ["out_of_fuel", "trap"]
+
+
 @needs_host
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
 def test_golden_journals_are_byte_identical_on_wasmer(
@@ -487,11 +600,12 @@ def test_golden_journals_are_byte_identical_on_wasmer(
 # -- the engine backend of the executor core ------------------------------------------------
 
 # A module shaped as the gas instrumentation leaves one: the armed alloc, wrapped entrypoints
-# returning (pointer, length, gas left), the gas and refused-growth globals.
+# returning (pointer, length, gas left), the gas, refused-growth and stack globals.
 METERED = """(module
   (memory (export "memory") 1)
   (global $gas (export "__agentworld_gas") (mut i64) (i64.const 0))
   (global $refused (export "__agentworld_refused") (mut i32) (i32.const 0))
+  (global $stack (export "__agentworld_stack") (mut i32) (i32.const 0))
   (func (export "__agentworld_alloc") (param $gas i64) (param $limit i64) (param $size i32)
         (result i32)
     (global.set $gas (local.get $gas)) (i32.const 1024))
@@ -504,16 +618,19 @@ METERED = """(module
     (local.get $ptr) (local.get $len) (global.get $gas))
   (func (export "__agentworld_entry:grow") (param i32 i32) (result i32 i32 i64)
     (global.set $refused (i32.const 1)) unreachable)
+  (func (export "__agentworld_entry:deep") (param i32 i32) (result i32 i32 i64)
+    (global.set $stack (i32.const -3)) unreachable)
   (func (export "__agentworld_entry:spin") (param i32 i32) (result i32 i32 i64)
     (loop $l (br $l)) unreachable))"""
 
 
 def _plan(entrypoint: str) -> CallPlan:
     return CallPlan(entrypoint=entrypoint, memory_export="memory", memory_index=0,
-                    alloc_export="__agentworld_alloc", alloc_index=3,
-                    entry_export=f"__agentworld_entry:{entrypoint}", entry_index=4,
+                    alloc_export="__agentworld_alloc", alloc_index=4,
+                    entry_export=f"__agentworld_entry:{entrypoint}", entry_index=5,
                     gas_export="__agentworld_gas", gas_index=1,
-                    refused_export="__agentworld_refused", refused_index=2, ret_area=False,
+                    refused_export="__agentworld_refused", refused_index=2,
+                    stack_export="__agentworld_stack", stack_index=3, ret_area=False,
                     memory_floor=65536)
 
 
@@ -541,17 +658,22 @@ def test_backend_runs_instrumented_calls_in_one_round_trip(backend: WasmerBacken
 
 @needs_host
 def test_backend_reports_failures_in_neutral_terms(backend: WasmerBackend) -> None:
-    """Gas left after a trap, the refused-growth flag, output bounds and the wall clock."""
+    """Gas and stack left after a trap, the refused-growth flag, output bounds and the wall
+    clock."""
     module = backend.compile(bytes(wasmtime.wat2wasm(METERED)))
     results = backend.run_batch([
         (module, _plan("call"), bytes(20), CallLimits(max_gas=100)),
+        (module, _plan("deep"), b"", CallLimits()),
         (module, _plan("grow"), b"", CallLimits()),
         (module, _plan("call"), bytes(20), CallLimits(max_output_bytes=19)),
         (module, _plan("spin"), b"", CallLimits(max_call_ms=100)),
         (module, _plan("call"), b"ok", CallLimits(max_gas=100)),
     ])
-    out_of_gas, refused, too_large, runaway, fine = results
+    out_of_gas, deep, refused, too_large, runaway, fine = results
     assert isinstance(out_of_gas, EngineFailure) and isinstance(refused, EngineFailure)
+    assert isinstance(deep, EngineFailure)
+    assert (deep.kind, deep.trap, deep.stack_left, deep.grow_refused) == (
+        TRAP, "unreachable", -3, False)
     assert isinstance(too_large, EngineFailure) and isinstance(runaway, EngineFailure)
     assert (out_of_gas.kind, out_of_gas.trap, out_of_gas.gas_left) == (TRAP, "unreachable", -100)
     assert not out_of_gas.grow_refused

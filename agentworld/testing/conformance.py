@@ -298,6 +298,8 @@ class ExecutorConformance:
             executor.call(guest_request(guest))
         assert failure.value.code == code, failure.value.detail
         assert failure.value.detail
+        if guest == "recursion":
+            assert failure.value.detail == "trap: call stack exhausted"
         self.assert_serves_good_call(executor)
 
     def test_runaway_guest_times_out(self, executor: Executor) -> None:
@@ -355,6 +357,23 @@ class ExecutorConformance:
             executor.call(guest_request("gas_loop", max_gas=54))
         assert failure.value.code == "out_of_fuel"
         assert failure.value.gas_used == 54
+        self.assert_serves_good_call(executor)
+
+    def test_stack_limit_is_exact(self, executor: Executor) -> None:
+        """Schedule 2's stack limit: the deepest recursion that fits, one frame more, and the
+        gas boundary between running out of gas and running out of stack."""
+        deepest = executor.call(guest_request("stack_depth", input=b"x" * 5553))
+        assert deepest == ModuleOutput() and deepest.gas_used == 38_879
+        with pytest.raises(ModuleCallError) as failure:
+            executor.call(guest_request("stack_depth", input=b"x" * 5554))
+        assert (failure.value.code, failure.value.detail) == ("trap",
+                                                              "trap: call stack exhausted")
+        with pytest.raises(ModuleCallError) as failure:
+            executor.call(guest_request("stack_depth", input=b"x" * 5554, max_gas=38_883))
+        assert (failure.value.code, failure.value.gas_used) == ("out_of_fuel", 38_883)
+        with pytest.raises(ModuleCallError) as failure:
+            executor.call(guest_request("stack_depth", input=b"x" * 5554, max_gas=38_884))
+        assert failure.value.detail == "trap: call stack exhausted"
         self.assert_serves_good_call(executor)
 
     def test_gas_of_a_real_guest_is_reproducible(self, executor: Executor) -> None:

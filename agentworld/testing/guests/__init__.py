@@ -30,6 +30,7 @@ GUESTS: tuple[str, ...] = (
     "gas_branch",
     "gas_call",
     "gas_grow",
+    "stack_depth",
     "nan",
     "relaxed",
     "atomics",
