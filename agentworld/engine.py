@@ -152,6 +152,11 @@ class CallPlan:
     stack_export: str
     """A mutable i32 global: the stack units left (negative once the stack limit was hit)."""
     stack_index: int
+    reset_export: str
+    """`() -> i32`: puts a used instance back in its freshly instantiated state and returns 1,
+    or returns 0 when it cannot (see `agentworld.metering`). An engine where a new instance is
+    costly may run a call in an instance an earlier call of the same batch used, reset."""
+    reset_index: int
     ret_area: bool
     """True when the alloc size is the input's length rounded up to 4, plus 8."""
     memory_floor: int

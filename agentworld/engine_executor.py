@@ -129,6 +129,8 @@ def plan_call(
         refused_index=info["refused"][1],
         stack_export=info["stack"][0],
         stack_index=info["stack"][1],
+        reset_export=info["reset"][0],
+        reset_index=info["reset"][1],
         ret_area=shape == RET_AREA,
         memory_floor=(info["memory_min_pages"] or 0) * PAGE_BYTES,
     )

@@ -21,13 +21,17 @@ engine that runs it (docs/executors.md, "Gas"):
   the end of the body, which runs inside an added block so that branches to the function's
   label leave the same way) gives them back. How deep calls nest is then the same on every
   engine, and no engine's native stack is reached first.
+- **Resetting.** An export `() -> i32` puts a used instance back in the state instantiation
+  left it in (memory, tables, globals; the start function runs again when the instance is
+  next armed), or returns 0 when it cannot, for engines where a new instance is costly.
 - **Calling.** The module gains an export that arms an instance with its gas, memory limit and
   stack budget and calls the guest's `alloc` (running the start function first, which no
   longer runs at instantiation), and one wrapper per exported function of a `wasm-1` entrypoint
   shape that returns `(out_pointer, out_length, gas_left)` whatever the guest's shape.
 
-Only indices are added (types, a few globals, functions and exports at the end of their index
-spaces, and scratch locals at the end of each function's locals), so no existing index moves.
+Only indices are added (types, a few globals, functions, exports and passive copies of the
+active segments at the end of their index spaces, and scratch locals at the end of each
+function's locals), so no existing index moves.
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ from agentworld.wasm_module import (
     V128,
     VALTYPE_NAMES,
     FuncType,
+    Module,
     encode_module,
     func_type_bytes,
     parse_module,
@@ -67,6 +72,7 @@ RESERVED_PREFIX = "__agentworld_"
 """Export names the instrumentation adds; an artifact may not export names starting with it."""
 GAS_EXPORT = RESERVED_PREFIX + "gas"
 REFUSED_EXPORT = RESERVED_PREFIX + "refused"
+RESET_EXPORT = RESERVED_PREFIX + "reset"
 STACK_EXPORT = RESERVED_PREFIX + "stack"
 ALLOC_EXPORT = RESERVED_PREFIX + "alloc"
 ENTRY_PREFIX = RESERVED_PREFIX + "entry:"
@@ -309,9 +315,11 @@ class _Context:
     frame_cost: int
 
 
-def _body(data: bytes, start: int, end: int, function: int, ctx: _Context) -> tuple[bytes, int]:
+def _body(
+    data: bytes, start: int, end: int, function: int, ctx: _Context
+) -> tuple[bytes, int, bool]:
     """One function body, metered, NaN-canonicalized and stack-limited, with its size prefix;
-    and its stack units."""
+    its stack units; whether it drops a data or element segment (`data.drop`, `elem.drop`)."""
     type_index = ctx.functions[function]
     params, results = ctx.type_arity[type_index]
     groups, pos = read_u32(data, start, end)
@@ -352,6 +360,7 @@ def _body(data: bytes, start: int, end: int, function: int, ctx: _Context) -> tu
     height = top = made = 0
     frames: list[tuple[int, int, int]] = [(0, 0, results)]
     returns: list[int] = []
+    drops = False
     charge_pre = charge_post = b""
     canon32 = canon64 = b""
     while True:
@@ -572,6 +581,8 @@ def _body(data: bytes, start: int, end: int, function: int, ctx: _Context) -> tu
                 top = height
             if sub <= 7:  # saturating float-to-int conversions
                 continue
+            if sub == 9 or sub == 13:
+                drops = True
             if sub in (8, 9, 12, 13):  # a data or element segment index
                 _, pos = read_u32(data, pos, end)
             if sub in (8, 10, 11):  # memory 0 (twice for memory.copy)
@@ -664,7 +675,7 @@ def _body(data: bytes, start: int, end: int, function: int, ctx: _Context) -> tu
     limit = ctx.stack_limit
     if limit is None:
         body = locals_vec + b"".join(out)
-        return uleb(len(body)) + body, units
+        return uleb(len(body)) + body, units, drops
     if units > limit:
         raise refuse(f"function {function} needs {units} units of stack, more than the gas "
                      f"schedule's limit of {limit}")
@@ -679,7 +690,7 @@ def _body(data: bytes, start: int, end: int, function: int, ctx: _Context) -> tu
              + b"\x23" + stack + b"\x41\x00\x48\x04\x40\x00\x0b")
     body = (locals_vec + enter + b"\x02" + ctx.block_types[type_index] + b"".join(out) + leave
             + b"\x0b")
-    return uleb(len(body)) + body, units
+    return uleb(len(body)) + body, units, drops
 
 
 _SLEB_CACHE: dict[int, bytes] = {}
@@ -713,6 +724,53 @@ def _func(locals_: list[tuple[int, int]], code: bytes) -> bytes:
 def _export(name: str, kind: int, index: int) -> bytes:
     raw = name.encode("utf-8")
     return uleb(len(raw)) + raw + bytes([kind]) + uleb(index)
+
+
+def _i32(value: int) -> bytes:
+    """`i32.const value`, for a value read as unsigned 32 bits."""
+    return b"\x41" + sleb(value - (1 << 32) if value >= 1 << 31 else value)
+
+
+_NOT_RESET = b"\x41\x00\x0f\x0b"  # i32.const 0, return, end (of an `if`)
+
+
+def _reset_code(module: Module, drops: bool, added_globals: list[bytes]) -> bytes:
+    """The body of `$reset() -> i32`: 1 once the instance is as instantiation left it, 0 when
+    it cannot be (a memory or table grew, or the guest can drop a segment, which nothing can
+    restore). The meter's own globals are in `added_globals` (type, mutability, initializer).
+
+    Memory is zeroed and the active data segments copied in again from passive copies of them
+    appended to the module (the originals were dropped by instantiation, as the guest sees
+    them); tables are emptied and their active element segments copied in the same way; every
+    mutable global gets its initializer again, and the start function runs again when the
+    instance is next armed.
+    """
+    memory, tables = module.memory, module.tables
+    if drops or (memory is not None and memory.minimum * PAGE_BYTES >= 1 << 32):
+        return b"\x41\x00\x0b"
+    code = b""
+    if memory is not None:
+        code += b"\x3f\x00" + _i32(memory.minimum) + b"\x47\x04\x40" + _NOT_RESET
+    for index, (_, limits) in enumerate(tables):
+        code += b"\xfc\x10" + uleb(index) + _i32(limits.minimum) + b"\x47\x04\x40" + _NOT_RESET
+    if memory is not None and memory.minimum:
+        code += _i32(0) + _i32(0) + _i32(memory.minimum * PAGE_BYTES) + b"\xfc\x0b\x00"
+    for index, segment in enumerate(module.active_data):
+        code += (segment.offset + _i32(0) + _i32(segment.size) + b"\xfc\x08"
+                 + uleb(module.data_count + index) + b"\x00")
+    for index, (reftype, limits) in enumerate(tables):
+        if limits.minimum:
+            code += (_i32(0) + b"\xd0" + bytes([reftype]) + _i32(limits.minimum) + b"\xfc\x11"
+                     + uleb(index))
+    for index, segment in enumerate(module.active_elements):
+        code += (segment.offset + _i32(0) + _i32(segment.size) + b"\xfc\x0c"
+                 + uleb(module.element_count + index) + uleb(segment.target))
+    globals_ = [(g.mutable, g.init) for g in module.globals]
+    globals_ += [(encoded[1] == 1, encoded[2:]) for encoded in added_globals]
+    for index, (mutable, init) in enumerate(globals_):
+        if mutable:
+            code += init + b"\x24" + uleb(index)
+    return code + b"\x41\x01\x0b"
 
 
 def instrument(wasm: bytes, schedule_version: int) -> Instrumented:
@@ -774,7 +832,7 @@ def instrument(wasm: bytes, schedule_version: int) -> Instrumented:
     data = module.data
     rewritten = [_body(data, start, end, index, ctx)
                  for index, (start, end) in enumerate(module.bodies)]
-    bodies = [body for body, _ in rewritten]
+    bodies = [body for body, _, _ in rewritten]
     new_functions = [t_charge, t_grow]
     # $charge(amount: i64): the gas meter for amounts known only at run time.
     bodies.append(_func([(1, I64)], b"\x23" + g_gas + b"\x20\x00\x7d\x22\x01\x24" + g_gas
@@ -881,6 +939,15 @@ def instrument(wasm: bytes, schedule_version: int) -> Instrumented:
         export_position += 1
     new_globals = [b"\x7e\x01\x42\x00\x0b", b"\x7e\x01\x42\x00\x0b", b"\x7f\x01\x41\x00\x0b",
                    b"\x7f\x01\x41\x00\x0b", b"\x7f\x01\x41\x00\x0b"]
-    encoded = encode_module(module, types=new_types, functions=new_functions,
-                            globals_=new_globals, exports=new_exports, bodies=bodies)
-    return Instrumented(encoded, info, tuple(units for _, units in rewritten))
+    new_functions.append(n_types + len(new_types))
+    new_types.append(func_type_bytes([], [I32]))
+    drops = any(dropping for _, _, dropping in rewritten)
+    bodies.append(_func([], _reset_code(module, drops, [g[:-1] for g in new_globals])))
+    new_exports.append(_export(RESET_EXPORT, EXTERN_FUNC, next_func))
+    info["reset"] = [RESET_EXPORT, export_position]
+    encoded = encode_module(
+        module, types=new_types, functions=new_functions, globals_=new_globals,
+        exports=new_exports, bodies=bodies,
+        elements=[segment.passive for segment in module.active_elements],
+        data=[segment.passive for segment in module.active_data])
+    return Instrumented(encoded, info, tuple(units for _, units, _ in rewritten))

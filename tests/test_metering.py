@@ -20,7 +20,9 @@ from agentworld.executor import ExecutorConfig, InvalidArtifactError, ModuleCall
 from agentworld.manager import PluginManager
 from agentworld.metering import (
     ALLOC_EXPORT,
+    ENTRY_PREFIX,
     GAS_EXPORT,
+    RESET_EXPORT,
     STACK_EXPORT,
     STACK_LIMIT_V2,
     instrument,
@@ -397,3 +399,61 @@ def test_schedule_1_keeps_no_stack_limit(executors: tuple[object, object]) -> No
         executor.call(too_deep)  # type: ignore[attr-defined]
     output = executor.call(evolve(too_deep, gas_schedule=1))  # type: ignore[attr-defined]
     assert output.gas_used == 8 + 7 * 5554
+
+
+# -- resetting a used instance --------------------------------------------------------------
+
+
+def _leaky_call(store: wasmtime.Store, exports: wasmtime.instance.InstanceExports) -> bytes:
+    """Arm the instrumented `leaky` guest and call it: the output bytes it returns."""
+    arm, entry, memory = (exports[ALLOC_EXPORT], exports[ENTRY_PREFIX + "reduce"],
+                          exports["memory"])
+    assert isinstance(arm, wasmtime.Func) and isinstance(entry, wasmtime.Func)
+    assert isinstance(memory, wasmtime.Memory)
+    pointer = arm(store, 10**6, 1 << 20, 0)
+    out_pointer, out_length, _ = entry(store, pointer, 0)
+    return bytes(memory.read(store, out_pointer, out_pointer + out_length))
+
+
+@pytest.mark.parametrize("schedule", [1, 2])
+def test_reset_puts_an_instance_back_as_instantiation_left_it(schedule: int) -> None:
+    engine = raw_engine(canonicalize_nans=True)
+    module = wasmtime.Module(engine, instrument(guest_wasm("leaky"), schedule).wasm)
+
+    def instance() -> tuple[wasmtime.Store, wasmtime.instance.InstanceExports]:
+        store = wasmtime.Store(engine)
+        return store, wasmtime.Instance(store, module, []).exports(store)
+
+    fresh_store, fresh = instance()
+    memory = fresh["memory"]
+    assert isinstance(memory, wasmtime.Memory)
+    instantiated = bytes(memory.read(fresh_store, 0, memory.data_len(fresh_store)))
+    first = _leaky_call(fresh_store, fresh)
+    store, used = instance()
+    reset, used_memory = used[RESET_EXPORT], used["memory"]
+    assert isinstance(reset, wasmtime.Func) and isinstance(used_memory, wasmtime.Memory)
+    for _ in range(3):
+        assert _leaky_call(store, used) == first
+        assert reset(store) == 1
+        assert bytes(used_memory.read(store, 0, used_memory.data_len(store))) == instantiated
+
+
+@pytest.mark.parametrize(("body", "why"), [
+    ("(drop (memory.grow (i32.const 1)))", "the memory grew"),
+    ("(drop (table.grow (ref.null func) (i32.const 1)))", "a table grew"),
+    ("(data.drop $later)", "a segment can be dropped"),
+])
+def test_an_instance_that_cannot_be_put_back_says_so(body: str, why: str) -> None:
+    module = wasm(ABI + f"""(table 1 funcref) (data $later "x")
+      (func (export "change") {body}) (func (export "nothing"))""")
+    engine = raw_engine(canonicalize_nans=True)
+    store = wasmtime.Store(engine)
+    exports = wasmtime.Instance(store, wasmtime.Module(engine, instrument(module, 2).wasm),
+                                []).exports(store)
+    reset, change, arm = exports[RESET_EXPORT], exports["change"], exports[ALLOC_EXPORT]
+    assert isinstance(reset, wasmtime.Func) and isinstance(change, wasmtime.Func)
+    assert isinstance(arm, wasmtime.Func)
+    assert reset(store) == (0 if why == "a segment can be dropped" else 1)
+    arm(store, 10**6, 1 << 20, 0)
+    change(store)
+    assert reset(store) == 0, why

@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import signal
+import struct
 import subprocess
 import sys
 import threading
@@ -132,7 +133,7 @@ def test_frames_and_calls_round_trip() -> None:
     header = wire.call_header(
         b"h" * 32, entry="e", shape=wire.SHAPE_METERED, max_output=4096, ret_area=True, alloc="a",
         alloc_args=[(wire.VAL_I64, -5), (wire.VAL_I64, 7)], set_globals=[("g", wire.VAL_I32, 3)],
-        get_globals=["gas"])
+        get_globals=["gas"], reset="r")
     call = wire.Reader(wire.call_message(header, b"input"))
     assert call.blob() == header and call.blob() == b"input"
     call.end()
@@ -145,10 +146,11 @@ def test_frames_and_calls_round_trip() -> None:
     assert reader.text() == "e"
     assert (reader.u8(), reader.text(), reader.u8(), reader.i64()) == (1, "g", wire.VAL_I32, 3)
     assert reader.u8() == 1 and reader.text() == "gas"
+    assert reader.text() == "r"
     reader.end()
-    result = wire._result(wire.TRAP, wire.STAGE_ENTRY, 9, 3, 7, 8, [42, -1], b"out", -2)
+    result = wire._result(wire.TRAP, wire.STAGE_ENTRY, 9, 3, 7, 8, [42, -1], b"out", -2, True)
     assert wire.parse_result(result) == wire.Result(wire.TRAP, wire.STAGE_ENTRY, 9, 3, 7, 8, -2,
-                                                    [42, -1], b"out")
+                                                    [42, -1], b"out", True)
     for cut in (1, len(result) - 1):
         with pytest.raises(wire.ProtocolError):
             wire.parse_result(result[:cut])
@@ -474,6 +476,78 @@ def test_nan_bits_are_identical_on_both_engines(
     assert wasmer_executor.call(request) == wasmtime_executor.call(request)
 
 
+# -- reusing reset instances within a batch ---------------------------------------------------
+
+
+def _reused(executor: WasmerExecutor, requests: list[CallRequest]) -> tuple[list[Any], int]:
+    """The batch's results and how many of its calls ran in a reset instance."""
+    before = executor.host_stats.reused
+    results = executor.call_batch(requests)
+    return results, executor.host_stats.reused - before
+
+
+@needs_host
+def test_a_batch_reuses_reset_instances_and_no_state_survives(
+    wasmer_executor: WasmerExecutor, wasmtime_executor: Executor
+) -> None:
+    """In a batch, calls of one module after the first run in the first call's instance, reset:
+    the `leaky` guest, which changes its globals, memory and tables on every call, reports a
+    fresh instance's state every time (as on wasmtime, which never reuses an instance). Alone,
+    a call never reuses one, and calls of several modules interleave."""
+    leaky = guest_request("leaky", entrypoint="reduce", kind="reducer")
+    fresh = wasmtime_executor.call(leaky)
+    results, reused = _reused(wasmer_executor, [leaky] * 10)
+    assert results == [fresh] * 10 and reused == 9
+    mixed = [leaky, counter_request(1), leaky, counter_request(1), leaky]
+    results, reused = _reused(wasmer_executor, mixed)
+    assert results == wasmtime_executor.call_batch(mixed) and reused == 3
+    assert _reused(wasmer_executor, [leaky]) == ([fresh], 0)
+    with _executor(reuse_instances=False) as strict:
+        assert _reused(strict, [leaky] * 3) == ([fresh] * 3, 0)
+
+
+def _outcome(result: ModuleOutput | ModuleCallError) -> object:
+    return (result.code, result.detail) if isinstance(result, ModuleCallError) else result
+
+
+def _changer(body: str) -> CallRequest:
+    """A guest that reports its memory and table sizes and its first memory byte, then runs
+    `body` and writes that byte."""
+    return evolve(_request(f"""(module (memory (export "memory") 1) (table 1 funcref)
+      (data $d "x")
+      ;; {{"new_state": h'<9 bytes>'}}
+      (data (i32.const 0) "\\a1\\69new_state\\49")
+      (func (export "alloc") (param i32) (result i32) i32.const 1024)
+      (func (export "call") (param i32 i32) (result i32 i32)
+        (i32.store (i32.const 12) (memory.size))
+        (i32.store (i32.const 16) (table.size))
+        (i32.store8 (i32.const 20) (i32.load8_u (i32.const 500)))
+        (i32.store8 (i32.const 500) (i32.const 1))
+        {body}
+        (i32.const 0) (i32.const 21)))"""), kind="reducer")
+
+
+@needs_host
+@pytest.mark.parametrize("body", [
+    "(drop (memory.grow (i32.const 1)))",
+    "(drop (table.grow (ref.null func) (i32.const 1)))",
+    "(data.drop $d)",
+    "(drop (i32.div_u (i32.const 1) (i32.const 0)))",
+])
+def test_instances_that_cannot_be_reset_are_not_reused(
+    wasmer_executor: WasmerExecutor, wasmtime_executor: Executor, body: str
+) -> None:
+    """After a call that grew a memory or a table, dropped a segment or failed, the next call
+    of the batch gets a new instance, and the same results as on wasmtime."""
+    request = _changer(body)
+    results, reused = _reused(wasmer_executor, [request] * 3)
+    expected = wasmtime_executor.call_batch([request] * 3)
+    assert [_outcome(result) for result in results] == [_outcome(result) for result in expected]
+    assert reused == 0
+    if "div" not in body:
+        assert results == [ModuleOutput(new_state=struct.pack("<iiB", 1, 1, 0))] * 3
+
+
 # -- the stack limit: the same depth on both engines (schedule 2) ------------------------------
 
 
@@ -630,7 +704,8 @@ def _plan(entrypoint: str) -> CallPlan:
                     entry_export=f"__agentworld_entry:{entrypoint}", entry_index=5,
                     gas_export="__agentworld_gas", gas_index=1,
                     refused_export="__agentworld_refused", refused_index=2,
-                    stack_export="__agentworld_stack", stack_index=3, ret_area=False,
+                    stack_export="__agentworld_stack", stack_index=3,
+                    reset_export="", reset_index=0, ret_area=False,
                     memory_floor=65536)
 
 

@@ -405,6 +405,15 @@ class ExecutorConformance:
         assert failure.value.code == "trap"
         self.assert_serves_good_call(executor)
 
+    def test_no_state_survives_a_call_even_in_a_batch(self, executor: Executor) -> None:
+        """Calls in one batch (and one after it) each start in a fresh instance's state:
+        globals, memory, tables and the start function's effect."""
+        fresh = struct.pack("<16i", 0, 1, 7, 5, 1, 2, 0, 0, 1, 0x030201, 0, 0, 1, 4, 0, 0x600D)
+        request = guest_request("leaky", entrypoint="reduce", kind="reducer")
+        outputs = executor.call_batch([request] * 5)
+        assert outputs == [ModuleOutput(new_state=fresh)] * 5
+        assert executor.call(request) == ModuleOutput(new_state=fresh)
+
     def test_call_batch_returns_failures_in_place(self, executor: Executor) -> None:
         """A batch runs in order; a failing call does not disturb its neighbours."""
         results = executor.call_batch(

@@ -31,6 +31,7 @@ GUESTS: tuple[str, ...] = (
     "gas_call",
     "gas_grow",
     "stack_depth",
+    "leaky",
     "nan",
     "relaxed",
     "atomics",
