@@ -10,14 +10,16 @@ engine-neutral terms defined here. See docs/executors.md, "Writing an executor".
 A call, as the backend runs it (`EngineBackend.run`):
 
 1. Instantiate the compiled module in a fresh instance (nothing survives between calls).
-2. Call the export `plan.alloc_export` with `(gas: i64, memory_limit: i64, size: i32) -> i32`:
-   `gas` is `limits.max_gas`, `memory_limit` is `limits.max_mem_bytes` and `size` is the input's
-   length, plus, when `plan.ret_area` is set, padding to a multiple of 4 and 8 more bytes. It
-   sets the gas counter and the memory limit inside the instance and returns the guest's buffer.
+2. Call the export `plan.entry_export`, `(op: i32, a: i64, b: i64, size: i32) -> (i32, i32,
+   i64)`, with `(0, gas, memory_limit, size)`: `gas` is `limits.max_gas`, `memory_limit` is
+   `limits.max_mem_bytes` and `size` is the input's length, plus, when `plan.ret_area` is set,
+   padding to a multiple of 4 and 8 more bytes. It sets the gas counter, the memory limit and
+   the stack budget inside the instance and returns `(pointer, 0, gas left)`: the guest's
+   buffer.
 3. Check that `[pointer, pointer + size)` lies in the memory exported as `plan.memory_export`,
    then write the input at `pointer`.
-4. Call the export `plan.entry_export` with `(pointer, len(input)) -> (i32, i32, i64)`: the
-   output's pointer and length and the gas left.
+4. Call `plan.entry_export` again with `(1, pointer, 0, len(input))`: it returns the output's
+   pointer and length and the gas left.
 5. If the length exceeds `limits.max_output_bytes` fail with `OUTPUT_TOO_LARGE`; if the range
    lies outside the memory fail with `OUTPUT_OUT_OF_BOUNDS`; otherwise return
    `(output bytes, gas left)`.
@@ -137,11 +139,11 @@ class CallPlan:
     """The guest's own export name (for messages only)."""
     memory_export: str
     memory_index: int
-    alloc_export: str
-    """`(gas: i64, memory_limit: i64, size: i32) -> i32`: arms the instance, returns a buffer."""
-    alloc_index: int
     entry_export: str
-    """`(pointer: i32, length: i32) -> (out_pointer: i32, out_length: i32, gas_left: i64)`."""
+    """`(op: i32, a: i64, b: i64, size: i32) -> (i32, i32, i64)`: op 0 arms the instance (gas
+    `a`, memory limit `b`) and returns its buffer of `size` bytes, `(pointer, 0, gas_left)`;
+    op 1 calls the entrypoint on `(pointer a, length size)`: `(out_pointer, out_length,
+    gas_left)`. One export serves a whole call."""
     entry_index: int
     gas_export: str
     """A mutable i64 global: the gas left (negative once exhausted)."""

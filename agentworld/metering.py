@@ -27,7 +27,11 @@ engine that runs it (docs/executors.md, "Gas"):
 - **Calling.** The module gains an export that arms an instance with its gas, memory limit and
   stack budget and calls the guest's `alloc` (running the start function first, which no
   longer runs at instantiation), and one wrapper per exported function of a `wasm-1` entrypoint
-  shape that returns `(out_pointer, out_length, gas_left)` whatever the guest's shape.
+  shape, `(op: i32, a: i64, b: i64, size: i32) -> (i32, i32, i64)`: with op 0 it arms the
+  instance (gas `a`, memory limit `b`) and returns the guest's buffer of `size` bytes as
+  `(pointer, 0, gas_left)`; otherwise it calls the entrypoint on `(pointer a, length size)` and
+  returns `(out_pointer, out_length, gas_left)` whatever the guest's shape. One export then
+  serves a whole call (an engine's export lookups cost more than the call through them).
 
 Only indices are added (types, a few globals, functions, exports and passive copies of the
 active segments at the end of their index spaces, and scratch locals at the end of each
@@ -793,7 +797,7 @@ def instrument(wasm: bytes, schedule_version: int) -> Instrumented:
         func_type_bytes([I64], []),
         func_type_bytes([I32], [I32]),
         func_type_bytes([I64, I64, I32], [I32]),
-        func_type_bytes([I32, I32], [I32, I32, I64]),
+        func_type_bytes([I32, I64, I64, I32], [I32, I32, I64]),
         func_type_bytes([FUNCREF, I32], [I32]),
         func_type_bytes([EXTERNREF, I32], [I32]),
     ]
@@ -895,6 +899,7 @@ def instrument(wasm: bytes, schedule_version: int) -> Instrumented:
         "entries": {},
     }
     export_position += 3
+    arm_branch = b"\x20\x00\x45\x04\x40\x00\x0b"  # no alloc to arm with: op 0 traps
     alloc = exports_by_name.get("alloc")
     if (alloc is not None and alloc.kind == EXTERN_FUNC
             and module.types[module.functions[alloc.index]] == FuncType((I32,), (I32,))):
@@ -911,6 +916,9 @@ def instrument(wasm: bytes, schedule_version: int) -> Instrumented:
         new_functions.append(t_alloc)
         new_exports.append(_export(ALLOC_EXPORT, EXTERN_FUNC, next_func))
         info["alloc"] = [ALLOC_EXPORT, export_position]
+        # op 0: arm, allocate, return (pointer, 0, gas left).
+        arm_branch = (b"\x20\x00\x45\x04\x40\x20\x01\x20\x02\x20\x03\x10" + uleb(next_func)
+                      + b"\x41\x00\x23" + g_gas + b"\x0f\x0b")
         next_func += 1
         export_position += 1
     has_memory_export = any(e.kind == EXTERN_MEMORY for e in module.exports)
@@ -920,16 +928,19 @@ def instrument(wasm: bytes, schedule_version: int) -> Instrumented:
         shape = SHAPES.get(module.types[module.functions[export.index]])
         if shape is None or (shape == RET_AREA and not has_memory_export):
             continue
+        # op 1: the entrypoint on (pointer = a, length = size); local 4 is the pointer.
         call = b"\x10" + uleb(export.index)
+        code = arm_branch + b"\x20\x01\xa7\x21\x04"
         if shape == MULTI:
-            code, locals_ = b"\x20\x00\x20\x01" + call, []
-        elif shape == PACKED:
-            code = b"\x20\x00\x20\x01" + call + b"\x22\x02\xa7\x20\x02\x42\x20\x88\xa7"
-            locals_ = [(1, I64)]
-        else:
-            code = (b"\x20\x01\x41\x03\x6a\x41\x7c\x71\x20\x00\x6a\x22\x02\x20\x00\x20\x01"
-                    + call + b"\x20\x02\x28\x02\x00\x20\x02\x28\x02\x04")
+            code += b"\x20\x04\x20\x03" + call
             locals_ = [(1, I32)]
+        elif shape == PACKED:
+            code += b"\x20\x04\x20\x03" + call + b"\x22\x05\xa7\x20\x05\x42\x20\x88\xa7"
+            locals_ = [(1, I32), (1, I64)]
+        else:
+            code += (b"\x20\x03\x41\x03\x6a\x41\x7c\x71\x20\x04\x6a\x22\x05\x20\x04\x20\x03"
+                     + call + b"\x20\x05\x28\x02\x00\x20\x05\x28\x02\x04")
+            locals_ = [(2, I32)]
         bodies.append(_func(locals_, code + b"\x23" + g_gas + b"\x0b"))
         new_functions.append(t_entry)
         name = ENTRY_PREFIX + export.name

@@ -659,8 +659,9 @@ class WasmerBackend(BackendDefaults):
         header = self._headers[(module, plan, limits)] = wire.call_header(
             module.digest, entry=plan.entry_export, shape=wire.SHAPE_METERED,
             max_output=min(limits.max_output_bytes, 0xFFFFFFFF), ret_area=plan.ret_area,
-            memory=plan.memory_export, alloc=plan.alloc_export,
-            alloc_args=[(wire.VAL_I64, limits.max_gas), (wire.VAL_I64, limits.max_mem_bytes)],
+            memory=plan.memory_export, alloc=plan.entry_export,
+            alloc_args=[(wire.VAL_I32, 0), (wire.VAL_I64, limits.max_gas),
+                        (wire.VAL_I64, limits.max_mem_bytes)],
             get_globals=[plan.gas_export, plan.refused_export, plan.stack_export],
             reset=plan.reset_export if self.reuse_instances else "",
         )

@@ -54,7 +54,9 @@ FAULT = ord("x")
 MODULE_OK, MODULE_NOT_WASM, MODULE_INVALID, MODULE_HASH_MISMATCH = 0, 1, 2, 3
 
 # What the entrypoint returns: the three shapes of wasm-1, and the instrumented module's
-# wrapper, which returns (out_pointer, out_length, gas_left) whatever the guest's shape.
+# wrapper: called (0, alloc arguments..., size) it returns (pointer, 0, gas left), called
+# (1, pointer, 0, length) it returns (out_pointer, out_length, gas_left) whatever the guest's
+# shape (so `alloc` names the wrapper too).
 SHAPE_MULTI, SHAPE_PACKED, SHAPE_RETAREA, SHAPE_METERED = 0, 1, 2, 3
 
 # Value types of globals the client sets or reads.
@@ -576,7 +578,10 @@ class Host:
         size = len(data)
         request = ((size + 3) & ~3) + 8 if call.ret_area else size
         state["stage"] = STAGE_ALLOC
-        pointer = alloc(*call.alloc_args, request) & 0xFFFFFFFF
+        allocated = alloc(*call.alloc_args, request)
+        if call.shape == SHAPE_METERED:
+            allocated = allocated[0]
+        pointer = allocated & 0xFFFFFFFF
         view = memoryview(memory.buffer)
         if pointer + request > len(view):
             return _result(ALLOC_OUT_OF_BOUNDS, STAGE_ALLOC, 0, len(view) // PAGE, pointer,
@@ -589,7 +594,7 @@ class Host:
         if shape == SHAPE_MULTI:
             out_pointer, out_size = function(pointer, size)
         elif shape == SHAPE_METERED:
-            out_pointer, out_size, gas_left = function(pointer, size)
+            out_pointer, out_size, gas_left = function(1, pointer, 0, size)
         elif shape == SHAPE_PACKED:
             packed = function(pointer, size) & 0xFFFFFFFFFFFFFFFF
             out_pointer, out_size = packed & 0xFFFFFFFF, packed >> 32

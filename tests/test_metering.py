@@ -406,12 +406,11 @@ def test_schedule_1_keeps_no_stack_limit(executors: tuple[object, object]) -> No
 
 def _leaky_call(store: wasmtime.Store, exports: wasmtime.instance.InstanceExports) -> bytes:
     """Arm the instrumented `leaky` guest and call it: the output bytes it returns."""
-    arm, entry, memory = (exports[ALLOC_EXPORT], exports[ENTRY_PREFIX + "reduce"],
-                          exports["memory"])
-    assert isinstance(arm, wasmtime.Func) and isinstance(entry, wasmtime.Func)
+    entry, memory = exports[ENTRY_PREFIX + "reduce"], exports["memory"]
+    assert isinstance(entry, wasmtime.Func)
     assert isinstance(memory, wasmtime.Memory)
-    pointer = arm(store, 10**6, 1 << 20, 0)
-    out_pointer, out_length, _ = entry(store, pointer, 0)
+    pointer, _, _ = entry(store, 0, 10**6, 1 << 20, 0)
+    out_pointer, out_length, _ = entry(store, 1, pointer, 0, 0)
     return bytes(memory.read(store, out_pointer, out_pointer + out_length))
 
 

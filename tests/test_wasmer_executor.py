@@ -673,35 +673,42 @@ def test_golden_journals_are_byte_identical_on_wasmer(
 
 # -- the engine backend of the executor core ------------------------------------------------
 
-# A module shaped as the gas instrumentation leaves one: the armed alloc, wrapped entrypoints
-# returning (pointer, length, gas left), the gas, refused-growth and stack globals.
+# A module shaped as the gas instrumentation leaves one: entry wrappers that arm the instance
+# (op 0) and run the entrypoint (op 1), returning (pointer, length, gas left), the gas,
+# refused-growth and stack globals.
 METERED = """(module
   (memory (export "memory") 1)
   (global $gas (export "__agentworld_gas") (mut i64) (i64.const 0))
   (global $refused (export "__agentworld_refused") (mut i32) (i32.const 0))
   (global $stack (export "__agentworld_stack") (mut i32) (i32.const 0))
-  (func (export "__agentworld_alloc") (param $gas i64) (param $limit i64) (param $size i32)
-        (result i32)
-    (global.set $gas (local.get $gas)) (i32.const 1024))
+  ;; op 0: arm with the gas and hand out the buffer at 1024
+  (func $arm (param $gas i64) (result i32 i32 i64)
+    (global.set $gas (local.get $gas)) (i32.const 1024) (i32.const 0) (global.get $gas))
   ;; echo, charging 10 gas per byte
-  (func (export "__agentworld_entry:call") (param $ptr i32) (param $len i32)
-        (result i32 i32 i64)
+  (func (export "__agentworld_entry:call") (param $op i32) (param $a i64) (param i64)
+        (param $len i32) (result i32 i32 i64)
+    (if (i32.eqz (local.get $op)) (then (return (call $arm (local.get $a)))))
     (global.set $gas (i64.sub (global.get $gas)
                               (i64.mul (i64.extend_i32_u (local.get $len)) (i64.const 10))))
     (if (i64.lt_s (global.get $gas) (i64.const 0)) (then unreachable))
-    (local.get $ptr) (local.get $len) (global.get $gas))
-  (func (export "__agentworld_entry:grow") (param i32 i32) (result i32 i32 i64)
+    (i32.wrap_i64 (local.get $a)) (local.get $len) (global.get $gas))
+  (func (export "__agentworld_entry:grow") (param $op i32) (param $a i64) (param i64 i32)
+        (result i32 i32 i64)
+    (if (i32.eqz (local.get $op)) (then (return (call $arm (local.get $a)))))
     (global.set $refused (i32.const 1)) unreachable)
-  (func (export "__agentworld_entry:deep") (param i32 i32) (result i32 i32 i64)
+  (func (export "__agentworld_entry:deep") (param $op i32) (param $a i64) (param i64 i32)
+        (result i32 i32 i64)
+    (if (i32.eqz (local.get $op)) (then (return (call $arm (local.get $a)))))
     (global.set $stack (i32.const -3)) unreachable)
-  (func (export "__agentworld_entry:spin") (param i32 i32) (result i32 i32 i64)
+  (func (export "__agentworld_entry:spin") (param $op i32) (param $a i64) (param i64 i32)
+        (result i32 i32 i64)
+    (if (i32.eqz (local.get $op)) (then (return (call $arm (local.get $a)))))
     (loop $l (br $l)) unreachable))"""
 
 
 def _plan(entrypoint: str) -> CallPlan:
     return CallPlan(entrypoint=entrypoint, memory_export="memory", memory_index=0,
-                    alloc_export="__agentworld_alloc", alloc_index=4,
-                    entry_export=f"__agentworld_entry:{entrypoint}", entry_index=5,
+                    entry_export=f"__agentworld_entry:{entrypoint}", entry_index=4,
                     gas_export="__agentworld_gas", gas_index=1,
                     refused_export="__agentworld_refused", refused_index=2,
                     stack_export="__agentworld_stack", stack_index=3,
