@@ -10,24 +10,28 @@ engine-neutral terms defined here. See docs/executors.md, "Writing an executor".
 A call, as the backend runs it (`EngineBackend.run`):
 
 1. Instantiate the compiled module in a fresh instance (nothing survives between calls).
-2. Call the export `plan.alloc_export` with `(gas: i64, memory_limit: i64, size: i32) -> i32`:
-   `gas` is `limits.max_gas`, `memory_limit` is `limits.max_mem_bytes` and `size` is the input's
-   length, plus, when `plan.ret_area` is set, padding to a multiple of 4 and 8 more bytes. It
-   sets the gas counter and the memory limit inside the instance and returns the guest's buffer.
+2. Call the export `plan.entry_export`, `(op: i32, a: i64, b: i64, size: i32) -> (i32, i32,
+   i64)`, with `(0, gas, memory_limit, size)`: `gas` is `limits.max_gas`, `memory_limit` is
+   `limits.max_mem_bytes` and `size` is the input's length, plus, when `plan.ret_area` is set,
+   padding to a multiple of 4 and 8 more bytes. It sets the gas counter, the memory limit and
+   the stack budget inside the instance and returns `(pointer, 0, gas left)`: the guest's
+   buffer.
 3. Check that `[pointer, pointer + size)` lies in the memory exported as `plan.memory_export`,
    then write the input at `pointer`.
-4. Call the export `plan.entry_export` with `(pointer, len(input)) -> (i32, i32, i64)`: the
-   output's pointer and length and the gas left.
+4. Call `plan.entry_export` again with `(1, pointer, 0, len(input))`: it returns the output's
+   pointer and length and the gas left.
 5. If the length exceeds `limits.max_output_bytes` fail with `OUTPUT_TOO_LARGE`; if the range
    lies outside the memory fail with `OUTPUT_OUT_OF_BOUNDS`; otherwise return
    `(output bytes, gas left)`.
 
 Any failure raises `EngineFailure`. After a trap the backend reads the i64 global exported as
-`plan.gas_export` (negative: the guest ran out of gas) and the i32 global exported as
-`plan.refused_export` (non-zero: a memory or table growth was refused) into the failure; the
-core decides what the failure means. The backend must stop a call after `limits.max_call_ms`
-(`TIMEOUT`). It needs no fuel and no memory limiter of its own: gas and growth limits are in the
-instrumented code, so every engine stops at the same instruction.
+`plan.gas_export` (negative: the guest ran out of gas), the i32 global exported as
+`plan.stack_export` (negative: the guest's calls nested past the stack limit) and the i32 global
+exported as `plan.refused_export` (non-zero: a memory or table growth was refused) into the
+failure; the core decides what the failure means. The backend must stop a call after
+`limits.max_call_ms` (`TIMEOUT`). It needs no fuel, no memory limiter and no stack limit of its
+own: gas, growth and stack limits are in the instrumented code, so every engine stops at the
+same instruction (its own stack must only be deep enough, see docs/executors.md, "Limits").
 """
 
 from __future__ import annotations
@@ -84,8 +88,9 @@ class EngineFailure(Exception):
 
     `kind` is one of `FAILURE_KINDS`; `trap` one of `TRAP_REASONS` when `kind` is `TRAP`.
     `gas_left` is the gas global read after the failure (None when it could not be read, e.g.
-    before the instance existed); `grow_refused` is true when the instance's refused-growth flag
-    was set. `pointer` and `size` describe the offending range for the bounds failures.
+    before the instance existed); `stack_left` likewise the stack global; `grow_refused` is true
+    when the instance's refused-growth flag was set. `pointer` and `size` describe the offending
+    range for the bounds failures.
     """
 
     def __init__(
@@ -94,6 +99,7 @@ class EngineFailure(Exception):
         *,
         trap: str | None = None,
         gas_left: int | None = None,
+        stack_left: int | None = None,
         grow_refused: bool = False,
         pointer: int = 0,
         size: int = 0,
@@ -106,6 +112,7 @@ class EngineFailure(Exception):
         self.kind = kind
         self.trap = trap
         self.gas_left = gas_left
+        self.stack_left = stack_left
         self.grow_refused = grow_refused
         self.pointer = pointer
         self.size = size
@@ -132,11 +139,11 @@ class CallPlan:
     """The guest's own export name (for messages only)."""
     memory_export: str
     memory_index: int
-    alloc_export: str
-    """`(gas: i64, memory_limit: i64, size: i32) -> i32`: arms the instance, returns a buffer."""
-    alloc_index: int
     entry_export: str
-    """`(pointer: i32, length: i32) -> (out_pointer: i32, out_length: i32, gas_left: i64)`."""
+    """`(op: i32, a: i64, b: i64, size: i32) -> (i32, i32, i64)`: op 0 arms the instance (gas
+    `a`, memory limit `b`) and returns its buffer of `size` bytes, `(pointer, 0, gas_left)`;
+    op 1 calls the entrypoint on `(pointer a, length size)`: `(out_pointer, out_length,
+    gas_left)`. One export serves a whole call."""
     entry_index: int
     gas_export: str
     """A mutable i64 global: the gas left (negative once exhausted)."""
@@ -144,6 +151,14 @@ class CallPlan:
     refused_export: str
     """A mutable i32 global: non-zero once a memory or table growth was refused."""
     refused_index: int
+    stack_export: str
+    """A mutable i32 global: the stack units left (negative once the stack limit was hit)."""
+    stack_index: int
+    reset_export: str
+    """`() -> i32`: puts a used instance back in its freshly instantiated state and returns 1,
+    or returns 0 when it cannot (see `agentworld.metering`). An engine where a new instance is
+    costly may run a call in an instance an earlier call of the same batch used, reset."""
+    reset_index: int
     ret_area: bool
     """True when the alloc size is the input's length rounded up to 4, plus 8."""
     memory_floor: int

@@ -30,6 +30,10 @@ FAILURE_CODES: tuple[str, ...] = (
 )
 
 
+CURRENT_GAS_SCHEDULE = 2
+"""The gas schedule new worlds (and requests that name none) are metered with."""
+
+
 class ModuleCallError(AgentWorldError):
     """A module call failed; `code` is one of `FAILURE_CODES`, `detail` says what happened.
 
@@ -82,7 +86,7 @@ class CallRequest:
     input: bytes = field(repr=False)
     limits: CallLimits = CallLimits()
     kind: str = "reducer"
-    gas_schedule: int = 1
+    gas_schedule: int = CURRENT_GAS_SCHEDULE
 
     def wasm_bytes(self) -> bytes:
         """The artifact's bytes, loading them if a loader was given."""
@@ -136,7 +140,9 @@ class Executor(Protocol):
         """Run independent calls in order; failures are returned in place, not raised."""
         ...
 
-    def check_artifact(self, wasm: bytes, gas_schedule: int = 1) -> list[str]:
+    def check_artifact(
+        self, wasm: bytes, gas_schedule: int = CURRENT_GAS_SCHEDULE
+    ) -> list[str]:
         """The module's export names; raise `InvalidArtifactError` unless `wasm` is a module
         this ABI accepts (valid WebAssembly that imports nothing and that the meter of
         `gas_schedule` can instrument)."""

@@ -15,21 +15,36 @@ engine that runs it (docs/executors.md, "Gas"):
 - **Limits.** `memory.grow` and `table.grow` go through helpers that refuse (return -1 and set a
   flag the host reads) growth that would make the memory's bytes plus `TABLE_ELEMENT_BYTES` per
   table element exceed the call's memory limit.
-- **Calling.** The module gains an export that arms an instance with its gas and memory limit
-  and calls the guest's `alloc` (running the start function first, which no longer runs at
-  instantiation), and one wrapper per exported function of a `wasm-1` entrypoint shape that
-  returns `(out_pointer, out_length, gas_left)` whatever the guest's shape.
+- **Stack** (schedules with a `stack_limit`). Each function has a static cost in stack units
+  (`STACK_LIMIT_V2` says how it is counted); entering a function takes its units from an i32
+  budget global, trapping when the budget would fall below zero, and every exit (`return`, or
+  the end of the body, which runs inside an added block so that branches to the function's
+  label leave the same way) gives them back. How deep calls nest is then the same on every
+  engine, and no engine's native stack is reached first.
+- **Resetting.** An export `() -> i32` puts a used instance back in the state instantiation
+  left it in (memory, tables, globals; the start function runs again when the instance is
+  next armed), or returns 0 when it cannot, for engines where a new instance is costly.
+- **Calling.** The module gains an export that arms an instance with its gas, memory limit and
+  stack budget and calls the guest's `alloc` (running the start function first, which no
+  longer runs at instantiation), and one wrapper per exported function of a `wasm-1` entrypoint
+  shape, `(op: i32, a: i64, b: i64, size: i32) -> (i32, i32, i64)`: with op 0 it arms the
+  instance (gas `a`, memory limit `b`) and returns the guest's buffer of `size` bytes as
+  `(pointer, 0, gas_left)`; otherwise it calls the entrypoint on `(pointer a, length size)` and
+  returns `(out_pointer, out_length, gas_left)` whatever the guest's shape. One export then
+  serves a whole call (an engine's export lookups cost more than the call through them).
 
-Only indices are added (a type, a few globals, functions and exports at the end of their index
-spaces, and scratch locals at the end of each function's locals), so no existing index moves.
+Only indices are added (types, a few globals, functions, exports and passive copies of the
+active segments at the end of their index spaces, and scratch locals at the end of each
+function's locals), so no existing index moves.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from attrs import frozen
+from attrs import evolve, frozen
 
+from agentworld.executor import CURRENT_GAS_SCHEDULE as CURRENT_GAS_SCHEDULE
 from agentworld.wasm_module import (
     EXTERN_FUNC,
     EXTERN_GLOBAL,
@@ -45,6 +60,7 @@ from agentworld.wasm_module import (
     V128,
     VALTYPE_NAMES,
     FuncType,
+    Module,
     encode_module,
     func_type_bytes,
     parse_module,
@@ -60,13 +76,15 @@ RESERVED_PREFIX = "__agentworld_"
 """Export names the instrumentation adds; an artifact may not export names starting with it."""
 GAS_EXPORT = RESERVED_PREFIX + "gas"
 REFUSED_EXPORT = RESERVED_PREFIX + "refused"
+RESET_EXPORT = RESERVED_PREFIX + "reset"
+STACK_EXPORT = RESERVED_PREFIX + "stack"
 ALLOC_EXPORT = RESERVED_PREFIX + "alloc"
 ENTRY_PREFIX = RESERVED_PREFIX + "entry:"
 
 TABLE_ELEMENT_BYTES = 8
 """What one table element counts against a call's memory limit."""
 
-INSTRUMENTATION_FORMAT = 1
+INSTRUMENTATION_FORMAT = 2
 """Bumped whenever the rewrite changes for an unchanged schedule (it keys cached modules)."""
 
 # Entrypoint shapes of wasm-1.
@@ -92,6 +110,12 @@ class GasSchedule:
     """`memory.fill/copy/init` charge `length >> shift` extra."""
     table_element_shift: int
     """`table.fill/copy/init/grow` charge `count >> shift` extra."""
+    stack_limit: int | None = None
+    """Stack units the functions active at once may use together (see `STACK_LIMIT_V2`); None:
+    no deterministic limit, so the engine's native stack decides how deep calls nest."""
+    frame_cost: int = 0
+    """Stack units every function costs beyond its values (return address, saved registers,
+    the instrumentation's own scratch values)."""
 
 
 SCHEDULE_V1 = GasSchedule(
@@ -109,10 +133,26 @@ SCHEDULE_V1 = GasSchedule(
     table_element_shift=3,
 )
 
-GAS_SCHEDULES: dict[int, GasSchedule] = {1: SCHEDULE_V1}
+# The deterministic stack limit (schedule 2). A function's stack units are `FRAME_COST_V2` plus
+# its parameters and locals, the highest its operand stack gets, and the number of values it
+# computes (an engine may keep a value it computed earlier instead of computing it again, and
+# spill it: frames grow with those values even when locals and the operand stack do not). A
+# call takes the callee's units from a budget of `STACK_LIMIT_V2` on entry and gives them back
+# on exit; a function whose units alone exceed the budget can never run and is refused.
+#
+# So at most 2 * STACK_LIMIT_V2 units are on the native stack at once (the frames that fit, and
+# the frame whose entry check fails). Measured on both engines, the worst hostile shapes (v128
+# values passed through hundreds of parameters or results, GVN-merged values, v128 locals
+# live across calls) need at most 18 bytes of native stack per unit; with a margin of 2, 36
+# bytes per unit gives 3.4 MiB, below wasmtime's 4 MiB `max_wasm_stack` and the wasmer host's
+# 5 MiB engine thread (4 MiB plus its own Python frames). docs/executors.md has the table.
+STACK_LIMIT_V2 = 50_000
+FRAME_COST_V2 = 4
+
+SCHEDULE_V2 = evolve(SCHEDULE_V1, version=2, stack_limit=STACK_LIMIT_V2, frame_cost=FRAME_COST_V2)
+
+GAS_SCHEDULES: dict[int, GasSchedule] = {1: SCHEDULE_V1, 2: SCHEDULE_V2}
 """Every schedule this version of agentworld can meter with, by version."""
-CURRENT_GAS_SCHEDULE = 1
-"""The schedule new worlds are created with."""
 
 
 def gas_schedule(version: int) -> GasSchedule:
@@ -175,6 +215,35 @@ _SIMD_DIV = frozenset({227, 231, 239, 243})
 _SIMD_UNASSIGNED = frozenset({0x9A, 0xA2, 0xA5, 0xA6, 0xAF, 0xB0, 0xB2, 0xB3, 0xB4, 0xBB, 0xC2,
                               0xC5, 0xC6, 0xCF, 0xD0, 0xD2, 0xD3, 0xD4, 0xE2, 0xEE})
 
+# Operand-stack effects, for the stack cost of each function: the net change of the stack's
+# height and the number of new values an instruction computes (`local.get` and `local.tee`
+# name values that exist already). Instructions not listed here are handled by their kind.
+_NET = [0] * 256
+_MADE = [0] * 256
+for _op in range(0x45, 0xC5):
+    _MADE[_op] = 1
+for _low, _high in ((0x46, 0x4F), (0x51, 0x66), (0x6A, 0x78), (0x7C, 0x8A), (0x92, 0x98),
+                    (0xA0, 0xA6)):
+    for _op in range(_low, _high + 1):
+        _NET[_op] = -1  # binary operators and comparisons
+_NET[0x1A] = -1  # drop
+_NET[0x1B], _MADE[0x1B] = -2, 1  # select
+_MADE[0xD1] = 1  # ref.is_null
+# 0xFC: saturating truncations, memory.init, data.drop, memory.copy, memory.fill, table.init,
+# elem.drop, table.copy, table.grow, table.size, table.fill.
+_BULK_NET = [0] * 8 + [-3, 0, -3, -3, -3, 0, -3, -1, 1, -3]
+_BULK_MADE = [1] * 8 + [0] * 7 + [1, 1, 0]
+_SIMD_UNARY = frozenset({
+    *range(0, 11), *range(15, 23), 24, 25, 27, 29, 31, 33, 77, 83, *range(92, 101),
+    *range(103, 107), 116, 117, 122, *range(124, 130), 131, 132, *range(135, 139), 148, 160,
+    161, 163, 164, *range(167, 171), 192, 193, 195, 196, *range(199, 203), 224, 225, 227, 236,
+    237, 239, *range(248, 256)})
+_SIMD_NET = [0 if sub in _SIMD_UNARY else -1 for sub in range(256)]
+_SIMD_NET[12] = 1  # v128.const
+for _sub in (11, 82, 88, 89, 90, 91):  # v128.store, bitselect, v128.storeN_lane
+    _SIMD_NET[_sub] = -2
+_SIMD_MADE = [0 if sub in (11, 88, 89, 90, 91) else 1 for sub in range(256)]
+
 
 def _cost_tables(schedule: GasSchedule) -> tuple[list[int], list[int], list[int]]:
     """Per-opcode costs: single-byte opcodes, 0xFC sub-opcodes, 0xFD sub-opcodes."""
@@ -233,6 +302,7 @@ class _Context:
     table_count: int
     has_memory: bool
     gas: bytes
+    stack: bytes
     charge_call: bytes
     grow_call: bytes
     table_grow_calls: list[bytes]
@@ -241,10 +311,21 @@ class _Context:
     simd: list[int]
     bulk_byte_shift: int
     table_element_shift: int
+    type_arity: list[tuple[int, int]]
+    """(parameters, results) of each type."""
+    block_types: list[bytes]
+    """Each type's results as the block type of a block that takes nothing."""
+    stack_limit: int | None
+    frame_cost: int
 
 
-def _body(data: bytes, start: int, end: int, params: int, ctx: _Context) -> bytes:
-    """One function body, metered and NaN-canonicalized, with its size prefix."""
+def _body(
+    data: bytes, start: int, end: int, function: int, ctx: _Context
+) -> tuple[bytes, int, bool]:
+    """One function body, metered, NaN-canonicalized and stack-limited, with its size prefix;
+    its stack units; whether it drops a data or element segment (`data.drop`, `elem.drop`)."""
+    type_index = ctx.functions[function]
+    params, results = ctx.type_arity[type_index]
     groups, pos = read_u32(data, start, end)
     locals_start = pos
     count = params
@@ -269,14 +350,21 @@ def _body(data: bytes, start: int, end: int, params: int, ctx: _Context) -> byte
         return index
 
     kinds, single, bulk_costs, simd_costs = _KIND, ctx.single, ctx.bulk, ctx.simd
+    net, made_by = _NET, _MADE
     gas = ctx.gas
+    functions, type_arity = ctx.functions, ctx.type_arity
     n_types, n_funcs, n_globals = len(ctx.types), ctx.function_count, ctx.globals_count
     n_tables = ctx.table_count
     out: list[bytes] = [b""]
     segment = 0
     cost = 0
     copied = pos
-    depth = 0
+    # The operand stack: its height, its highest height, the values computed, and one frame
+    # (height below the block, its parameters, its results) per open block.
+    height = top = made = 0
+    frames: list[tuple[int, int, int]] = [(0, 0, results)]
+    returns: list[int] = []
+    drops = False
     charge_pre = charge_post = b""
     canon32 = canon64 = b""
     while True:
@@ -287,16 +375,28 @@ def _body(data: bytes, start: int, end: int, params: int, ctx: _Context) -> byte
         kind = kinds[op]
         if kind == K_PLAIN:
             cost += single[op]
+            height += net[op]
+            made += made_by[op]
             continue
         if kind == K_LOCAL:
             index, pos = read_u32(data, pos, end)
             if index >= local_count:
                 raise refuse("an instruction refers to a local that does not exist")
             cost += single[op]
+            if op == 0x20:
+                height += 1
+                if height > top:
+                    top = height
+            elif op == 0x21:
+                height -= 1
             continue
         if kind == K_I32CONST:
             pos = skip_sleb(data, pos, end, 5)
             cost += single[op]
+            height += 1
+            made += 1
+            if height > top:
+                top = height
             continue
         if kind == K_MEM:
             align, pos = read_u32(data, pos, end)
@@ -305,21 +405,42 @@ def _body(data: bytes, start: int, end: int, params: int, ctx: _Context) -> byte
                              "are not supported")
             _, pos = read_u32(data, pos, end)
             cost += single[op]
+            if op < 0x36:
+                made += 1
+            else:
+                height -= 2
             continue
         if kind == K_CALL or kind == K_REF_FUNC:
             index, pos = read_u32(data, pos, end)
             if index >= n_funcs:
                 raise refuse("an instruction refers to a function that does not exist")
             cost += single[op]
+            if kind == K_CALL:
+                taken, given = type_arity[functions[index]]
+            else:
+                taken, given = 0, 1
+            height += given - taken
+            made += given
+            if height > top:
+                top = height
             continue
         if kind == K_GLOBAL:
             index, pos = read_u32(data, pos, end)
             if index >= n_globals:
                 raise refuse("an instruction refers to a global that does not exist")
             cost += single[op]
+            if op == 0x23:
+                height += 1
+                made += 1
+                if height > top:
+                    top = height
+            else:
+                height -= 1
             continue
         if kind == K_CANON32 or kind == K_CANON64:
             cost += single[op]
+            height += net[op]
+            made += 1
             out.append(data[copied:pos])
             if kind == K_CANON32:
                 if not canon32:
@@ -331,53 +452,80 @@ def _body(data: bytes, start: int, end: int, params: int, ctx: _Context) -> byte
                 out.append(canon64)
             copied = pos
             continue
-        if kind == K_I64CONST:
-            pos = skip_sleb(data, pos, end, 10)
+        if kind == K_I64CONST or kind == K_F32CONST or kind == K_F64CONST:
+            if kind == K_I64CONST:
+                pos = skip_sleb(data, pos, end, 10)
+            else:
+                pos += 4 if kind == K_F32CONST else 8
             cost += single[op]
-            continue
-        if kind == K_F32CONST:
-            pos += 4
-            cost += single[op]
-            continue
-        if kind == K_F64CONST:
-            pos += 8
-            cost += single[op]
+            height += 1
+            made += 1
+            if height > top:
+                top = height
             continue
         if kind == K_BLOCK or kind == K_LOOP or kind == K_IF:
             byte = data[pos] if pos < end else 0
-            if byte == 0x40 or byte in VALTYPE_NAMES:
+            if byte == 0x40:
                 pos += 1
+                taken = given = 0
+            elif byte in VALTYPE_NAMES:
+                pos += 1
+                taken, given = 0, 1
             else:
                 index, pos = read_sleb(data, pos, end, 5)
                 if not 0 <= index < n_types:
                     raise refuse("a block refers to a type that does not exist")
-            depth += 1
+                taken, given = type_arity[index]
+            if kind == K_IF:
+                height -= 1
+            frames.append((height - taken, taken, given))
             cost += single[op]
             if kind == K_BLOCK:
                 continue
         elif kind == K_END:
             cost += single[op]
-            if depth == 0:
+            if len(frames) == 1:
                 if pos != end:
                     raise refuse("malformed module (code after a function's final `end`)")
                 break
-            depth -= 1
-        elif kind == K_ELSE or kind == K_STOP:
+            base, _, given = frames.pop()
+            height = base + given
+        elif kind == K_ELSE:
             cost += single[op]
+            base, taken, _ = frames[-1]
+            height = base + taken
+        elif kind == K_STOP:
+            cost += single[op]
+            height = frames[-1][0]
+            if op == 0x0F:  # return: leave the function's stack units first
+                out.append(data[copied : pos - 1])
+                returns.append(len(out))
+                out.append(b"")
+                copied = pos - 1
         elif kind == K_BR or kind == K_BR_IF:
             _, pos = read_u32(data, pos, end)
             cost += single[op]
+            if kind == K_BR:
+                height = frames[-1][0]
+            else:
+                height -= 1
         elif kind == K_BR_TABLE:
             targets, pos = read_u32(data, pos, end)
             for _ in range(targets + 1):
                 _, pos = read_u32(data, pos, end)
             cost += single[op]
+            height = frames[-1][0]
         elif kind == K_CALL_INDIRECT:
-            type_index, pos = read_u32(data, pos, end)
+            index, pos = read_u32(data, pos, end)
             table, pos = read_u32(data, pos, end)
-            if type_index >= n_types or table >= n_tables:
+            if index >= n_types or table >= n_tables:
                 raise refuse("call_indirect refers to a type or table that does not exist")
             cost += single[op]
+            taken, given = type_arity[index]
+            height += given - taken - 1
+            made += given
+            if height > top:
+                top = height
             continue
         elif kind == K_SELECT_T:
             n, pos = read_u32(data, pos, end)
@@ -385,6 +533,8 @@ def _body(data: bytes, start: int, end: int, params: int, ctx: _Context) -> byte
                 raise refuse("a typed select must name exactly one allowed value type")
             pos += 1
             cost += single[op]
+            height -= 2
+            made += 1
             continue
         elif kind == K_MEMSIZE or kind == K_MEMGROW:
             if pos >= end or data[pos] != 0x00:
@@ -392,10 +542,15 @@ def _body(data: bytes, start: int, end: int, params: int, ctx: _Context) -> byte
             if not ctx.has_memory:
                 raise refuse("an instruction uses a memory the module does not have")
             cost += single[op]
+            made += 1
             if kind == K_MEMGROW:
                 out.append(data[copied : pos - 1])
                 out.append(ctx.grow_call)
                 copied = pos + 1
+            else:
+                height += 1
+                if height > top:
+                    top = height
             pos += 1
             continue
         elif kind == K_REF_NULL:
@@ -403,12 +558,20 @@ def _body(data: bytes, start: int, end: int, params: int, ctx: _Context) -> byte
                 raise refuse("ref.null must name funcref or externref")
             pos += 1
             cost += single[op]
+            height += 1
+            made += 1
+            if height > top:
+                top = height
             continue
         elif kind == K_TABLE:
             table, pos = read_u32(data, pos, end)
             if table >= n_tables:
                 raise refuse("an instruction refers to a table that does not exist")
             cost += single[op]
+            if op == 0x25:
+                made += 1
+            else:
+                height -= 2
             continue
         elif kind == K_FC:
             op_start = pos - 1
@@ -416,8 +579,14 @@ def _body(data: bytes, start: int, end: int, params: int, ctx: _Context) -> byte
             if sub > 17:
                 raise refuse(f"instruction 0xfc {sub} is not supported")
             cost += bulk_costs[sub]
+            height += _BULK_NET[sub]
+            made += _BULK_MADE[sub]
+            if height > top:
+                top = height
             if sub <= 7:  # saturating float-to-int conversions
                 continue
+            if sub == 9 or sub == 13:
+                drops = True
             if sub in (8, 9, 12, 13):  # a data or element segment index
                 _, pos = read_u32(data, pos, end)
             if sub in (8, 10, 11):  # memory 0 (twice for memory.copy)
@@ -464,6 +633,10 @@ def _body(data: bytes, start: int, end: int, params: int, ctx: _Context) -> byte
             elif sub in _SIMD_UNASSIGNED:
                 raise refuse(f"SIMD instruction {sub} does not exist")
             cost += simd_costs[sub]
+            height += _SIMD_NET[sub]
+            made += _SIMD_MADE[sub]
+            if height > top:
+                top = height
             if sub in _SIMD_CANON32:
                 out.append(data[copied:pos])
                 out.append(_canon_f32x4(temp(V128)))
@@ -502,8 +675,26 @@ def _body(data: bytes, start: int, end: int, params: int, ctx: _Context) -> byte
                       + b"".join(b"\x01" + bytes([valtype]) for valtype in order))
     else:
         locals_vec = data[start:locals_start] + locals_raw
-    body = locals_vec + b"".join(out)
-    return uleb(len(body)) + body
+    units = ctx.frame_cost + local_count + top + made
+    limit = ctx.stack_limit
+    if limit is None:
+        body = locals_vec + b"".join(out)
+        return uleb(len(body)) + body, units, drops
+    if units > limit:
+        raise refuse(f"function {function} needs {units} units of stack, more than the gas "
+                     f"schedule's limit of {limit}")
+    # Entry takes the function's units from the stack budget (trapping when it would go below
+    # zero); every exit gives them back. The body runs inside a block, so that branches to the
+    # function's own label leave through the same exit as falling off its end.
+    stack, amount = ctx.stack, _sleb_cost(units)
+    leave = b"\x23" + stack + b"\x41" + amount + b"\x6a\x24" + stack
+    for index in returns:
+        out[index] = leave
+    enter = (b"\x23" + stack + b"\x41" + amount + b"\x6b\x24" + stack
+             + b"\x23" + stack + b"\x41\x00\x48\x04\x40\x00\x0b")
+    body = (locals_vec + enter + b"\x02" + ctx.block_types[type_index] + b"".join(out) + leave
+            + b"\x0b")
+    return uleb(len(body)) + body, units, drops
 
 
 _SLEB_CACHE: dict[int, bytes] = {}
@@ -525,6 +716,8 @@ class Instrumented:
 
     wasm: bytes
     info: dict[str, Any]
+    stack_units: tuple[int, ...] = ()
+    """The stack units of each of the module's own functions (see `STACK_LIMIT_V2`)."""
 
 
 def _func(locals_: list[tuple[int, int]], code: bytes) -> bytes:
@@ -535,6 +728,53 @@ def _func(locals_: list[tuple[int, int]], code: bytes) -> bytes:
 def _export(name: str, kind: int, index: int) -> bytes:
     raw = name.encode("utf-8")
     return uleb(len(raw)) + raw + bytes([kind]) + uleb(index)
+
+
+def _i32(value: int) -> bytes:
+    """`i32.const value`, for a value read as unsigned 32 bits."""
+    return b"\x41" + sleb(value - (1 << 32) if value >= 1 << 31 else value)
+
+
+_NOT_RESET = b"\x41\x00\x0f\x0b"  # i32.const 0, return, end (of an `if`)
+
+
+def _reset_code(module: Module, drops: bool, added_globals: list[bytes]) -> bytes:
+    """The body of `$reset() -> i32`: 1 once the instance is as instantiation left it, 0 when
+    it cannot be (a memory or table grew, or the guest can drop a segment, which nothing can
+    restore). The meter's own globals are in `added_globals` (type, mutability, initializer).
+
+    Memory is zeroed and the active data segments copied in again from passive copies of them
+    appended to the module (the originals were dropped by instantiation, as the guest sees
+    them); tables are emptied and their active element segments copied in the same way; every
+    mutable global gets its initializer again, and the start function runs again when the
+    instance is next armed.
+    """
+    memory, tables = module.memory, module.tables
+    if drops or (memory is not None and memory.minimum * PAGE_BYTES >= 1 << 32):
+        return b"\x41\x00\x0b"
+    code = b""
+    if memory is not None:
+        code += b"\x3f\x00" + _i32(memory.minimum) + b"\x47\x04\x40" + _NOT_RESET
+    for index, (_, limits) in enumerate(tables):
+        code += b"\xfc\x10" + uleb(index) + _i32(limits.minimum) + b"\x47\x04\x40" + _NOT_RESET
+    if memory is not None and memory.minimum:
+        code += _i32(0) + _i32(0) + _i32(memory.minimum * PAGE_BYTES) + b"\xfc\x0b\x00"
+    for index, segment in enumerate(module.active_data):
+        code += (segment.offset + _i32(0) + _i32(segment.size) + b"\xfc\x08"
+                 + uleb(module.data_count + index) + b"\x00")
+    for index, (reftype, limits) in enumerate(tables):
+        if limits.minimum:
+            code += (_i32(0) + b"\xd0" + bytes([reftype]) + _i32(limits.minimum) + b"\xfc\x11"
+                     + uleb(index))
+    for index, segment in enumerate(module.active_elements):
+        code += (segment.offset + _i32(0) + _i32(segment.size) + b"\xfc\x0c"
+                 + uleb(module.element_count + index) + uleb(segment.target))
+    globals_ = [(g.mutable, g.init) for g in module.globals]
+    globals_ += [(encoded[1] == 1, encoded[2:]) for encoded in added_globals]
+    for index, (mutable, init) in enumerate(globals_):
+        if mutable:
+            code += init + b"\x24" + uleb(index)
+    return code + b"\x41\x01\x0b"
 
 
 def instrument(wasm: bytes, schedule_version: int) -> Instrumented:
@@ -557,27 +797,46 @@ def instrument(wasm: bytes, schedule_version: int) -> Instrumented:
         func_type_bytes([I64], []),
         func_type_bytes([I32], [I32]),
         func_type_bytes([I64, I64, I32], [I32]),
-        func_type_bytes([I32, I32], [I32, I32, I64]),
+        func_type_bytes([I32, I64, I64, I32], [I32, I32, I64]),
         func_type_bytes([FUNCREF, I32], [I32]),
         func_type_bytes([EXTERNREF, I32], [I32]),
     ]
     f_charge, f_grow = n_funcs, n_funcs + 1
     f_tgrow = [n_funcs + 2 + index for index in range(len(tables))]
     next_func = n_funcs + 2 + len(tables)
+    g_stack = uleb(n_globals + 4)
     single, bulk, simd = _cost_tables(schedule)
+    type_arity = [(len(t.params), len(t.results)) for t in module.types]
+    block_types: list[bytes] = []
+    if schedule.stack_limit is not None:
+        # A block that takes nothing and gives a function's results wraps each body; several
+        # results need a type of their own.
+        result_types: dict[tuple[int, ...], int] = {}
+        for index, func_type in enumerate(module.types):
+            if len(func_type.results) < 2:
+                block_types.append(bytes(func_type.results) or b"\x40")
+                continue
+            if func_type.params:
+                if func_type.results not in result_types:
+                    result_types[func_type.results] = n_types + len(new_types)
+                    new_types.append(func_type_bytes([], list(func_type.results)))
+                index = result_types[func_type.results]
+            block_types.append(sleb(index))
     ctx = _Context(
         types=module.types, functions=module.functions, function_count=n_funcs,
         globals_count=n_globals, table_count=len(tables), has_memory=module.memory is not None,
-        gas=g_gas, charge_call=b"\x10" + uleb(f_charge), grow_call=b"\x10" + uleb(f_grow),
+        gas=g_gas, stack=g_stack, charge_call=b"\x10" + uleb(f_charge),
+        grow_call=b"\x10" + uleb(f_grow),
         table_grow_calls=[b"\x10" + uleb(index) for index in f_tgrow], single=single,
         bulk=bulk, simd=simd, bulk_byte_shift=schedule.bulk_byte_shift,
-        table_element_shift=schedule.table_element_shift,
+        table_element_shift=schedule.table_element_shift, type_arity=type_arity,
+        block_types=block_types, stack_limit=schedule.stack_limit,
+        frame_cost=schedule.frame_cost,
     )
     data = module.data
-    bodies = [
-        _body(data, start, end, len(module.types[module.functions[index]].params), ctx)
-        for index, (start, end) in enumerate(module.bodies)
-    ]
+    rewritten = [_body(data, start, end, index, ctx)
+                 for index, (start, end) in enumerate(module.bodies)]
+    bodies = [body for body, _, _ in rewritten]
     new_functions = [t_charge, t_grow]
     # $charge(amount: i64): the gas meter for amounts known only at run time.
     bodies.append(_func([(1, I64)], b"\x23" + g_gas + b"\x20\x00\x7d\x22\x01\x24" + g_gas
@@ -621,7 +880,8 @@ def instrument(wasm: bytes, schedule_version: int) -> Instrumented:
         bodies.append(_func([(1, I32)], code))
     exports_by_name = {export.name: export for export in module.exports}
     new_exports = [_export(GAS_EXPORT, EXTERN_GLOBAL, n_globals),
-                   _export(REFUSED_EXPORT, EXTERN_GLOBAL, n_globals + 2)]
+                   _export(REFUSED_EXPORT, EXTERN_GLOBAL, n_globals + 2),
+                   _export(STACK_EXPORT, EXTERN_GLOBAL, n_globals + 4)]
     export_position = len(module.exports)
     info: dict[str, Any] = {
         "format": INSTRUMENTATION_FORMAT,
@@ -634,10 +894,12 @@ def instrument(wasm: bytes, schedule_version: int) -> Instrumented:
         + sum(limits.minimum for _, limits in tables) * TABLE_ELEMENT_BYTES,
         "gas": [GAS_EXPORT, export_position],
         "refused": [REFUSED_EXPORT, export_position + 1],
+        "stack": [STACK_EXPORT, export_position + 2],
         "alloc": None,
         "entries": {},
     }
-    export_position += 2
+    export_position += 3
+    arm_branch = b"\x20\x00\x45\x04\x40\x00\x0b"  # no alloc to arm with: op 0 traps
     alloc = exports_by_name.get("alloc")
     if (alloc is not None and alloc.kind == EXTERN_FUNC
             and module.types[module.functions[alloc.index]] == FuncType((I32,), (I32,))):
@@ -645,13 +907,18 @@ def instrument(wasm: bytes, schedule_version: int) -> Instrumented:
         if module.start is not None:
             start = (b"\x23" + g_started + b"\x45\x04\x40\x41\x01\x24" + g_started + b"\x10"
                      + uleb(module.start) + b"\x0b")
+        budget = b"" if schedule.stack_limit is None else (
+            b"\x41" + sleb(schedule.stack_limit) + b"\x24" + g_stack)
         code = (b"\x20\x00\x24" + g_gas + b"\x20\x01\x24" + g_limit
-                + b"\x41\x00\x24" + g_refused + start + b"\x20\x02\x10" + uleb(alloc.index)
-                + b"\x0b")
+                + b"\x41\x00\x24" + g_refused + budget + start + b"\x20\x02\x10"
+                + uleb(alloc.index) + b"\x0b")
         bodies.append(_func([], code))
         new_functions.append(t_alloc)
         new_exports.append(_export(ALLOC_EXPORT, EXTERN_FUNC, next_func))
         info["alloc"] = [ALLOC_EXPORT, export_position]
+        # op 0: arm, allocate, return (pointer, 0, gas left).
+        arm_branch = (b"\x20\x00\x45\x04\x40\x20\x01\x20\x02\x20\x03\x10" + uleb(next_func)
+                      + b"\x41\x00\x23" + g_gas + b"\x0f\x0b")
         next_func += 1
         export_position += 1
     has_memory_export = any(e.kind == EXTERN_MEMORY for e in module.exports)
@@ -661,16 +928,19 @@ def instrument(wasm: bytes, schedule_version: int) -> Instrumented:
         shape = SHAPES.get(module.types[module.functions[export.index]])
         if shape is None or (shape == RET_AREA and not has_memory_export):
             continue
+        # op 1: the entrypoint on (pointer = a, length = size); local 4 is the pointer.
         call = b"\x10" + uleb(export.index)
+        code = arm_branch + b"\x20\x01\xa7\x21\x04"
         if shape == MULTI:
-            code, locals_ = b"\x20\x00\x20\x01" + call, []
-        elif shape == PACKED:
-            code = b"\x20\x00\x20\x01" + call + b"\x22\x02\xa7\x20\x02\x42\x20\x88\xa7"
-            locals_ = [(1, I64)]
-        else:
-            code = (b"\x20\x01\x41\x03\x6a\x41\x7c\x71\x20\x00\x6a\x22\x02\x20\x00\x20\x01"
-                    + call + b"\x20\x02\x28\x02\x00\x20\x02\x28\x02\x04")
+            code += b"\x20\x04\x20\x03" + call
             locals_ = [(1, I32)]
+        elif shape == PACKED:
+            code += b"\x20\x04\x20\x03" + call + b"\x22\x05\xa7\x20\x05\x42\x20\x88\xa7"
+            locals_ = [(1, I32), (1, I64)]
+        else:
+            code += (b"\x20\x03\x41\x03\x6a\x41\x7c\x71\x20\x04\x6a\x22\x05\x20\x04\x20\x03"
+                     + call + b"\x20\x05\x28\x02\x00\x20\x05\x28\x02\x04")
+            locals_ = [(2, I32)]
         bodies.append(_func(locals_, code + b"\x23" + g_gas + b"\x0b"))
         new_functions.append(t_entry)
         name = ENTRY_PREFIX + export.name
@@ -679,7 +949,16 @@ def instrument(wasm: bytes, schedule_version: int) -> Instrumented:
         next_func += 1
         export_position += 1
     new_globals = [b"\x7e\x01\x42\x00\x0b", b"\x7e\x01\x42\x00\x0b", b"\x7f\x01\x41\x00\x0b",
-                   b"\x7f\x01\x41\x00\x0b"]
-    encoded = encode_module(module, types=new_types, functions=new_functions,
-                            globals_=new_globals, exports=new_exports, bodies=bodies)
-    return Instrumented(encoded, info)
+                   b"\x7f\x01\x41\x00\x0b", b"\x7f\x01\x41\x00\x0b"]
+    new_functions.append(n_types + len(new_types))
+    new_types.append(func_type_bytes([], [I32]))
+    drops = any(dropping for _, _, dropping in rewritten)
+    bodies.append(_func([], _reset_code(module, drops, [g[:-1] for g in new_globals])))
+    new_exports.append(_export(RESET_EXPORT, EXTERN_FUNC, next_func))
+    info["reset"] = [RESET_EXPORT, export_position]
+    encoded = encode_module(
+        module, types=new_types, functions=new_functions, globals_=new_globals,
+        exports=new_exports, bodies=bodies,
+        elements=[segment.passive for segment in module.active_elements],
+        data=[segment.passive for segment in module.active_data])
+    return Instrumented(encoded, info, tuple(units for _, units, _ in rewritten))

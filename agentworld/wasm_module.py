@@ -16,7 +16,7 @@ WebAssembly engines).
 
 from __future__ import annotations
 
-from attrs import define, frozen
+from attrs import Factory, define, frozen
 
 from agentworld.executor import InvalidArtifactError
 
@@ -158,6 +158,30 @@ class Export:
     index: int
 
 
+@frozen
+class Global:
+    """One global the module defines: its value type, mutability and initial value."""
+
+    valtype: int
+    mutable: bool
+    init: bytes
+    """Its constant instruction (without the closing `end`), valid as code in a function."""
+
+
+@frozen
+class ActiveSegment:
+    """An active data or element segment: where instantiation copies it, and its contents
+    re-encoded as a passive segment (so that code can copy them again)."""
+
+    target: int
+    """The memory (0) or table it is copied into."""
+    offset: bytes
+    """The offset's constant instruction (without the closing `end`)."""
+    size: int
+    """Bytes or elements."""
+    passive: bytes
+
+
 @define
 class Module:
     """A parsed module: what instrumentation and entrypoint planning need, plus raw sections."""
@@ -178,6 +202,9 @@ class Module:
     """Raw payload of every known section, by id."""
     element_count: int = 0
     data_count: int = 0
+    globals: list[Global] = Factory(list)
+    active_elements: list[ActiveSegment] = Factory(list)
+    active_data: list[ActiveSegment] = Factory(list)
 
 
 class _Reader:
@@ -257,8 +284,10 @@ class _Reader:
                          "section)")
 
 
-def _const_expr(reader: _Reader, functions: int, globals_count: int) -> None:
-    """Check one constant expression: a single constant instruction, then `end`."""
+def _const_expr(reader: _Reader, functions: int, globals_count: int) -> bytes:
+    """Check one constant expression (a single constant instruction, then `end`); its
+    instruction."""
+    start = reader.pos
     op = reader.byte()
     data, end = reader.data, reader.end
     if op == 0x41:
@@ -284,9 +313,11 @@ def _const_expr(reader: _Reader, functions: int, globals_count: int) -> None:
     else:
         raise refuse(f"constant expressions may hold one constant instruction, not opcode "
                      f"0x{op:02x} (extended constant expressions are not supported)")
+    instruction = reader.data[start : reader.pos]
     if reader.byte() != 0x0B:
         raise refuse("constant expressions may hold one constant instruction (extended "
                      "constant expressions are not supported)")
+    return instruction
 
 
 def _types(reader: _Reader) -> list[FuncType]:
@@ -332,24 +363,32 @@ def _elements(reader: _Reader, module: Module) -> int:
         flags = reader.u32()
         if flags > 7:
             raise refuse(f"element segment flags {flags} are not allowed")
-        if flags & 1 == 0:  # active
+        active = flags & 1 == 0
+        table, offset = 0, b""
+        if active:
             table = reader.u32() if flags & 2 else 0
             if table >= len(module.tables):
                 raise refuse("an element segment refers to a table that does not exist")
-            _const_expr(reader, functions, globals_count)
+            offset = _const_expr(reader, functions, globals_count)
         if flags & 4:  # expressions
-            if flags & 3:
-                reader.reftype()
+            kind = reader.reftype() if flags & 3 else FUNCREF
+            items = reader.pos
             count = reader.count(MAX_ELEMENTS, "elements in a segment")
             for _ in range(count):
                 _const_expr(reader, functions, globals_count)
+            passive = b"\x05" + bytes([kind])
         else:
             if flags & 3 and reader.byte() != 0x00:
                 raise refuse("an element segment has an unknown element kind")
+            items = reader.pos
             count = reader.count(MAX_ELEMENTS, "elements in a segment")
             for _ in range(count):
                 if reader.u32() >= functions:
                     raise refuse("an element segment refers to a function that does not exist")
+            passive = b"\x01\x00"
+        if active:
+            module.active_elements.append(ActiveSegment(
+                table, offset, count, passive + reader.data[items : reader.pos]))
         total += count
         if total > MAX_ELEMENTS:
             raise refuse(f"the module's element segments hold more than {MAX_ELEMENTS} elements")
@@ -361,15 +400,19 @@ def _data(reader: _Reader, module: Module) -> int:
     segments = reader.count(MAX_SEGMENTS, "data segments")
     for _ in range(segments):
         flags = reader.u32()
-        if flags == 1:
-            pass
-        elif flags in (0, 2):
+        offset = b""
+        if flags in (0, 2):
             if (reader.u32() if flags == 2 else 0) != 0 or module.memory is None:
                 raise refuse("a data segment refers to a memory that does not exist")
-            _const_expr(reader, len(module.functions), module.globals_count)
-        else:
+            offset = _const_expr(reader, len(module.functions), module.globals_count)
+        elif flags != 1:
             raise refuse(f"data segment flags {flags} are not allowed")
-        reader.take(reader.u32())
+        contents = reader.pos
+        size = reader.u32()
+        reader.take(size)
+        if flags != 1:
+            module.active_data.append(ActiveSegment(
+                0, offset, size, b"\x01" + reader.data[contents : reader.pos]))
     reader.done("data")
     return segments
 
@@ -435,10 +478,12 @@ def parse_module(data: bytes) -> Module:
             reader.done("memory")
         elif section_id == 6:
             for _ in range(reader.count(MAX_GLOBALS, "globals")):
-                reader.valtype()
-                if reader.byte() not in (0, 1):
+                valtype = reader.valtype()
+                mutable = reader.byte()
+                if mutable not in (0, 1):
                     raise refuse("malformed module (a global's mutability is not 0 or 1)")
-                _const_expr(reader, len(module.functions), module.globals_count)
+                init = _const_expr(reader, len(module.functions), module.globals_count)
+                module.globals.append(Global(valtype, mutable == 1, init))
                 module.globals_count += 1
             reader.done("global")
         elif section_id == 7:
@@ -532,13 +577,16 @@ def encode_module(
     globals_: list[bytes],
     exports: list[bytes],
     bodies: list[bytes],
+    elements: list[bytes] | None = None,
+    data: list[bytes] | None = None,
 ) -> bytes:
     """The module with new items appended to its index spaces (no existing index moves).
 
-    `types`, `globals_`, `exports` are encoded items; `functions` the type index of each new
-    function; `bodies` the encoded bodies (size prefix included) of *every* function, old and
-    new. The start section is dropped (the caller decides how the start function runs), and so
-    are custom sections.
+    `types`, `globals_`, `exports`, `elements` and `data` are encoded items; `functions` the
+    type index of each new function; `bodies` the encoded bodies (size prefix included) of
+    *every* function, old and new. With new data segments the module gets a data count (code
+    may then use `memory.init`). The start section is dropped (the caller decides how the start
+    function runs), and so are custom sections.
     """
     raw = module.sections
     out = [MAGIC, section(1, extend_vector(raw.get(1), types))]
@@ -548,10 +596,17 @@ def encode_module(
             out.append(section(section_id, raw[section_id]))
     out.append(section(6, extend_vector(raw.get(6), globals_)))
     out.append(section(7, extend_vector(raw.get(7), exports)))
-    for section_id in (9, 12):
-        if section_id in raw:
-            out.append(section(section_id, raw[section_id]))
+    if elements:
+        out.append(section(9, extend_vector(raw.get(9), elements)))
+    elif 9 in raw:
+        out.append(section(9, raw[9]))
+    if data:
+        out.append(section(12, uleb(module.data_count + len(data))))
+    elif 12 in raw:
+        out.append(section(12, raw[12]))
     out.append(section(10, uleb(len(bodies)) + b"".join(bodies)))
-    if 11 in raw:
+    if data:
+        out.append(section(11, extend_vector(raw.get(11), data)))
+    elif 11 in raw:
         out.append(section(11, raw[11]))
     return b"".join(out)

@@ -24,16 +24,18 @@ from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from typing import Any, Callable, NamedTuple
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 MAX_FRAME = 512 * 1024 * 1024
 PAGE = 65536
 MAX_PAGES = 65536
-# The engine thread's stack: wasm's frames share it with a few of the host's own. How deep
-# recursion goes before "call stack exhausted" depends on it, as on wasmtime's max_wasm_stack
-# (512 KiB by default): wasmer's frames are smaller, and with 384 KiB the example recursion
-# guest traps after about 168 000 gas here against 115 000 on wasmtime. Depth is not engine-
-# neutral until the instrumentation bounds call depth itself.
-STACK_BYTES = 384 * 1024
+# The engine thread's stack: wasm's frames share it with a few of the host's own. Under a gas
+# schedule with a stack limit, the instrumented code stops recursion long before wasm's frames
+# need 4 MiB (agentworld/metering.py, STACK_LIMIT_V2); the fifth MiB is for the host's frames.
+# Under schedule 1 this stack alone bounds recursion.
+STACK_BYTES = 5 * 1024 * 1024
+# Instances whose memory is larger are not reused: zeroing it costs about as much as a new
+# instance there (measured: 64 KiB 2 µs, 1 MiB 14 µs, 2 MiB 25 µs, a new instance 26-28 µs).
+RESET_MAX_BYTES = 1536 * 1024
 
 # Message types. Client to host: INSPECT, BATCH, QUIT. Host to client: HELLO (once, at
 # start), INSPECTED (answers INSPECT), PREPARED (a BATCH is parsed and compiled: its calls
@@ -52,7 +54,9 @@ FAULT = ord("x")
 MODULE_OK, MODULE_NOT_WASM, MODULE_INVALID, MODULE_HASH_MISMATCH = 0, 1, 2, 3
 
 # What the entrypoint returns: the three shapes of wasm-1, and the instrumented module's
-# wrapper, which returns (out_pointer, out_length, gas_left) whatever the guest's shape.
+# wrapper: called (0, alloc arguments..., size) it returns (pointer, 0, gas left), called
+# (1, pointer, 0, length) it returns (out_pointer, out_length, gas_left) whatever the guest's
+# shape (so `alloc` names the wrapper too).
 SHAPE_MULTI, SHAPE_PACKED, SHAPE_RETAREA, SHAPE_METERED = 0, 1, 2, 3
 
 # Value types of globals the client sets or reads.
@@ -93,8 +97,8 @@ _TRAP_ALIASES = {
 }
 
 _U32 = struct.Struct("<I")
-# type, outcome, stage, trap, memory pages, a, b, gas left, number of globals read
-_RESULT_HEAD = struct.Struct("<BBBBIIIqB")
+# type, outcome, stage, trap, reused, memory pages, a, b, gas left, number of globals read
+_RESULT_HEAD = struct.Struct("<BBBBBIIIqB")
 # module hash, shape, max output bytes, ret-area padding (0 or 1)
 _CALL_HEAD = struct.Struct("<32sBIB")
 _WASM_MAGIC = b"\0asm"
@@ -206,6 +210,7 @@ def call_header(
     alloc_args: Sequence[tuple[int, int]] = (),
     set_globals: Sequence[tuple[str, int, int]] = (),
     get_globals: Sequence[str] = (),
+    reset: str = "",
 ) -> bytes:
     """Everything about a call but its input; calls of one module under the same limits share
     it, so the client builds it once and the host parses it once.
@@ -217,6 +222,12 @@ def call_header(
     calls export `entry` with (pointer, length) (or (ret_area, pointer, length) for
     SHAPE_RETAREA), reads the output from export `memory` (at most `max_output` bytes) and the
     i64 or i32 globals named in `get_globals`, also after a trap.
+
+    With `reset` (an export `() -> i32` that puts a used instance back in its freshly
+    instantiated state, or returns 0 when it cannot), a later call of the same module in the
+    same batch may run in this call's instance once `reset` has returned 1, instead of in a new
+    one: only after a call that succeeded, and only for a memory of at most
+    `RESET_MAX_BYTES`.
     """
     parts = [
         _CALL_HEAD.pack(wasm_hash, shape, max_output, 1 if ret_area else 0),
@@ -231,6 +242,7 @@ def call_header(
         parts.append(text(name) + struct.pack("<Bq", valtype, value))
     parts.append(bytes([len(get_globals)]))
     parts.extend(text(name) for name in get_globals)
+    parts.append(text(reset))
     return b"".join(parts)
 
 
@@ -251,18 +263,20 @@ class Result(NamedTuple):
     gas_left: int
     values: list[int]
     output: bytes
+    reused: bool = False
+    """The call ran in a reset instance of an earlier call of its batch, not a new one."""
 
 
 def parse_result(body: bytes) -> Result:
     """Decode a RESULT body."""
     if len(body) < _RESULT_HEAD.size or body[0] != RESULT:
         raise ProtocolError("not a RESULT message")
-    _, outcome, stage, trap, pages, a, b, gas_left, count = _RESULT_HEAD.unpack_from(body)
+    _, outcome, stage, trap, reused, pages, a, b, gas_left, count = _RESULT_HEAD.unpack_from(body)
     reader = Reader(body, _RESULT_HEAD.size)
     values = [reader.i64() for _ in range(count)]
     output = reader.blob()
     reader.end()
-    return Result(outcome, stage, trap, pages, a, b, gas_left, values, output)
+    return Result(outcome, stage, trap, pages, a, b, gas_left, values, output, bool(reused))
 
 
 def _result(
@@ -275,9 +289,11 @@ def _result(
     values: list[int] | None = None,
     output: bytes = b"",
     gas_left: int = 0,
+    reused: bool = False,
 ) -> bytes:
     values = values or []
-    head = _RESULT_HEAD.pack(RESULT, outcome, stage, trap, pages, a, b, gas_left, len(values))
+    head = _RESULT_HEAD.pack(RESULT, outcome, stage, trap, reused, pages, a, b, gas_left,
+                             len(values))
     return head + b"".join(struct.pack("<q", value) for value in values) + blob(output)
 
 
@@ -369,6 +385,26 @@ class _Module:
         self.summary = summary
 
 
+class _Live:
+    """An instance and the exports calls have looked up on it."""
+
+    __slots__ = ("exports", "found")
+
+    def __init__(self, instance: Any) -> None:
+        self.exports = instance.exports
+        self.found: dict[str, Any] = {}
+
+    def get(self, name: str) -> Any:
+        """The export `name` (`LookupError` when there is none)."""
+        found = self.found.get(name)
+        if found is None:
+            try:
+                found = self.found[name] = getattr(self.exports, name)
+            except AttributeError:
+                raise LookupError(name) from None
+        return found
+
+
 class Host:
     """The engine: compiled modules by hash, and the handler for one message."""
 
@@ -385,6 +421,8 @@ class Host:
         self._max_pages = max(0, min(max_pages, MAX_PAGES))
         # Parsed call headers by their bytes (see `call_header`).
         self._headers: dict[bytes, tuple[bytes, _Call]] = {}
+        # Instances of the current batch's modules that may be reset and reused, by module.
+        self._spares: dict[int, _Live] = {}
         self.version = "wasmer " + str(getattr(wasmer, "__version__", "?")) + " cranelift"
 
     def hello(self) -> bytes:
@@ -478,52 +516,76 @@ class Host:
 
     def _results(self, calls: list[tuple[Any, _Call]]) -> Iterator[bytes]:
         yield bytes([PREPARED])
-        for module, call in calls:
-            yield module if isinstance(module, bytes) else self.call(module, call)
+        try:
+            for module, call in calls:
+                yield module if isinstance(module, bytes) else self.call(module, call)
+        finally:
+            # Instances are reused within one batch only.
+            self._spares.clear()
 
     def call(self, module: Any, call: _Call) -> bytes:
-        """Run one call of a compiled module in a fresh instance; the RESULT body."""
-        state: dict[str, Any] = {"stage": STAGE_INSTANTIATE, "memory": None, "exports": None}
+        """Run one call of a compiled module in a fresh instance (or one reset to that state,
+        see `call_header`); the RESULT body."""
+        state: dict[str, Any] = {"stage": STAGE_INSTANTIATE, "memory": None, "live": None,
+                                 "reused": False}
         try:
             return self._run(module, state, call)
         except LookupError:
-            return _result(BAD_EXPORT, state["stage"], values=self._read(state, call.gets))
+            return _result(BAD_EXPORT, state["stage"], values=self._read(state, call.gets),
+                           reused=state["reused"])
         except RuntimeError as exc:
             memory = state["memory"]
             size = memory.data_size // PAGE if memory is not None else 0
             values = self._read(state, call.gets)
-            return _result(TRAP, state["stage"], trap_kind(str(exc)), size, values=values)
+            return _result(TRAP, state["stage"], trap_kind(str(exc)), size, values=values,
+                           reused=state["reused"])
         except Exception:  # a call the engine refuses (a type error): still the guest's fault
-            return _result(TRAP, state["stage"], values=self._read(state, call.gets))
+            return _result(TRAP, state["stage"], values=self._read(state, call.gets),
+                           reused=state["reused"])
 
     def _read(self, state: dict[str, Any], gets: list[str]) -> list[int]:
         """The values of the globals named in `gets` (0 for one that cannot be read)."""
-        exports = state["exports"]
+        live = state["live"]
         values = []
         for name in gets:
             try:
-                values.append(int(getattr(exports, name).value))
+                values.append(int(live.get(name).value))
             except Exception:  # no instance yet, or no such global
                 values.append(0)
         return values
 
+    def _instance(self, module: Any, state: dict[str, Any], reset: str) -> _Live:
+        """A spare instance of `module` reset to its fresh state, or a new one."""
+        live: _Live | None = self._spares.pop(id(module), None) if reset else None
+        if live is not None:
+            try:
+                state["reused"] = live.get(reset)() == 1
+            except Exception:  # whatever went wrong, a new instance is always right
+                state["reused"] = False
+            if state["reused"]:
+                return live
+        return _Live(self._wasmer.Instance(module))
+
     def _run(self, module: Any, state: dict[str, Any], call: _Call) -> bytes:
-        instance = self._wasmer.Instance(module)
-        exports = state["exports"] = instance.exports
+        live = state["live"] = self._instance(module, state, call.reset)
+        reused = state["reused"]
         for name, value in call.sets:
-            getattr(exports, name).value = value
-        memory = state["memory"] = getattr(exports, call.memory)
-        alloc: Callable[..., Any] = getattr(exports, call.alloc)
-        function: Callable[..., Any] = getattr(exports, call.entry)
+            live.get(name).value = value
+        memory = state["memory"] = live.get(call.memory)
+        alloc: Callable[..., Any] = live.get(call.alloc)
+        function: Callable[..., Any] = live.get(call.entry)
         data = call.data
         size = len(data)
         request = ((size + 3) & ~3) + 8 if call.ret_area else size
         state["stage"] = STAGE_ALLOC
-        pointer = alloc(*call.alloc_args, request) & 0xFFFFFFFF
+        allocated = alloc(*call.alloc_args, request)
+        if call.shape == SHAPE_METERED:
+            allocated = allocated[0]
+        pointer = allocated & 0xFFFFFFFF
         view = memoryview(memory.buffer)
         if pointer + request > len(view):
             return _result(ALLOC_OUT_OF_BOUNDS, STAGE_ALLOC, 0, len(view) // PAGE, pointer,
-                           request, self._read(state, call.gets))
+                           request, self._read(state, call.gets), reused=reused)
         view[pointer:pointer + size] = data
         view.release()
         state["stage"] = STAGE_ENTRY
@@ -532,7 +594,7 @@ class Host:
         if shape == SHAPE_MULTI:
             out_pointer, out_size = function(pointer, size)
         elif shape == SHAPE_METERED:
-            out_pointer, out_size, gas_left = function(pointer, size)
+            out_pointer, out_size, gas_left = function(1, pointer, 0, size)
         elif shape == SHAPE_PACKED:
             packed = function(pointer, size) & 0xFFFFFFFFFFFFFFFF
             out_pointer, out_size = packed & 0xFFFFFFFF, packed >> 32
@@ -549,14 +611,17 @@ class Host:
         pages = len(view) // PAGE
         if out_size > call.max_output:
             return _result(OUTPUT_TOO_LARGE, STAGE_ENTRY, 0, pages, out_size, call.max_output,
-                           values, gas_left=gas_left)
+                           values, gas_left=gas_left, reused=reused)
         if out_pointer + out_size > len(view):
             return _result(OUTPUT_OUT_OF_BOUNDS, STAGE_ENTRY, 0, pages, out_pointer, out_size,
-                           values, gas_left=gas_left)
+                           values, gas_left=gas_left, reused=reused)
         output = view[out_pointer:out_pointer + out_size].tobytes()
+        size = len(view)
         view.release()
+        if call.reset and size <= RESET_MAX_BYTES:
+            self._spares[id(module)] = live
         return _result(OK, STAGE_ENTRY, 0, pages, values=values, output=output,
-                       gas_left=gas_left)
+                       gas_left=gas_left, reused=reused)
 
 
 def _parse_header(header: bytes) -> tuple[bytes, _Call]:
@@ -573,9 +638,10 @@ def _parse_header(header: bytes) -> tuple[bytes, _Call]:
         name = reader.text()
         sets.append((name, _value(*struct.unpack("<Bq", reader.take(9)))))
     gets = [reader.text() for _ in range(reader.u8())]
+    reset = reader.text()
     reader.end()
     call = _Call(shape, max_output, bool(ret_area), memory, alloc, alloc_args, entry, sets, gets,
-                 b"")
+                 reset, b"")
     return wasm_hash, call
 
 
@@ -600,6 +666,7 @@ class _Call(NamedTuple):
     entry: str
     sets: list[tuple[str, int]]
     gets: list[str]
+    reset: str
     data: bytes
 
 

@@ -75,7 +75,7 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "max_memory_bytes": 256 * 1024 * 1024,
     # Bytes of each pooled memory kept resident and reset with memset instead of madvise.
     "keep_resident_bytes": 64 * 1024,
-    "max_wasm_stack": 512 * 1024,
+    "max_wasm_stack": 4 * 1024 * 1024,
     # Watchdog resolution: a runaway call is interrupted within max_call_ms + 2 ticks.
     "epoch_tick_ms": 5,
     # wasmtime's own fuel as a backstop behind the instrumented gas meter (results are the
@@ -127,7 +127,7 @@ if _IMPORT_ERROR is None:
     _EXTERN_OF = _raw.wasmtime_extern_t.of.offset
     _RAW_VAL_SIZE = ctypes.sizeof(_raw.wasmtime_val_raw_t)
     _NO_LIMIT = ctypes.c_int64(-1)
-    _THREE = _SIZE(3)
+    _FOUR = _SIZE(4)
     _codes = _raw.wasmtime_trap_code_enum
     _TRAP_FUEL = _codes.WASMTIME_TRAP_CODE_OUT_OF_FUEL.value
     _TRAP_INTERRUPT = _codes.WASMTIME_TRAP_CODE_INTERRUPT.value
@@ -164,12 +164,13 @@ class _Session:
     """One store and instance, and the bytes-in/bytes-out call-through on it.
 
     `open` is step (a) of a call: a fresh store with the backstop limits, a fresh instance, its
-    three exports resolved. `call` is step (b): re-arm the watchdog deadline (and the fuel
-    backstop) for calls after the first, arm the instance through the alloc export (gas and
-    memory limit), copy the input in, call the entry wrapper through
-    `wasmtime_func_call_unchecked`, bounds-check the output and copy it out. `close` deletes the
-    store. The backend runs every call as `open`, one `call`, `close` on one reused session
-    object; a warm instance keeps a session of its own open across calls.
+    two exports resolved (the memory and the entry wrapper: each lookup costs about as much as
+    a call). `call` is step (b): re-arm the watchdog deadline (and the fuel backstop) for calls
+    after the first, arm the instance through the entry wrapper (op 0: gas, memory limit,
+    buffer), copy the input in, call the entrypoint through the entry wrapper (op 1), both
+    through `wasmtime_func_call_unchecked`, bounds-check the output and copy it out. `close`
+    deletes the store. The backend runs every call as `open`, one `call`, `close` on one reused
+    session object; a warm instance keeps a session of its own open across calls.
 
     Everything the C API receives is a ctypes object built once (see `_native`). Raw argument
     slots are read and written through `memoryview`s, and guest memory through a `memoryview`
@@ -179,7 +180,6 @@ class _Session:
     """
 
     __slots__ = (
-        "_alloc",
         "_args",
         "_args_buffer",
         "_backstop",
@@ -192,6 +192,7 @@ class _Session:
         "_instance",
         "_limit_elements",
         "_limit_memory",
+        "_limits_set",
         "_memory",
         "_memory_type",
         "_name",
@@ -226,8 +227,9 @@ class _Session:
         instance = _raw.wasmtime_instance_t()
         self._trap_slot = ctypes.c_void_p()
         # One extern per export used by a call, one for reading globals after a failure.
-        self._externs = ctypes.create_string_buffer(4 * _EXTERN_SIZE)
-        self._args_buffer = (ctypes.c_uint64 * (3 * _RAW_VAL_SIZE // 8))()
+        self._externs = ctypes.create_string_buffer(3 * _EXTERN_SIZE)
+        # Four argument slots (op, a, b, size); the three results come back in the first three.
+        self._args_buffer = (ctypes.c_uint64 * (4 * _RAW_VAL_SIZE // 8))()
         name, name_len = ctypes.c_void_p(), ctypes.c_size_t()
         self._val = _raw.wasmtime_val_t()
         # Kept alive: we pass their addresses. The engine, too, must outlive our stores.
@@ -237,12 +239,11 @@ class _Session:
         self._trap = _P(ctypes.addressof(self._trap_slot))
         self._name = _P(ctypes.addressof(name))
         self._name_len = _P(ctypes.addressof(name_len))
-        self._found = tuple(_P(externs + index * _EXTERN_SIZE) for index in range(4))
+        self._found = tuple(_P(externs + index * _EXTERN_SIZE) for index in range(3))
         self._memory = _P(externs + _EXTERN_OF)
-        self._alloc = _P(externs + _EXTERN_SIZE + _EXTERN_OF)
-        self._entry = _P(externs + 2 * _EXTERN_SIZE + _EXTERN_OF)
-        self._probe = self._found[3]
-        self._probe_of = _P(externs + 3 * _EXTERN_SIZE + _EXTERN_OF)
+        self._entry = _P(externs + _EXTERN_SIZE + _EXTERN_OF)
+        self._probe = self._found[2]
+        self._probe_of = _P(externs + 2 * _EXTERN_SIZE + _EXTERN_OF)
         self._args = _P(ctypes.addressof(self._args_buffer))
         # Raw slots as unsigned 32-bit words (slot k's i32 is word k * _slot) and as signed
         # 64-bit quads (slot k's i64 is quad k * _slot // 2): one indexing operation a value.
@@ -255,6 +256,7 @@ class _Session:
         self._deadline = ctypes.c_uint64()
         self._limit_memory = ctypes.c_int64()
         self._limit_elements = ctypes.c_int64()
+        self._limits_set: Any = None
         self.store: Any = None
         self.context: Any = None
         self.plan: Any = None
@@ -267,9 +269,11 @@ class _Session:
         """Step (a): a fresh store and instance for `plan`'s module; raises `EngineFailure`."""
         self.plan = plan
         self.limits = limits
-        self._deadline.value = -(-limits.max_call_ms // tick_ms) + 1
-        self._limit_memory.value = limits.max_mem_bytes
-        self._limit_elements.value = limits.max_mem_bytes // 8
+        if limits is not self._limits_set:  # calls of one route share their limits object
+            self._limits_set = limits
+            self._deadline.value = -(-limits.max_call_ms // tick_ms) + 1
+            self._limit_memory.value = limits.max_mem_bytes
+            self._limit_elements.value = limits.max_mem_bytes // 8
         store = self.store = _store_new(self._engine, None, None)
         context = self.context = _store_context(store)
         _store_limiter(store, self._limit_memory, self._limit_elements, _NO_LIMIT, _NO_LIMIT,
@@ -290,14 +294,13 @@ class _Session:
         if error or self._trap_slot.value:
             raise self._failure(error, instantiated=False)
         name, name_len = self._name, self._name_len
-        memory, alloc, entry = self._found[:3]
+        memory, entry = self._found[:2]
         positions = self._positions.get(plan)
         if positions is None:
             positions = self._position_of(plan)
-        memory_at, alloc_at, entry_at = positions
+        memory_at, entry_at = positions
         if not (
             _export_nth(context, instance, memory_at, name, name_len, memory)
-            and _export_nth(context, instance, alloc_at, name, name_len, alloc)
             and _export_nth(context, instance, entry_at, name, name_len, entry)
         ):
             raise EngineFailure(ENGINE_ERROR)
@@ -308,13 +311,12 @@ class _Session:
         self.view = view
         self.known_size = plan.memory_floor
 
-    def _position_of(self, plan: CallPlan) -> tuple[Any, Any, Any]:
+    def _position_of(self, plan: CallPlan) -> tuple[Any, Any]:
         # Export positions as ctypes objects, built once per plan (plans hash by identity).
         positions = self._positions
         if len(positions) >= _VIEW_CACHE_SIZE * 16:
             positions.clear()
-        found = positions[plan] = (
-            _SIZE(plan.memory_index), _SIZE(plan.alloc_index), _SIZE(plan.entry_index))
+        found = positions[plan] = (_SIZE(plan.memory_index), _SIZE(plan.entry_index))
         return found
 
     def _view(self, base: int) -> memoryview:
@@ -347,11 +349,12 @@ class _Session:
                     raise EngineFailure(ENGINE_ERROR)
         size = len(data)
         request_size = ((size + 3) & ~3) + 8 if plan.ret_area else size
-        signed = self._signed
-        quads[0] = limits.max_gas
-        quads[signed] = limits.max_mem_bytes
-        words[2 * self._slot] = request_size
-        error = _call(context, self._alloc, self._args, _THREE, trap)
+        signed, slot, entry, args = self._signed, self._slot, self._entry, self._args
+        words[0] = 0
+        quads[signed] = limits.max_gas
+        quads[2 * signed] = limits.max_mem_bytes
+        words[3 * slot] = request_size
+        error = _call(context, entry, args, _FOUR, trap)
         if error or self._trap_slot.value:
             raise self._failure(error)
         pointer = words[0]
@@ -360,10 +363,10 @@ class _Session:
             raise EngineFailure(ALLOC_OUT_OF_BOUNDS, pointer=pointer, size=request_size)
         view = self.view
         view[pointer : pointer + size] = data
-        slot = self._slot
-        words[0] = pointer
-        words[slot] = size
-        error = _call(context, self._entry, self._args, _THREE, trap)
+        words[0] = 1
+        quads[signed] = pointer
+        words[3 * slot] = size
+        error = _call(context, entry, args, _FOUR, trap)
         if error or self._trap_slot.value:
             raise self._failure(error)
         out_pointer = words[0]
@@ -418,11 +421,13 @@ class _Session:
         reason = _TRAP_REASONS.get(-1 if code is None else code, "unknown")
         if not instantiated:
             return EngineFailure(TRAP, trap=reason)
-        gas_left = self._global(self.plan.gas_index)
-        refused = self._global(self.plan.refused_index)
+        plan = self.plan
+        gas_left = self._global(plan.gas_index)
         if code == _TRAP_FUEL:
             return EngineFailure(ENGINE_FUEL, gas_left=gas_left)
-        return EngineFailure(TRAP, trap=reason, gas_left=gas_left, grow_refused=bool(refused))
+        return EngineFailure(TRAP, trap=reason, gas_left=gas_left,
+                             stack_left=self._global(plan.stack_index),
+                             grow_refused=bool(self._global(plan.refused_index)))
 
 
 class _WarmSession:
@@ -485,6 +490,7 @@ class WasmtimeBackend(BackendDefaults):
         self._positions: dict[CallPlan, tuple[Any, Any, Any]] = {}
         self._session = _Session(self)
         self._stop = threading.Event()
+        self._closed = False
         self.watchdog = threading.Thread(
             target=_tick_epochs,
             args=(self.engine, self._stop, self._tick_ms / 1000),
@@ -500,6 +506,10 @@ class WasmtimeBackend(BackendDefaults):
         config.consume_fuel = self.fuel_backstop
         config.epoch_interruption = True
         config.max_wasm_stack = self.native_stack_bytes
+        # wasmtime refuses (by aborting the process) a wasm stack larger than its async stack
+        # size, even with async off; no async stack is ever allocated here.
+        _raw.wasmtime_config_async_stack_size_set(
+            config.ptr(), max(self.native_stack_bytes, 2 * 1024 * 1024))
         # Deterministic features only: results must not depend on the CPU or on timing.
         config.cranelift_nan_canonicalization = True
         config.wasm_relaxed_simd = False
@@ -552,7 +562,7 @@ class WasmtimeBackend(BackendDefaults):
 
     def run(self, module: _Compiled, plan: CallPlan, data: bytes, limits: CallLimits) -> RunResult:
         """One call in a fresh store and instance; raises `EngineFailure`."""
-        if self._stop.is_set():
+        if self._closed:
             # Without its watchdog a closed backend could not enforce max_call_ms.
             raise EngineFailure(ENGINE_ERROR)
         session = self._session
@@ -564,7 +574,7 @@ class WasmtimeBackend(BackendDefaults):
 
     def open_warm(self, module: _Compiled, plan: CallPlan, limits: CallLimits) -> _WarmSession:
         """A fresh instance kept open for repeated calls."""
-        if self._stop.is_set():
+        if self._closed:
             raise EngineFailure(ENGINE_ERROR)
         session = _Session(self)
         try:
@@ -576,6 +586,7 @@ class WasmtimeBackend(BackendDefaults):
 
     def close(self) -> None:
         """Stop the watchdog thread."""
+        self._closed = True
         self._stop.set()
         if self.watchdog.is_alive() and self.watchdog is not threading.current_thread():
             self.watchdog.join()

@@ -9,7 +9,8 @@ side by side (rounds interleaved, best round kept, as `run.py` does):
 - `host_unbatched_call_us`: the wasmer executor through its host process, one `call` (one
   round trip) at a time.
 - `host_batched_call_us`: the wasmer executor, the 100 calls as one `call_batch` (one round
-  trip for the whole batch).
+  trip for the whole batch; after the first, each call runs in the first call's instance,
+  reset to its freshly instantiated state: see docs/wasmer.md, "Batching").
 - `host_batched_over_unbatched` (target ≤ 0.2) and `host_batched_over_wasmtime`.
 
 Without a wasmer host interpreter (AGENTWORLD_WASMER_PYTHON) the wasmer figures are null and

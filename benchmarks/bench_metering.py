@@ -20,7 +20,7 @@ from typing import Any
 import wasmtime
 
 from agentworld.backends.wasmtime_executor import WasmtimeBackend
-from agentworld.executor import CallLimits, CallRequest, ExecutorConfig
+from agentworld.executor import CURRENT_GAS_SCHEDULE, CallLimits, CallRequest, ExecutorConfig
 from agentworld.manager import PluginManager
 from agentworld.metering import instrument
 
@@ -123,7 +123,7 @@ def measure(quick: bool = False) -> dict[str, Any]:
     compiler.close()
     for _ in range(1 if quick else 3):
         started = time.perf_counter()
-        instrumented = instrument(big, 1)
+        instrumented = instrument(big, CURRENT_GAS_SCHEDULE)
         instrument_s = min(instrument_s, time.perf_counter() - started)
         started = time.perf_counter()
         compiler.compile(instrumented.wasm)

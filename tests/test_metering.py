@@ -12,12 +12,21 @@ from collections.abc import Iterator
 
 import pytest
 import wasmtime
+from attrs import evolve
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agentworld.executor import ExecutorConfig, InvalidArtifactError
+from agentworld.executor import ExecutorConfig, InvalidArtifactError, ModuleCallError
 from agentworld.manager import PluginManager
-from agentworld.metering import ALLOC_EXPORT, GAS_EXPORT, instrument
+from agentworld.metering import (
+    ALLOC_EXPORT,
+    ENTRY_PREFIX,
+    GAS_EXPORT,
+    RESET_EXPORT,
+    STACK_EXPORT,
+    STACK_LIMIT_V2,
+    instrument,
+)
 from agentworld.testing.conformance import guest_request
 from agentworld.testing.guests import GUESTS, guest_wasm
 from agentworld.wasm_module import MAX_LOCALS, read_sleb, read_u32, sleb, uleb
@@ -84,9 +93,10 @@ def test_arbitrary_bytes_are_refused_or_instrumented_never_crash(data: bytes) ->
 REFUSED_GUESTS = {"imports", "relaxed", "atomics"}
 
 
+@pytest.mark.parametrize("schedule", [1, 2])
 @pytest.mark.parametrize("name", sorted(set(GUESTS) - REFUSED_GUESTS))
-def test_every_guest_instruments_into_a_valid_module(name: str) -> None:
-    result = instrument(guest_wasm(name), 1)
+def test_every_guest_instruments_into_a_valid_module(name: str, schedule: int) -> None:
+    result = instrument(guest_wasm(name), schedule)
     wasmtime.Module.validate(raw_engine(canonicalize_nans=True), result.wasm)
     assert [entry[0] for entry in result.info["exports"]] == [
         export.name for export in wasmtime.Module(wasmtime.Engine(), guest_wasm(name)).exports]
@@ -155,9 +165,12 @@ def _bits(value: object, name: str) -> int:
                     else 0xFFFFFFFF)
 
 
-def test_an_engine_that_does_not_canonicalize_gives_canonical_nans_once_instrumented() -> None:
+@pytest.mark.parametrize("schedule", [1, 2])
+def test_an_engine_that_does_not_canonicalize_gives_canonical_nans_once_instrumented(
+    schedule: int,
+) -> None:
     original = wasm(NAN_FUNCTIONS)
-    instrumented = instrument(original, 1).wasm
+    instrumented = instrument(original, schedule).wasm
     engine = raw_engine(canonicalize_nans=False)
     differs = 0
     for name, expected in CANONICAL.items():
@@ -211,16 +224,17 @@ SEMANTICS = ABI + """
 """
 
 
+@pytest.mark.parametrize("schedule", [1, 2])
 @pytest.mark.parametrize(("name", "args", "expected"), [
     ("mix", (10,), 45), ("blocks", (2,), 8 * 2 + 7 + 6), ("blocks", (5,), 8 * 5 + 100 + 6),
     ("bulk", (), 7 + 5), ("simd", (), 44),
 ])
 def test_instrumented_functions_compute_what_the_originals_compute(
-    name: str, args: tuple[int, ...], expected: int
+    name: str, args: tuple[int, ...], expected: int, schedule: int
 ) -> None:
     engine = raw_engine(canonicalize_nans=True)
     original = wasm(SEMANTICS)
-    metered = instrument(original, 1).wasm
+    metered = instrument(original, schedule).wasm
     assert run_export(engine, original, name, 0, *args)[0] == expected
     result, left = run_export(engine, metered, name, 10**6, *args)
     assert result == expected
@@ -282,3 +296,163 @@ def test_too_many_locals_are_refused_to_bound_compile_time() -> None:
 def test_unknown_schedule_is_refused() -> None:
     with pytest.raises(InvalidArtifactError, match="gas schedule 7 is unknown"):
         instrument(wasm("(memory 1)"), 7)
+
+
+# -- the stack limit (schedule 2) -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("function", "units"), [
+    ("(func)", 4),
+    ("(func $f (call $f))", 4),
+    # 2 parameters, 2 locals, the stack reaches 2, and 3 values are computed (two constants and
+    # the sum; `local.get` computes nothing new).
+    ("(func (param i32 i64) (local f32 f32) (i32.const 1) (i32.const 2) (i32.add) (drop))", 13),
+    ("(func (param i32) (local.get 0) (local.get 0) (local.get 0) (drop) (drop) (drop))", 8),
+    # A call's results are values it computes; its arguments leave the stack.
+    ("(func $g (param i32 i32) (result i32 i32 i32) (call $g (local.get 0) (local.get 1)))", 12),
+    # Code after `br` counts from the block's base (the stack reaches 2 there): 4 values.
+    ("(func (result i32) (block (result i32) (i32.const 1) (br 0) (i32.const 2) (i32.const 3)"
+     " (i32.add)))", 10),
+])
+def test_stack_units_count_a_frame_its_parameters_locals_stack_and_values(
+    function: str, units: int
+) -> None:
+    assert instrument(wasm(function), 2).stack_units[0] == units
+
+
+STACK_EXITS = ABI + """
+  (global $left (export "left") (mut i32) (i32.const 0))
+  (func $leave (param $how i32) (result i32) (local $v i32)
+    block $b (result i32)
+      local.get $how
+      i32.const 5
+      i32.eq
+      if
+        i32.const 6
+        br 2                  ;; how 5: br to the function's label
+      end
+      i32.const 1
+      local.get $how
+      i32.const 1
+      i32.eq
+      br_if 1                 ;; how 1: br_if to the function's label
+      drop
+      i32.const 3
+      local.get $how
+      i32.const 2
+      i32.sub
+      br_table $b 1 $b        ;; how 3: br_table to the function's label; others to $b
+    end
+    local.set $v
+    local.get $how
+    i32.const 4
+    i32.eq
+    if
+      i32.const 4
+      return                  ;; how 4: return
+    end
+    local.get $v
+    i32.const 20
+    i32.add)                  ;; how 0 and 2: the end of the body
+  (func (export "exits") (param $times i32) (result i32)
+    (local $i i32) (local $sum i32)
+    (loop $next
+      (local.set $sum (i32.add (local.get $sum) (call $leave (i32.rem_u (local.get $i)
+                                                                         (i32.const 6)))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $next (i32.lt_u (local.get $i) (local.get $times))))
+    (local.get $sum))
+"""
+
+
+def test_every_way_out_of_a_function_gives_its_stack_units_back() -> None:
+    """`return`, `br`/`br_if`/`br_table` to the function's label and the end of the body: a
+    function left 30 000 times that way must leave the whole budget (units leaking on any exit
+    would exhaust it after a few thousand calls)."""
+    metered = instrument(wasm(STACK_EXITS), 2)
+    engine = raw_engine(canonicalize_nans=True)
+    store = wasmtime.Store(engine)
+    exports = wasmtime.Instance(store, wasmtime.Module(engine, metered.wasm), []).exports(store)
+    arm, exits, stack = exports[ALLOC_EXPORT], exports["exits"], exports[STACK_EXPORT]
+    assert isinstance(arm, wasmtime.Func) and isinstance(exits, wasmtime.Func)
+    assert isinstance(stack, wasmtime.Global)
+    arm(store, 10**9, 1 << 20, 0)
+    assert stack.value(store) == STACK_LIMIT_V2
+    assert exits(store, 30_000) == 5_000 * (23 + 1 + 23 + 3 + 4 + 6)
+    assert stack.value(store) == STACK_LIMIT_V2
+
+
+def test_a_function_that_alone_needs_more_than_the_limit_is_refused() -> None:
+    huge = wasm(f"(func (local {' '.join(['i64'] * STACK_LIMIT_V2)}))")
+    with pytest.raises(InvalidArtifactError, match=r"function 0 needs 50004 units of stack, more "
+                                                   r"than the gas schedule's limit of 50000"):
+        instrument(huge, 2)
+    assert instrument(huge, 1).wasm  # schedule 1 has no stack limit
+
+
+def test_schedule_1_keeps_no_stack_limit(executors: tuple[object, object]) -> None:
+    """Worlds pinned to schedule 1 keep their results: recursion there is bounded by the
+    engine's native stack only, so the recursion schedule 2 stops goes on."""
+    executor = executors[0]
+    too_deep = guest_request("stack_depth", input=b"x" * 5554)
+    with pytest.raises(ModuleCallError, match="call stack exhausted"):
+        executor.call(too_deep)  # type: ignore[attr-defined]
+    output = executor.call(evolve(too_deep, gas_schedule=1))  # type: ignore[attr-defined]
+    assert output.gas_used == 8 + 7 * 5554
+
+
+# -- resetting a used instance --------------------------------------------------------------
+
+
+def _leaky_call(store: wasmtime.Store, exports: wasmtime.instance.InstanceExports) -> bytes:
+    """Arm the instrumented `leaky` guest and call it: the output bytes it returns."""
+    entry, memory = exports[ENTRY_PREFIX + "reduce"], exports["memory"]
+    assert isinstance(entry, wasmtime.Func)
+    assert isinstance(memory, wasmtime.Memory)
+    pointer, _, _ = entry(store, 0, 10**6, 1 << 20, 0)
+    out_pointer, out_length, _ = entry(store, 1, pointer, 0, 0)
+    return bytes(memory.read(store, out_pointer, out_pointer + out_length))
+
+
+@pytest.mark.parametrize("schedule", [1, 2])
+def test_reset_puts_an_instance_back_as_instantiation_left_it(schedule: int) -> None:
+    engine = raw_engine(canonicalize_nans=True)
+    module = wasmtime.Module(engine, instrument(guest_wasm("leaky"), schedule).wasm)
+
+    def instance() -> tuple[wasmtime.Store, wasmtime.instance.InstanceExports]:
+        store = wasmtime.Store(engine)
+        return store, wasmtime.Instance(store, module, []).exports(store)
+
+    fresh_store, fresh = instance()
+    memory = fresh["memory"]
+    assert isinstance(memory, wasmtime.Memory)
+    instantiated = bytes(memory.read(fresh_store, 0, memory.data_len(fresh_store)))
+    first = _leaky_call(fresh_store, fresh)
+    store, used = instance()
+    reset, used_memory = used[RESET_EXPORT], used["memory"]
+    assert isinstance(reset, wasmtime.Func) and isinstance(used_memory, wasmtime.Memory)
+    for _ in range(3):
+        assert _leaky_call(store, used) == first
+        assert reset(store) == 1
+        assert bytes(used_memory.read(store, 0, used_memory.data_len(store))) == instantiated
+
+
+@pytest.mark.parametrize(("body", "why"), [
+    ("(drop (memory.grow (i32.const 1)))", "the memory grew"),
+    ("(drop (table.grow (ref.null func) (i32.const 1)))", "a table grew"),
+    ("(data.drop $later)", "a segment can be dropped"),
+])
+def test_an_instance_that_cannot_be_put_back_says_so(body: str, why: str) -> None:
+    module = wasm(ABI + f"""(table 1 funcref) (data $later "x")
+      (func (export "change") {body}) (func (export "nothing"))""")
+    engine = raw_engine(canonicalize_nans=True)
+    store = wasmtime.Store(engine)
+    exports = wasmtime.Instance(store, wasmtime.Module(engine, instrument(module, 2).wasm),
+                                []).exports(store)
+    reset, change, arm = exports[RESET_EXPORT], exports["change"], exports[ALLOC_EXPORT]
+    assert isinstance(reset, wasmtime.Func) and isinstance(change, wasmtime.Func)
+    assert isinstance(arm, wasmtime.Func)
+    assert reset(store) == (0 if why == "a segment can be dropped" else 1)
+    arm(store, 10**6, 1 << 20, 0)
+    change(store)
+    assert reset(store) == 0, why

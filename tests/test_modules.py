@@ -74,7 +74,8 @@ def test_a_deploy_above_max_artifact_bytes_is_refused() -> None:
 
 
 def test_the_gas_schedule_is_pinned_by_the_world_config() -> None:
-    assert World().config.gas_schedule == 1
+    assert World().config.gas_schedule == 2
+    assert WorldConfig(gas_schedule=1).gas_schedule == 1
     with pytest.raises(ValueError, match="gas_schedule 7 is unknown"):
         WorldConfig(gas_schedule=7)
 

@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import signal
+import struct
 import subprocess
 import sys
 import threading
@@ -56,6 +57,7 @@ from agentworld.executor import (
     ModuleOutput,
 )
 from agentworld.manager import PluginManager
+from agentworld.metering import STACK_LIMIT_V2, instrument
 from agentworld.testing.conformance import (
     ExecutorConformance,
     counter_output,
@@ -131,7 +133,7 @@ def test_frames_and_calls_round_trip() -> None:
     header = wire.call_header(
         b"h" * 32, entry="e", shape=wire.SHAPE_METERED, max_output=4096, ret_area=True, alloc="a",
         alloc_args=[(wire.VAL_I64, -5), (wire.VAL_I64, 7)], set_globals=[("g", wire.VAL_I32, 3)],
-        get_globals=["gas"])
+        get_globals=["gas"], reset="r")
     call = wire.Reader(wire.call_message(header, b"input"))
     assert call.blob() == header and call.blob() == b"input"
     call.end()
@@ -144,10 +146,11 @@ def test_frames_and_calls_round_trip() -> None:
     assert reader.text() == "e"
     assert (reader.u8(), reader.text(), reader.u8(), reader.i64()) == (1, "g", wire.VAL_I32, 3)
     assert reader.u8() == 1 and reader.text() == "gas"
+    assert reader.text() == "r"
     reader.end()
-    result = wire._result(wire.TRAP, wire.STAGE_ENTRY, 9, 3, 7, 8, [42, -1], b"out", -2)
+    result = wire._result(wire.TRAP, wire.STAGE_ENTRY, 9, 3, 7, 8, [42, -1], b"out", -2, True)
     assert wire.parse_result(result) == wire.Result(wire.TRAP, wire.STAGE_ENTRY, 9, 3, 7, 8, -2,
-                                                    [42, -1], b"out")
+                                                    [42, -1], b"out", True)
     for cut in (1, len(result) - 1):
         with pytest.raises(wire.ProtocolError):
             wire.parse_result(result[:cut])
@@ -473,6 +476,190 @@ def test_nan_bits_are_identical_on_both_engines(
     assert wasmer_executor.call(request) == wasmtime_executor.call(request)
 
 
+# -- reusing reset instances within a batch ---------------------------------------------------
+
+
+def _reused(executor: WasmerExecutor, requests: list[CallRequest]) -> tuple[list[Any], int]:
+    """The batch's results and how many of its calls ran in a reset instance."""
+    before = executor.host_stats.reused
+    results = executor.call_batch(requests)
+    return results, executor.host_stats.reused - before
+
+
+@needs_host
+def test_a_batch_reuses_reset_instances_and_no_state_survives(
+    wasmer_executor: WasmerExecutor, wasmtime_executor: Executor
+) -> None:
+    """In a batch, calls of one module after the first run in the first call's instance, reset:
+    the `leaky` guest, which changes its globals, memory and tables on every call, reports a
+    fresh instance's state every time (as on wasmtime, which never reuses an instance). Alone,
+    a call never reuses one, and calls of several modules interleave."""
+    leaky = guest_request("leaky", entrypoint="reduce", kind="reducer")
+    fresh = wasmtime_executor.call(leaky)
+    results, reused = _reused(wasmer_executor, [leaky] * 10)
+    assert results == [fresh] * 10 and reused == 9
+    mixed = [leaky, counter_request(1), leaky, counter_request(1), leaky]
+    results, reused = _reused(wasmer_executor, mixed)
+    assert results == wasmtime_executor.call_batch(mixed) and reused == 3
+    assert _reused(wasmer_executor, [leaky]) == ([fresh], 0)
+    with _executor(reuse_instances=False) as strict:
+        assert _reused(strict, [leaky] * 3) == ([fresh] * 3, 0)
+
+
+def _outcome(result: ModuleOutput | ModuleCallError) -> object:
+    return (result.code, result.detail) if isinstance(result, ModuleCallError) else result
+
+
+def _changer(body: str) -> CallRequest:
+    """A guest that reports its memory and table sizes and its first memory byte, then runs
+    `body` and writes that byte."""
+    return evolve(_request(f"""(module (memory (export "memory") 1) (table 1 funcref)
+      (data $d "x")
+      ;; {{"new_state": h'<9 bytes>'}}
+      (data (i32.const 0) "\\a1\\69new_state\\49")
+      (func (export "alloc") (param i32) (result i32) i32.const 1024)
+      (func (export "call") (param i32 i32) (result i32 i32)
+        (i32.store (i32.const 12) (memory.size))
+        (i32.store (i32.const 16) (table.size))
+        (i32.store8 (i32.const 20) (i32.load8_u (i32.const 500)))
+        (i32.store8 (i32.const 500) (i32.const 1))
+        {body}
+        (i32.const 0) (i32.const 21)))"""), kind="reducer")
+
+
+@needs_host
+@pytest.mark.parametrize("body", [
+    "(drop (memory.grow (i32.const 1)))",
+    "(drop (table.grow (ref.null func) (i32.const 1)))",
+    "(data.drop $d)",
+    "(drop (i32.div_u (i32.const 1) (i32.const 0)))",
+])
+def test_instances_that_cannot_be_reset_are_not_reused(
+    wasmer_executor: WasmerExecutor, wasmtime_executor: Executor, body: str
+) -> None:
+    """After a call that grew a memory or a table, dropped a segment or failed, the next call
+    of the batch gets a new instance, and the same results as on wasmtime."""
+    request = _changer(body)
+    results, reused = _reused(wasmer_executor, [request] * 3)
+    expected = wasmtime_executor.call_batch([request] * 3)
+    assert [_outcome(result) for result in results] == [_outcome(result) for result in expected]
+    assert reused == 0
+    if "div" not in body:
+        assert results == [ModuleOutput(new_state=struct.pack("<iiB", 1, 1, 0))] * 3
+
+
+# -- the stack limit: the same depth on both engines (schedule 2) ------------------------------
+
+
+def _zeros(count: int, value: str = "(v128.const i64x2 0 0)") -> str:
+    return " ".join([value] * count)
+
+
+def _stores(count: int, value: str) -> str:
+    return "".join(f"(i64.store offset={8 * (k % 8)} (i32.const 256) {value.format(k=k + 3)})"
+                   for k in range(count))
+
+
+# Guests whose function $f recurses as deep as the input is long, each shaped to need as much
+# native stack per stack unit as we could make it (measured on both engines; see
+# agentworld/metering.py): v128 values passed through parameters or results, values an engine
+# keeps instead of computing them again, v128 locals live across the call, many locals.
+_DEEP = {
+    "v128 parameters": f"""
+      (func $f (param $n i32) {'(param v128) ' * 200} (result i64)
+        (if (result i64) (i32.eqz (local.get $n)) (then (i64.const 0))
+          (else (call $f (i32.sub (local.get $n) (i32.const 1))
+                         {' '.join(f'(local.get {k})' for k in range(1, 201))}))))
+      (func (export "call") (param i32 i32) (result i32 i32)
+        (drop (call $f (local.get 1) {_zeros(200)})) (i32.const 16) (i32.const 1))""",
+    "v128 results": f"""
+      (func $f (param $n i32) (result {'v128 ' * 200})
+        (if (i32.eqz (local.get $n)) (then (return {_zeros(200)})))
+        (call $f (i32.sub (local.get $n) (i32.const 1))))
+      (func (export "call") (param i32 i32) (result i32 i32)
+        (call $f (local.get 1)) {'drop ' * 200} (i32.const 16) (i32.const 1))""",
+    "recomputed values": f"""
+      (func $f (param $n i32) (param $x i64)
+        {_stores(500, "(i64.mul (local.get $x) (i64.const {k}))")}
+        (if (local.get $n) (then (call $f (i32.sub (local.get $n) (i32.const 1)) (local.get $x))))
+        {_stores(500, "(i64.mul (local.get $x) (i64.const {k}))")})
+      (func (export "call") (param i32 i32) (result i32 i32)
+        (call $f (local.get 1) (i64.const 7)) (i32.const 16) (i32.const 1))""",
+    "v128 locals": f"""
+      (func $f (param $n i32) {'(local v128) ' * 300}
+        {''.join(f'(local.set {k} (v128.load offset={16 * k} (i32.const 0)))'
+                 for k in range(1, 301))}
+        (if (local.get $n) (then (call $f (i32.sub (local.get $n) (i32.const 1)))))
+        {''.join(f'(v128.store offset={16 * k} (i32.const 0) (local.get {k}))'
+                 for k in range(1, 301))})
+      (func (export "call") (param i32 i32) (result i32 i32)
+        (call $f (local.get 1)) (i32.const 16) (i32.const 1))""",
+    "many locals": f"""
+      (func $f (param $n i32) {'(local i64) ' * 2000}
+        (local.set 2000 (i64.load (i32.const 8)))
+        (if (local.get $n) (then (call $f (i32.sub (local.get $n) (i32.const 1)))))
+        (i64.store (i32.const 8) (i64.add (local.get 2000) (local.get 1))))
+      (func (export "call") (param i32 i32) (result i32 i32)
+        (call $f (local.get 1)) (i32.const 16) (i32.const 1))""",
+}
+
+
+def _deep_request(shape: str, depth: int, **limits: int) -> CallRequest:
+    wasm = bytes(wasmtime.wat2wasm(f"""(module (memory (export "memory") 1)
+      (data (i32.const 16) "\\a0")
+      (func (export "alloc") (param i32) (result i32) i32.const 1024)
+      {_DEEP[shape]})"""))
+    return CallRequest(module_id="m.deep", instance_id="m.deep#1",
+                       wasm_hash=hashlib.sha256(wasm).hexdigest(), wasm=wasm, entrypoint="call",
+                       input=b"x" * depth, limits=CallLimits(**limits), kind="pure")
+
+
+@needs_host
+@pytest.mark.parametrize("shape", sorted(_DEEP))
+def test_the_deepest_recursion_that_fits_is_the_same_on_both_engines(
+    wasmer_executor: WasmerExecutor, wasmtime_executor: Executor, shape: str
+) -> None:
+    """At the deepest recursion the stack limit allows, neither engine's native stack has run
+    out (the call succeeds, with the same gas); one frame more is `call stack exhausted` on
+    both."""
+    units = instrument(_deep_request(shape, 0).wasm_bytes(), 2).stack_units
+    recursive, entry = units[1], units[2]
+    deepest = (STACK_LIMIT_V2 - entry) // recursive - 1  # frames for n = deepest .. 0
+    assert deepest >= 10
+    outputs = [executor.call(_deep_request(shape, deepest))
+               for executor in (wasmtime_executor, wasmer_executor)]
+    assert outputs[0] == outputs[1] == ModuleOutput()
+    assert outputs[0].gas_used == outputs[1].gas_used > 0
+    for executor in (wasmtime_executor, wasmer_executor):
+        with pytest.raises(ModuleCallError) as failure:
+            executor.call(_deep_request(shape, deepest + 1))
+        assert failure.value.detail == "trap: call stack exhausted"
+
+
+@needs_host
+def test_unbounded_recursion_stops_at_the_same_gas_on_both_engines(
+    wasmer_executor: WasmerExecutor, wasmtime_executor: Executor
+) -> None:
+    """The `recursion` guest: with less gas than the stack limit's depth needs it runs out of
+    gas, with that much it traps, at the same gas on both engines (before the stack limit,
+    wasmtime's native stack stopped it after about 115 000 gas and wasmer's after 168 000)."""
+    def outcome(executor: Executor, gas: int) -> str:
+        with pytest.raises(ModuleCallError) as failure:
+            executor.call(guest_request("recursion", max_gas=gas))
+        return failure.value.code
+
+    low, high = 1, 10**6  # out_of_fuel at low, trap at high
+    assert outcome(wasmtime_executor, high) == "trap"
+    while high - low > 1:
+        middle = (low + high) // 2
+        if outcome(wasmtime_executor, middle) == "trap":
+            high = middle
+        else:
+            low = middle
+    assert high < 40_000
+    assert [outcome(wasmer_executor, gas) for gas in (low, high)] == ["out_of_fuel", "trap"]
+
+
 @needs_host
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
 def test_golden_journals_are_byte_identical_on_wasmer(
@@ -486,34 +673,46 @@ def test_golden_journals_are_byte_identical_on_wasmer(
 
 # -- the engine backend of the executor core ------------------------------------------------
 
-# A module shaped as the gas instrumentation leaves one: the armed alloc, wrapped entrypoints
-# returning (pointer, length, gas left), the gas and refused-growth globals.
+# A module shaped as the gas instrumentation leaves one: entry wrappers that arm the instance
+# (op 0) and run the entrypoint (op 1), returning (pointer, length, gas left), the gas,
+# refused-growth and stack globals.
 METERED = """(module
   (memory (export "memory") 1)
   (global $gas (export "__agentworld_gas") (mut i64) (i64.const 0))
   (global $refused (export "__agentworld_refused") (mut i32) (i32.const 0))
-  (func (export "__agentworld_alloc") (param $gas i64) (param $limit i64) (param $size i32)
-        (result i32)
-    (global.set $gas (local.get $gas)) (i32.const 1024))
+  (global $stack (export "__agentworld_stack") (mut i32) (i32.const 0))
+  ;; op 0: arm with the gas and hand out the buffer at 1024
+  (func $arm (param $gas i64) (result i32 i32 i64)
+    (global.set $gas (local.get $gas)) (i32.const 1024) (i32.const 0) (global.get $gas))
   ;; echo, charging 10 gas per byte
-  (func (export "__agentworld_entry:call") (param $ptr i32) (param $len i32)
-        (result i32 i32 i64)
+  (func (export "__agentworld_entry:call") (param $op i32) (param $a i64) (param i64)
+        (param $len i32) (result i32 i32 i64)
+    (if (i32.eqz (local.get $op)) (then (return (call $arm (local.get $a)))))
     (global.set $gas (i64.sub (global.get $gas)
                               (i64.mul (i64.extend_i32_u (local.get $len)) (i64.const 10))))
     (if (i64.lt_s (global.get $gas) (i64.const 0)) (then unreachable))
-    (local.get $ptr) (local.get $len) (global.get $gas))
-  (func (export "__agentworld_entry:grow") (param i32 i32) (result i32 i32 i64)
+    (i32.wrap_i64 (local.get $a)) (local.get $len) (global.get $gas))
+  (func (export "__agentworld_entry:grow") (param $op i32) (param $a i64) (param i64 i32)
+        (result i32 i32 i64)
+    (if (i32.eqz (local.get $op)) (then (return (call $arm (local.get $a)))))
     (global.set $refused (i32.const 1)) unreachable)
-  (func (export "__agentworld_entry:spin") (param i32 i32) (result i32 i32 i64)
+  (func (export "__agentworld_entry:deep") (param $op i32) (param $a i64) (param i64 i32)
+        (result i32 i32 i64)
+    (if (i32.eqz (local.get $op)) (then (return (call $arm (local.get $a)))))
+    (global.set $stack (i32.const -3)) unreachable)
+  (func (export "__agentworld_entry:spin") (param $op i32) (param $a i64) (param i64 i32)
+        (result i32 i32 i64)
+    (if (i32.eqz (local.get $op)) (then (return (call $arm (local.get $a)))))
     (loop $l (br $l)) unreachable))"""
 
 
 def _plan(entrypoint: str) -> CallPlan:
     return CallPlan(entrypoint=entrypoint, memory_export="memory", memory_index=0,
-                    alloc_export="__agentworld_alloc", alloc_index=3,
                     entry_export=f"__agentworld_entry:{entrypoint}", entry_index=4,
                     gas_export="__agentworld_gas", gas_index=1,
-                    refused_export="__agentworld_refused", refused_index=2, ret_area=False,
+                    refused_export="__agentworld_refused", refused_index=2,
+                    stack_export="__agentworld_stack", stack_index=3,
+                    reset_export="", reset_index=0, ret_area=False,
                     memory_floor=65536)
 
 
@@ -541,17 +740,22 @@ def test_backend_runs_instrumented_calls_in_one_round_trip(backend: WasmerBacken
 
 @needs_host
 def test_backend_reports_failures_in_neutral_terms(backend: WasmerBackend) -> None:
-    """Gas left after a trap, the refused-growth flag, output bounds and the wall clock."""
+    """Gas and stack left after a trap, the refused-growth flag, output bounds and the wall
+    clock."""
     module = backend.compile(bytes(wasmtime.wat2wasm(METERED)))
     results = backend.run_batch([
         (module, _plan("call"), bytes(20), CallLimits(max_gas=100)),
+        (module, _plan("deep"), b"", CallLimits()),
         (module, _plan("grow"), b"", CallLimits()),
         (module, _plan("call"), bytes(20), CallLimits(max_output_bytes=19)),
         (module, _plan("spin"), b"", CallLimits(max_call_ms=100)),
         (module, _plan("call"), b"ok", CallLimits(max_gas=100)),
     ])
-    out_of_gas, refused, too_large, runaway, fine = results
+    out_of_gas, deep, refused, too_large, runaway, fine = results
     assert isinstance(out_of_gas, EngineFailure) and isinstance(refused, EngineFailure)
+    assert isinstance(deep, EngineFailure)
+    assert (deep.kind, deep.trap, deep.stack_left, deep.grow_refused) == (
+        TRAP, "unreachable", -3, False)
     assert isinstance(too_large, EngineFailure) and isinstance(runaway, EngineFailure)
     assert (out_of_gas.kind, out_of_gas.trap, out_of_gas.gas_left) == (TRAP, "unreachable", -100)
     assert not out_of_gas.grow_refused

@@ -17,8 +17,14 @@ from agentworld.backends.wasmtime_executor import WasmtimeExecutor
 from agentworld.compile_cache import KEY_ENV, DiskCache, default_key_file
 from agentworld.engine_executor import cache_context
 from agentworld.errors import ExecutorConfigError, StoreError
-from agentworld.executor import CallRequest, ExecutorConfig, ModuleCallError
+from agentworld.executor import (
+    CURRENT_GAS_SCHEDULE,
+    CallRequest,
+    ExecutorConfig,
+    ModuleCallError,
+)
 from agentworld.manager import PluginManager
+from agentworld.metering import INSTRUMENTATION_FORMAT
 from agentworld.testing.conformance import counter_output, counter_request, guest_request
 from agentworld.testing.guests import guest_wasm
 
@@ -42,7 +48,8 @@ def cache_files(root: Path) -> list[Path]:
 
 
 def cache_name(guest: str) -> str:
-    return hashlib.sha256(guest_wasm(guest)).hexdigest() + "-g1-f1.cwasm"
+    return (hashlib.sha256(guest_wasm(guest)).hexdigest()
+            + f"-g{CURRENT_GAS_SCHEDULE}-f{INSTRUMENTATION_FORMAT}.cwasm")
 
 
 def test_plugin_registers_an_available_executor() -> None:

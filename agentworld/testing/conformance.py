@@ -298,6 +298,8 @@ class ExecutorConformance:
             executor.call(guest_request(guest))
         assert failure.value.code == code, failure.value.detail
         assert failure.value.detail
+        if guest == "recursion":
+            assert failure.value.detail == "trap: call stack exhausted"
         self.assert_serves_good_call(executor)
 
     def test_runaway_guest_times_out(self, executor: Executor) -> None:
@@ -357,6 +359,23 @@ class ExecutorConformance:
         assert failure.value.gas_used == 54
         self.assert_serves_good_call(executor)
 
+    def test_stack_limit_is_exact(self, executor: Executor) -> None:
+        """Schedule 2's stack limit: the deepest recursion that fits, one frame more, and the
+        gas boundary between running out of gas and running out of stack."""
+        deepest = executor.call(guest_request("stack_depth", input=b"x" * 5553))
+        assert deepest == ModuleOutput() and deepest.gas_used == 38_879
+        with pytest.raises(ModuleCallError) as failure:
+            executor.call(guest_request("stack_depth", input=b"x" * 5554))
+        assert (failure.value.code, failure.value.detail) == ("trap",
+                                                              "trap: call stack exhausted")
+        with pytest.raises(ModuleCallError) as failure:
+            executor.call(guest_request("stack_depth", input=b"x" * 5554, max_gas=38_883))
+        assert (failure.value.code, failure.value.gas_used) == ("out_of_fuel", 38_883)
+        with pytest.raises(ModuleCallError) as failure:
+            executor.call(guest_request("stack_depth", input=b"x" * 5554, max_gas=38_884))
+        assert failure.value.detail == "trap: call stack exhausted"
+        self.assert_serves_good_call(executor)
+
     def test_gas_of_a_real_guest_is_reproducible(self, executor: Executor) -> None:
         """The counter reducer's gas is the same on every call and every executor."""
         first = executor.call(counter_request(41))
@@ -385,6 +404,15 @@ class ExecutorConformance:
             executor.call(guest_request(guest))
         assert failure.value.code == "trap"
         self.assert_serves_good_call(executor)
+
+    def test_no_state_survives_a_call_even_in_a_batch(self, executor: Executor) -> None:
+        """Calls in one batch (and one after it) each start in a fresh instance's state:
+        globals, memory, tables and the start function's effect."""
+        fresh = struct.pack("<16i", 0, 1, 7, 5, 1, 2, 0, 0, 1, 0x030201, 0, 0, 1, 4, 0, 0x600D)
+        request = guest_request("leaky", entrypoint="reduce", kind="reducer")
+        outputs = executor.call_batch([request] * 5)
+        assert outputs == [ModuleOutput(new_state=fresh)] * 5
+        assert executor.call(request) == ModuleOutput(new_state=fresh)
 
     def test_call_batch_returns_failures_in_place(self, executor: Executor) -> None:
         """A batch runs in order; a failing call does not disturb its neighbours."""

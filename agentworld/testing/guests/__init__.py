@@ -33,6 +33,8 @@ GUESTS: tuple[str, ...] = (
     "gas_branch",
     "gas_call",
     "gas_grow",
+    "stack_depth",
+    "leaky",
     "nan",
     "relaxed",
     "atomics",

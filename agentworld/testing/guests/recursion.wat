@@ -1,4 +1,4 @@
-;; hostile: recurses without bound until the engine's stack limit traps.
+;; hostile: recurses without bound until the stack limit traps (`trap: call stack exhausted`).
 (module
   (memory (export "memory") 1)
   ;; @include cbor.wat
