@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
 from agentworld.errors import AgentWorldError
 from agentworld.hookspecs import hookimpl
 from agentworld.model import Event
+from agentworld.release import __version__
 from agentworld.world import World, WorldConfig
 
 __all__ = ["AgentWorldError", "Event", "World", "WorldConfig", "__version__", "hookimpl"]

@@ -80,26 +80,40 @@ def _invalid(detail: str) -> NoReturn:
     raise ModuleCallError("invalid_output", detail)
 
 
-def _check_json(value: Any, where: str) -> None:
-    """Refuse anything the journal's canonical JSON cannot hold (iteratively: no recursion)."""
+_JSON_SCALARS = frozenset({str, int, bool, type(None)})
+
+
+def _json_problem(value: Any) -> str | None:
+    """Why the journal's canonical JSON cannot hold `value`, or None (iterative: no recursion).
+
+    On the hot path of every call with emits or effects: only containers go on the stack, each
+    value is looked at once, by its exact type, and no message is built unless one is wrong.
+    """
     stack = [value]
+    pop, push, scalars = stack.pop, stack.append, _JSON_SCALARS
     while stack:
-        item = stack.pop()
-        kind = type(item)
-        if kind is str or kind is int or kind is bool or item is None:
-            continue
-        if kind is float:
-            if not math.isfinite(item):
-                _invalid(f"{where}: {item!r} is not a finite number")
-        elif kind is list:
-            stack.extend(item)
-        elif kind is dict:
+        item = pop()
+        if type(item) is dict:
             for key in item:
                 if type(key) is not str:
-                    _invalid(f"{where}: map key {key!r} is not a string")
-            stack.extend(item.values())
-        else:
-            _invalid(f"{where}: {kind.__name__} values are not JSON-compatible")
+                    return f"map key {key!r} is not a string"
+            values: Any = item.values()
+        elif type(item) is list:
+            values = item
+        else:  # only the top-level value can be anything else: check it as a member
+            values = (item,)
+        for member in values:
+            kind = type(member)
+            if kind in scalars:
+                continue
+            if kind is dict or kind is list:
+                push(member)
+            elif kind is float:
+                if not math.isfinite(member):
+                    return f"{member!r} is not a finite number"
+            else:
+                return f"{kind.__name__} values are not JSON-compatible"
+    return None
 
 
 def _new_state(value: Any) -> bytes | None:
@@ -120,12 +134,13 @@ def _emits(value: Any, limit: int) -> tuple[dict[str, Any], ...]:
     if len(value) > limit:
         raise ModuleCallError("emit_limit_exceeded", f"{len(value)} emits exceed the limit {limit}")
     for index, emit in enumerate(value):
-        where = f"emits[{index}]"
         if type(emit) is not dict or emit.keys() != _EMIT_KEYS:
-            _invalid(f"{where} must be a map with exactly the keys kind and payload")
+            _invalid(f"emits[{index}] must be a map with exactly the keys kind and payload")
         if type(emit["kind"]) is not str or not emit["kind"]:
-            _invalid(f"{where}.kind must be a non-empty string")
-        _check_json(emit["payload"], f"{where}.payload")
+            _invalid(f"emits[{index}].kind must be a non-empty string")
+        problem = _json_problem(emit["payload"])
+        if problem is not None:
+            _invalid(f"emits[{index}].payload: {problem}")
     return tuple(value)
 
 
@@ -153,7 +168,9 @@ def _effects(value: Any, limit: int) -> tuple[dict[str, Any], ...]:
         for key in ("kind", "cap_ref", "cap_slot"):
             if key in keys and (type(effect[key]) is not str or not effect[key]):
                 _invalid(f"{where}.{key} must be a non-empty string")
-        _check_json(effect["params"], f"{where}.params")
+        problem = _json_problem(effect["params"])
+        if problem is not None:
+            _invalid(f"{where}.params: {problem}")
     return tuple(value)
 
 
@@ -177,6 +194,15 @@ def _tick_lifecycle(value: Any) -> dict[str, Any] | None:
     )
 
 
+def _decoder() -> cbor2.CBORDecoder:
+    return cbor2.CBORDecoder(io.BytesIO(), semantic_decoders=_NO_TAGS,
+                             allow_duplicate_keys=False, strict_hashable_types=True)
+
+
+# Idle decoders; list pop and append are atomic, so threads never share one.
+_DECODERS: list[cbor2.CBORDecoder] = []
+
+
 def decode_output(
     raw: bytes, *, limits: CallLimits, kind: str, gas_used: int = 0
 ) -> ModuleOutput:
@@ -190,30 +216,32 @@ def decode_output(
             f"output is {len(raw)} bytes, the limit is {limits.max_output_bytes}",
         )
     # A decoder over a stream (not `cbor2.loads`) so bytes after the map are seen and refused.
+    # Decoders are reused (one per concurrent caller): making one costs as much as a small
+    # output's validation. One that failed is dropped, so no state of a failure carries over.
     stream = io.BytesIO(raw)
+    decoder = _DECODERS.pop() if _DECODERS else _decoder()
+    decoder.fp = stream
     try:
-        message = cbor2.CBORDecoder(
-            stream,
-            semantic_decoders=_NO_TAGS,
-            allow_duplicate_keys=False,
-            strict_hashable_types=True,
-        ).decode()
+        message = decoder.decode()
     except Exception as exc:  # cbor2 raises several types (and RecursionError) on garbage
         raise ModuleCallError("invalid_output", f"output is not valid CBOR: {exc}") from None
+    _DECODERS.append(decoder)
     if stream.tell() != len(raw):
         _invalid(f"{len(raw) - stream.tell()} bytes follow the output map")
     if type(message) is not dict:
         _invalid(f"output must be a CBOR map, not {type(message).__name__}")
-    unknown = message.keys() - OUTPUT_KEYS
-    if unknown:
+    if not message.keys() <= OUTPUT_KEYS:
+        unknown = message.keys() - OUTPUT_KEYS
         _invalid(f"output has unknown keys: {', '.join(sorted(map(repr, unknown)))}")
     new_state = _new_state(message.get("new_state"))
     if new_state is not None and kind == "pure":
         _invalid("a pure module must not return new_state")
+    # Absent parts are common (most calls only emit): skip their checks.
     return ModuleOutput(
         new_state=new_state,
-        emits=_emits(message.get("emits", []), limits.max_emits),
-        effects=_effects(message.get("effects", []), limits.max_effects),
+        emits=_emits(message["emits"], limits.max_emits) if "emits" in message else (),
+        effects=(_effects(message["effects"], limits.max_effects) if "effects" in message
+                 else ()),
         tick_lifecycle=_tick_lifecycle(message.get("tick_lifecycle")),
         gas_used=gas_used,
     )

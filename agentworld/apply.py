@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable
+from typing import Any
+
+from attrs import evolve
 
 from agentworld.authority import pin_policy_hooks
 from agentworld.errors import MalformedEventError, UnknownEventKindError
@@ -36,20 +39,26 @@ def _agent_registered(state: WorldState, event: Event) -> None:
 
 def _agent_moved(state: WorldState, event: Event) -> None:
     x, y = event.data["to"]
-    state.agents[event.data["agent_id"]].position = (x, y)
+    agent = state.agents[event.data["agent_id"]]
+    state.agents[agent.agent_id] = Agent(agent.agent_id, (x, y), agent.resources)
 
 
 def _resource_transferred(state: WorldState, event: Event) -> None:
     data = event.data
     kind, amount = data["kind"], data["amount"]
-    source = state.agents[data["from_agent_id"]].resources
+    source_agent = state.agents[data["from_agent_id"]]
+    target_agent = state.agents[data["to_agent_id"]]
+    source = dict(source_agent.resources)
     source[kind] -= amount
     if source[kind] == 0:
         del source[kind]
-    target = state.agents[data["to_agent_id"]].resources
+    target = dict(target_agent.resources)
     target[kind] = target.get(kind, 0) + amount
+    state.agents[source_agent.agent_id] = Agent(source_agent.agent_id, source_agent.position,
+                                                source)
     # Keep resource maps in sorted order so the snapshot never depends on transfer history.
-    state.agents[data["to_agent_id"]].resources = dict(sorted(target.items()))
+    state.agents[target_agent.agent_id] = Agent(target_agent.agent_id, target_agent.position,
+                                                dict(sorted(target.items())))
 
 
 def _capability_granted(state: WorldState, event: Event) -> None:
@@ -69,15 +78,17 @@ def _artifact_deployed(state: WorldState, event: Event) -> None:
 
 
 def _role_granted(state: WorldState, event: Event) -> None:
-    roles = state.roles.setdefault(event.data["agent_id"], [])
-    roles.append(event.data["role"])
-    roles.sort()
+    agent_id = event.data["agent_id"]
+    state.roles[agent_id] = sorted([*state.roles.get(agent_id, ()), event.data["role"]])
 
 
 def _role_revoked(state: WorldState, event: Event) -> None:
     agent_id = event.data["agent_id"]
-    state.roles[agent_id].remove(event.data["role"])
-    if not state.roles[agent_id]:
+    roles = list(state.roles[agent_id])
+    roles.remove(event.data["role"])
+    if roles:
+        state.roles[agent_id] = roles
+    else:
         del state.roles[agent_id]
 
 
@@ -103,7 +114,7 @@ def _attribute(state: WorldState, key: str, agent_id: str) -> None:
     if namespace is None:
         state.modules[manifest.module_id] = ModuleNamespace(agent_id, manifest.version)
     elif namespace.owner_agent_id == agent_id:
-        namespace.last_version = manifest.version
+        state.modules[manifest.module_id] = evolve(namespace, last_version=manifest.version)
 
 
 def _pins(state: WorldState, key: str, data: dict[str, object]) -> list[str]:
@@ -146,28 +157,27 @@ def _module_installed(state: WorldState, event: Event) -> None:
 
 def _active_set(state: WorldState, event: Event) -> None:
     instance = state.instances[event.data["instance_id"]]
-    instance.active = event.data["active"]
-    if instance.active and instance.tick_anchor is None:
-        instance.tick_anchor = _first_tick(
-            state, instance.module_id, instance.module_version, event.time
-        )
+    active = event.data["active"]
+    anchor = instance.tick_anchor
+    if active and anchor is None:
+        anchor = _first_tick(state, instance.module_id, instance.module_version, event.time)
+    state.instances[instance.instance_id] = evolve(instance, active=active, tick_anchor=anchor)
 
 
 def _instance_moved(state: WorldState, event: Event) -> None:
     """An upgrade or rollback: same id, owner, target and state; new version and code."""
     data = event.data
     instance = state.instances[data["instance_id"]]
-    key = f"{instance.module_id}@{data['to_module_version']}"
+    version = data["to_module_version"]
+    key = f"{instance.module_id}@{version}"
     _attribute(state, key, data.get("upgrader_agent_id") or data["operator_agent_id"])
-    instance.policy_hooks = _pins(state, key, data)
-    instance.module_version = data["to_module_version"]
-    instance.wasm_hash = data["to_wasm_hash"]
-    instance.manifest_hash = data["manifest_hash"]
-    instance.active = data.get("active", instance.active)
-    if instance.tick_anchor is None:
-        instance.tick_anchor = _first_tick(
-            state, instance.module_id, instance.module_version, event.time
-        )
+    anchor = instance.tick_anchor
+    if anchor is None:
+        anchor = _first_tick(state, instance.module_id, version, event.time)
+    state.instances[instance.instance_id] = evolve(
+        instance, policy_hooks=_pins(state, key, data), module_version=version,
+        wasm_hash=data["to_wasm_hash"], manifest_hash=data["manifest_hash"],
+        active=data.get("active", instance.active), tick_anchor=anchor)
 
 
 def _state_updated(state: WorldState, event: Event) -> None:
@@ -175,7 +185,8 @@ def _state_updated(state: WorldState, event: Event) -> None:
 
 
 def _tick_scheduled(state: WorldState, event: Event) -> None:
-    state.instances[event.data["instance_id"]].tick_anchor = event.data["next_tick"]
+    instance = state.instances[event.data["instance_id"]]
+    state.instances[instance.instance_id] = evolve(instance, tick_anchor=event.data["next_tick"])
 
 
 def _effect_queued(state: WorldState, event: Event) -> None:
@@ -230,6 +241,87 @@ FACT_KINDS: set[str] = {
     "rule.decision_recorded",
     "rule.action_overridden",
 }
+
+
+Change = tuple[str, str | None]
+"""A field of the state that an event changes, and the key of its entry (None for a counter)."""
+
+_Changes = Callable[[WorldState, dict[str, Any]], list[Change]]
+
+
+def _attributed(module_id: str, version: str) -> list[Change]:
+    """What `_attribute` may change for `module_id@version`."""
+    return [("manifest_registrants", f"{module_id}@{version}"), ("modules", module_id)]
+
+
+def _instance_installed(state: WorldState, data: dict[str, Any]) -> list[Change]:
+    instance_id = data.get("instance_id") or f"{data['module_id']}#{state.instance_counter + 1}"
+    return [("instances", instance_id), ("instance_counter", None),
+            *_attributed(data["module_id"], data["module_version"])]
+
+
+def _manifest_registered(state: WorldState, data: dict[str, Any]) -> list[Change]:
+    manifest = data["manifest"]
+    module_id, version = manifest["module_id"], manifest["version"]
+    return [("manifests", f"{module_id}@{version}"), *_attributed(module_id, version)]
+
+
+def _instance_moved_changes(state: WorldState, data: dict[str, Any]) -> list[Change]:
+    instance_id = data["instance_id"]
+    module_id = state.instances[instance_id].module_id
+    return [("instances", instance_id), *_attributed(module_id, data["to_module_version"])]
+
+
+CHANGES: dict[str, _Changes] = {
+    "domain.agent_registered": lambda state, data: [("agents", data["agent_id"])],
+    "domain.agent_moved": lambda state, data: [("agents", data["agent_id"])],
+    "domain.resource_transferred": lambda state, data: [
+        ("agents", data["from_agent_id"]), ("agents", data["to_agent_id"])],
+    "domain.capability_granted": lambda state, data: [("grants", data["cap_ref"])],
+    "domain.role_granted": lambda state, data: [("roles", data["agent_id"])],
+    "domain.role_revoked": lambda state, data: [("roles", data["agent_id"])],
+    "domain.module_artifact_deployed": lambda state, data: [("artifacts", data["wasm_hash"])],
+    "domain.module_registered": _manifest_registered,
+    "domain.module_installed": _instance_installed,
+    "domain.module_active_set": lambda state, data: [("instances", data["instance_id"])],
+    "domain.module_upgraded": _instance_moved_changes,
+    "domain.module_rolled_back": _instance_moved_changes,
+    "module.state_updated": lambda state, data: [("module_states", data["instance_id"])],
+    "module.tick_scheduled": lambda state, data: [("instances", data["instance_id"])],
+    "effect.queued": lambda state, data: [
+        ("pending_effects", data["intent_id"]), ("effect_counter", None)],
+    "effect.receipt_recorded": lambda state, data: [("pending_effects", data["intent_id"])],
+    "world.compat_policy_set": lambda state, data: [("compat_policy", None)],
+}
+"""What each state-changing kind changes; appliers replace the entries they change, never
+mutate them, so an entry object a caller holds keeps its old value."""
+
+
+def _intent_number(intent_id: str) -> int:
+    return int(intent_id.rsplit("-", 1)[1])
+
+
+ENTRY_ORDER: dict[str, Callable[[str], Any] | None] = {
+    "pending_effects": _intent_number,  # queued, so kept, in intent-number order
+    "roles": None,
+}
+"""The maps whose appliers delete entries, and the order of their keys: a sort key when the
+order follows from the keys, None when it is history's (undoing a deletion must restore the
+entry to its place, which a dict cannot do by itself)."""
+
+
+def changes(state: WorldState, event: Event) -> list[Change] | None:
+    """The entries `event` will change when applied to `state` (call it before applying).
+
+    None when the event's data does not say (it is malformed): anything may change.
+    """
+    declared = CHANGES.get(event.kind)
+    if declared is None:  # a fact changes nothing; an applier without a declaration, anything
+        return None if event.kind in APPLIERS else []
+    try:
+        return declared(state, event.data)
+    except (KeyError, TypeError, AttributeError):
+        return None
 
 
 def apply_event(state: WorldState, event: Event) -> None:

@@ -20,9 +20,9 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from agentworld import __version__
 from agentworld.cli_demo import demo
 from agentworld.cli_guest import guest
+from agentworld.cli_input import BadInput, read_json_input, read_text_input
 from agentworld.cli_live import live
 from agentworld.convert import structure
 from agentworld.errors import AgentWorldError, InvalidInputError
@@ -34,26 +34,20 @@ from agentworld.persistence import (
     POINTER,
     NotAWorldError,
     SavedWorld,
-    load_world_detached,
     read_pointer,
     read_saved,
     verify_dir,
 )
 from agentworld.policy import policy_summary
+from agentworld.release import __version__
 from agentworld.upgrade_check import check_upgrade as judge_upgrade
-from agentworld.world import World, WorldConfig, event_to_json
+from agentworld.world import World, WorldConfig, event_to_json, load_world_detached
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 # The exit status of a process killed by SIGPIPE (128 + 13), which shells and scripts expect.
 EXIT_BROKEN_PIPE = 141
 _JSON_ERRORS = "agentworld.json_errors"
-
-
-class BadInput(click.ClickException):
-    """Unusable input: one line on stderr, exit status 2."""
-
-    exit_code = 2
 
 
 def _quiet_stdout() -> None:
@@ -182,38 +176,6 @@ def plugins(as_json: bool) -> None:
 @cli.group()
 def module() -> None:
     """Work with module manifests and instances."""
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    keys = [key for key, _ in pairs]
-    duplicates = sorted({key for key in keys if keys.count(key) > 1})
-    if duplicates:
-        raise ValueError(f"duplicate keys {duplicates}")
-    return dict(pairs)
-
-
-def read_text_input(path: str) -> str:
-    """The UTF-8 text of file `path`; any problem exits 2 in one line."""
-    try:
-        with open(path, "rb") as handle:
-            return handle.read().decode("utf-8")
-    except OSError as exc:
-        raise BadInput(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except UnicodeDecodeError as exc:
-        raise BadInput(f"{path}: not UTF-8 text: {exc.reason} at byte {exc.start}") from None
-
-
-def read_json_input(source: str, *, text: str | None = None) -> Any:
-    """JSON from file `source` (or from `text`, then `source` only names it), strictly: any
-    problem exits 2 in one line. Duplicate keys are refused rather than resolved to the last."""
-    if text is None:
-        text = read_text_input(source)
-    try:
-        return json.loads(text, object_pairs_hook=_unique_keys)
-    except RecursionError:
-        raise BadInput(f"{source}: nested too deeply") from None
-    except ValueError as exc:  # JSONDecodeError, duplicate keys, integers too long to parse
-        raise BadInput(f"{source}: not usable JSON: {exc}") from None
 
 
 def _read_manifest(path: str) -> Manifest:

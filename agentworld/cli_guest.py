@@ -17,8 +17,9 @@ import cbor2
 import click
 
 from agentworld.abi import ABI_VERSION, encode_input
-from agentworld.canonical import canonical_hash, sha256_hex
-from agentworld.convert import unstructure
+from agentworld.canonical import sha256_hex
+from agentworld.cli_input import BadInput, read_json_input
+from agentworld.config import WorldConfig, config_hash
 from agentworld.executor import CallLimits, CallRequest, ModuleCallError, ModuleOutput
 from agentworld.manifest import parse_manifest
 from agentworld.wasm_info import (
@@ -33,35 +34,27 @@ from agentworld.wasm_info import (
 STAGES = ("tick", "post_event", "post_action", "pre_action", "migrate")
 
 
-class _BadInput(click.ClickException):
-    """Unusable input: one line on stderr, exit status 2 (as everywhere in the CLI)."""
-
-    exit_code = 2
-
-
 def _read_artifact(path: str) -> tuple[bytes, WasmInterface]:
     try:
         wasm = Path(path).read_bytes()
     except OSError as exc:
-        raise _BadInput(f"{path}: cannot read: {exc.strerror or exc}") from None
+        raise BadInput(f"{path}: cannot read: {exc.strerror or exc}") from None
     try:
         return wasm, read_interface(wasm)
     except Exception as exc:  # InvalidArtifactError, or anything a hostile binary provokes
-        raise _BadInput(f"{path}: {exc}") from None
+        raise BadInput(f"{path}: {exc}") from None
 
 
 def _json_object(option: str, text: str | None) -> dict[str, Any]:
     """A JSON object from an option's text or `@FILE`; `{}` when the option is not given."""
     if text is None:
         return {}
-    from agentworld.cli import read_json_input  # the CLI's strict reader; cli imports us
-
     if text.startswith("@"):
         value = read_json_input(text[1:])
     else:
         value = read_json_input(option, text=text)
     if not isinstance(value, dict):
-        raise _BadInput(f"{option}: must be a JSON object")
+        raise BadInput(f"{option}: must be a JSON object")
     return value
 
 
@@ -128,9 +121,7 @@ def guest_input(
 
 
 def _world_config_hash() -> str:
-    from agentworld.world import WorldConfig
-
-    return canonical_hash(unstructure(WorldConfig()))
+    return config_hash(WorldConfig())
 
 
 def output_report(output: ModuleOutput) -> dict[str, Any]:
@@ -191,7 +182,7 @@ def guest_run(wasm_file: str, stage: str, state_hex: str | None, state_file: str
         kind = "reducer"
     kind = kind or module_kind(interface) or "reducer"
     if kind == "pure" and state:
-        raise _BadInput("a pure module has no state: drop --state / --state-file")
+        raise BadInput("a pure module has no state: drop --state / --state-file")
     entrypoint = entrypoint or ("migrate" if stage == "migrate"
                                 else "reduce" if kind == "reducer" else "call")
     module_id = module_id or default_module_id(wasm_file)
@@ -227,17 +218,17 @@ def guest_run(wasm_file: str, stage: str, state_hex: str | None, state_file: str
 
 def _read_state(state_hex: str | None, state_file: str | None) -> bytes:
     if state_hex is not None and state_file is not None:
-        raise _BadInput("give --state or --state-file, not both")
+        raise BadInput("give --state or --state-file, not both")
     if state_hex is not None:
         try:
             return bytes.fromhex(state_hex)
         except ValueError:
-            raise _BadInput("--state: not hexadecimal bytes") from None
+            raise BadInput("--state: not hexadecimal bytes") from None
     if state_file is not None:
         try:
             return Path(state_file).read_bytes()
         except OSError as exc:
-            raise _BadInput(f"{state_file}: cannot read: {exc.strerror or exc}") from None
+            raise BadInput(f"{state_file}: cannot read: {exc.strerror or exc}") from None
     return b""
 
 
@@ -283,7 +274,7 @@ def guest_inspect(wasm_file: str, manifest_only: bool, module_id: str | None,
             default_manager().shared_executor("wasmtime").check_artifact(wasm)
         except AgentWorldError as exc:  # the engine's message may span lines: one line here
             reason = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
-            raise _BadInput(f"{wasm_file}: {reason}") from None
+            raise BadInput(f"{wasm_file}: {reason}") from None
     skeleton = manifest_skeleton(interface, sha256_hex(wasm),
                                  module_id or default_module_id(wasm_file))
     report = {

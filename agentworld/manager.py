@@ -24,10 +24,11 @@ from urllib.parse import urlsplit
 import pluggy
 from attrs import evolve, frozen
 
-from agentworld import __version__, hookspecs
+from agentworld import hookspecs
 from agentworld.compat import SEVERITIES, CompatRule
 from agentworld.errors import ExecutorUnavailableError, PluginError, StoreError
 from agentworld.executor import Executor, ExecutorConfig, ExecutorFactory
+from agentworld.release import __version__
 from agentworld.store import ModuleStore, StoreFactory
 
 ENTRY_POINT_GROUP = "agentworld"

@@ -17,7 +17,6 @@ from agentworld.filters import (
     Predicate,
     compile_ruleset,
     count_regex_rules,
-    kind_matches,
     kind_pattern_problem,
 )
 
@@ -148,10 +147,6 @@ class CompiledSubscription:
     event_filter: Predicate | None
     action_filter: Predicate | None
     every_ticks: int
-
-    def matches_kind(self, label: str) -> bool:
-        """True when `label` (an event kind or `action.<type>`) matches a kind pattern."""
-        return any(kind_matches(pattern, label) for pattern in self.kinds)
 
 
 def _subscription_problems(index: int, sub: Subscription, problems: list[str]) -> None:

@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import hashlib
 import json
 import os
 import re
 import shutil
 import stat
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -34,26 +33,39 @@ from attrs import frozen
 from agentworld.actions import envelope_of, parse_action
 from agentworld.apply import apply_event
 from agentworld.canonical import canonical_hash, canonical_json, ordered_json, sha256_hex
+from agentworld.config import WorldConfig
 from agentworld.convert import structure, unstructure
 from agentworld.domain import Rejected
 from agentworld.durable import fsync_dir, replace_atomic, write_new
 from agentworld.errors import AgentWorldError, InvalidInputError, StoreError, StoreUnavailableError
+from agentworld.gcpause import paused_gc
+from agentworld.image import WorldImage
+from agentworld.journal import event_to_json
 from agentworld.model import Event, WorldState
-from agentworld.store import ModuleStore, OverlayStore
-from agentworld.world import World, WorldConfig, event_to_json
+from agentworld.store import ModuleStore
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Schema 1 kept the whole journal in each generation; schema 2 keeps it in shared segments.
+READABLE_SCHEMAS = (1, 2)
+REGISTRY_SCHEMA_VERSION = 1
 FORMAT = "agentworld.world"
 REGISTRY_FORMAT = "agentworld.registry"
 POINTER = "world.json"
 LOCK = "world.lock"
 GENERATIONS = "generations"
+SEGMENTS = "journal"
 LOCAL_STORE = "modules"
 SNAPSHOT = "snapshot.json"
 JOURNAL = "journal.jsonl"
 METADATA = "metadata.json"
+SEGMENT_EVENTS = 8192
+"""A save adds its new events to the last journal segment while that holds fewer events than
+this (rewriting it), and starts a new segment otherwise: a save writes at most this many old
+events again, and a journal of n events has about n / SEGMENT_EVENTS segments."""
 # The names a world directory may hold; anything else makes a directory "not a world".
-_OWN_NAMES = frozenset({POINTER, LOCK, GENERATIONS, LOCAL_STORE})
+_OWN_NAMES = frozenset({POINTER, LOCK, GENERATIONS, SEGMENTS, LOCAL_STORE})
+# A journal segment: first event id, event count, the start of its SHA-256.
+_SEGMENT_NAME = re.compile(r"(\d{12})-(\d{1,12})-([0-9a-f]{16})\.jsonl")
 _EVENT_KEYS = frozenset({"id", "time", "caused_by", "kind", "data"})
 # State fields that came with authority (module namespaces, registrants, roles, pinned hooks).
 # A snapshot without them was written before: its recorded state root covers the other fields.
@@ -134,6 +146,16 @@ class Snapshot:
 
 
 @frozen(kw_only=True)
+class Segment:
+    """One file of the journal (in `journal/`): `events` consecutive events from `first_id`."""
+
+    name: str
+    first_id: int
+    events: int
+    sha256: str
+
+
+@frozen(kw_only=True)
 class Metadata:
     """What one generation holds, with checksums that bind its files together."""
 
@@ -147,8 +169,22 @@ class Metadata:
     store: str
     snapshot: str
     snapshot_sha256: str
-    journal: str
-    journal_sha256: str
+    # Schema 1: the generation's own journal file. Schema 2: the journal's segments, in order.
+    journal: str | None = None
+    journal_sha256: str | None = None
+    segments: tuple[Segment, ...] | None = None
+
+
+@frozen
+class SaveMark:
+    """What a world knows of a directory it saved to or loaded from: the generation then
+    current and the segments holding its first `journal_length` events. While the directory
+    still is at that generation, the next save writes only the events after them."""
+
+    root: Path
+    generation: int
+    segments: tuple[Segment, ...]
+    journal_length: int
 
 
 @frozen
@@ -209,7 +245,7 @@ def registry_document(state: WorldState) -> bytes:
     """The registry document: every `module_id@version` and every deployed artifact."""
     return canonical_json({
         "format": REGISTRY_FORMAT,
-        "schema_version": SCHEMA_VERSION,
+        "schema_version": REGISTRY_SCHEMA_VERSION,
         "modules": [
             {"key": key, "module_id": m.module_id, "version": m.version,
              "manifest_hash": m.manifest_hash(), "wasm_hash": m.wasm_hash}
@@ -228,22 +264,20 @@ def local_store_uri(root: Path) -> str:
     return (root / LOCAL_STORE).as_uri()
 
 
-def _store_ref(world: World, root: Path) -> str:
+def _store_ref(image: WorldImage, store: ModuleStore, root: Path) -> str:
     """"modules" when the world's store is (or is copied to) `<root>/modules`, else its URI."""
-    store = world.store
     uri = store.uri
     if "://" not in uri:  # a bare path is a file store: record it absolutely
         uri = Path(uri).expanduser().absolute().as_uri()
-    if world._store_is_dir_local or uri.startswith("memory:") or uri == local_store_uri(root):
+    if image.store_is_dir_local or uri.startswith("memory:") or uri == local_store_uri(root):
         return LOCAL_STORE
     return uri
 
 
-def _sync_store(world: World, target: ModuleStore) -> None:
+def _sync_store(image: WorldImage, source: ModuleStore, target: ModuleStore) -> None:
     """Put the world's artifacts, manifests and registry document into `target`."""
-    source = world.store
-    state = world.state
-    unusable = world.corrupt_artifacts()
+    state = image.state
+    unusable = image.corrupt_artifacts
     if target is not source:
         for wasm_hash in wanted_artifacts(state):
             # An artifact the world lacks (absent or corrupt) stays missing; present bytes are
@@ -321,14 +355,27 @@ def _save_lock(root: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def _check_descends(root: Path, world_id: str, lines: list[bytes]) -> None:
-    """Refuse to replace a world in `root` that `lines` (our journal) does not extend.
+def _different_world(root: Path, saved: Metadata) -> DifferentWorldError:
+    return DifferentWorldError(
+        f"{root}: refusing to save: the directory holds a world ({saved.world_id!r}, "
+        f"{saved.journal_length} events) that this one does not continue: a different world, "
+        f"or the same one saved by another writer since this one was loaded; load it again, "
+        f"or pass overwrite=True to replace it"
+    )
 
-    Saving may only add events to what the directory holds: a different world, or the same
-    world saved meanwhile by another writer, would otherwise be lost.
+
+def _reusable_segments(
+    root: Path, image: WorldImage, known: SaveMark | None
+) -> tuple[tuple[Segment, ...], int]:
+    """The directory's journal segments that hold this world's first events, and how many
+    events they hold; `DifferentWorldError` when the directory holds a world this one does not
+    continue (a different world, or the same one saved meanwhile by another writer).
+
+    With `known`, what this world remembers of the directory: if it is still at that
+    generation, its segments are ours without reading them (events are never changed).
     """
     if not os.path.lexists(root / POINTER):
-        return
+        return (), 0
     try:
         generation = read_pointer(root)
         saved = _read_metadata(root, generation, _Problems(collect=False))
@@ -338,46 +385,66 @@ def _check_descends(root: Path, world_id: str, lines: list[bytes]) -> None:
             f"pass overwrite=True to replace it"
         ) from None
     assert saved is not None
-    length = saved.journal_length
-    if saved.world_id == world_id and length <= len(lines):
-        prefix = hashlib.sha256()
-        for line in lines[:length]:
-            prefix.update(line)
-        if prefix.hexdigest() == saved.journal_sha256 or _same_events(
-            root, generation, saved, lines
-        ):
-            return
-    raise DifferentWorldError(
-        f"{root}: refusing to save: the directory holds a world ({saved.world_id!r}, "
-        f"{length} events) that this one does not continue: a different world, or the same "
-        f"one saved by another writer since this one was loaded; load it again, or pass "
-        f"overwrite=True to replace it"
-    )
+    journal = image.journal
+    if saved.world_id != image.config.world_id or saved.journal_length > len(journal):
+        raise _different_world(root, saved)
+    if (known is not None and known.generation == generation
+            and known.segments == saved.segments and known.journal_length <= len(journal)):
+        return known.segments, known.journal_length
+    if saved.segments is None:  # schema 1: one journal file; rewritten as segments
+        if _journal_matches(root, generation, saved, journal):
+            return (), 0
+        raise _different_world(root, saved)
+    for segment in saved.segments:
+        start = segment.first_id - 1
+        ours = b"".join(event_to_json(event) + b"\n"
+                        for event in journal[start:start + segment.events])
+        if sha256_hex(ours) != segment.sha256 and not _same_events(
+                root / SEGMENTS / segment.name, segment.first_id, ours):
+            raise _different_world(root, saved)
+    return saved.segments, saved.journal_length
 
 
-def _same_events(root: Path, generation: int, saved: Metadata, lines: list[bytes]) -> bool:
-    """True when the saved journal's events encode, today, to the first lines of ours.
+def _journal_matches(root: Path, generation: int, saved: Metadata,
+                     journal: Sequence[Event]) -> bool:
+    """True when a schema-1 journal holds this world's first events."""
+    assert saved.journal is not None
+    ours = b"".join(event_to_json(event) + b"\n" for event in journal[:saved.journal_length])
+    return sha256_hex(ours) == saved.journal_sha256 or _same_events(
+        root / GENERATIONS / f"{generation:08d}" / saved.journal, 1, ours)
+
+
+def _same_events(path: Path, first_id: int, ours: bytes) -> bool:
+    """True when the saved journal file's events encode, today, to `ours`.
 
     The checksum compares the saved bytes; a journal written by an older encoder may differ in
     bytes while holding the very same events.
     """
     try:
-        data = read_world_file(root / GENERATIONS / f"{generation:08d}" / saved.journal,
-                               "journal")
-        events = parse_journal(data, saved.journal)
+        events = parse_journal(read_world_file(path, "journal"), str(path), first_id)
     except PersistenceError:
         return False
-    return len(events) == saved.journal_length and all(
-        event_to_json(event) + b"\n" == line for event, line in zip(events, lines, strict=False)
-    )
+    return b"".join(event_to_json(event) + b"\n" for event in events) == ours
 
 
-def save_world(world: World, path: str | os.PathLike[str], *, overwrite: bool = False) -> None:
-    """Write `world` and its module store to the directory `path` as a new generation.
+def save_image(
+    image: WorldImage,
+    path: str | os.PathLike[str],
+    *,
+    store: ModuleStore,
+    open_store: Callable[[str], ModuleStore],
+    overwrite: bool = False,
+    known: Mapping[Path, SaveMark] | None = None,
+) -> SaveMark:
+    """Write a world image and its module store (`store`; `open_store` opens the directory's
+    own) to the directory `path` as a new generation; return what to remember of it.
 
-    Raises `WorldLockedError` while another writer saves there, `DifferentWorldError` when the
-    directory holds a world this one does not continue (unless `overwrite`), and `SaveError`
-    when writing fails; a failed save leaves the directory as it was.
+    `known` is what the world remembers of directories it saved to or loaded from: a save into
+    one of them that nobody changed since writes only the events that followed, so its cost
+    does not grow with the journal. Raises `WorldLockedError` while another writer saves
+    there, `DifferentWorldError` when the directory holds a world this one does not continue
+    (unless `overwrite`), and `SaveError` when writing fails; a failed save leaves the
+    directory as it was.
     """
     root = Path(path).expanduser().absolute()
     _check_save_target(root)
@@ -386,63 +453,113 @@ def save_world(world: World, path: str | os.PathLike[str], *, overwrite: bool = 
     except OSError as exc:
         raise SaveError(f"{root}: cannot create the world directory: "
                         f"{exc.strerror or exc}") from exc
-    lines = [event_to_json(event) + b"\n" for event in world.journal]
     with _save_lock(root):
-        if not overwrite:
-            _check_descends(root, world.config.world_id, lines)
+        reused, covered = ((), 0) if overwrite else _reusable_segments(
+            root, image, (known or {}).get(root))
         generation = max([0, *_generation_numbers(root), *_pointed_generation(root)]) + 1
+        created: list[Path] = []
         try:
-            _write_generation(world, root, generation, b"".join(lines))
+            segments = _write_segments(root, reused, image.journal, covered, created)
+            _write_generation(image, store, open_store, root, generation, segments)
         except (OSError, StoreError) as exc:
-            _discard_generation(root, generation)
+            _discard_generation(root, generation, created)
             where = f"{exc.filename}: " if isinstance(exc, OSError) and exc.filename else ""
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
             raise SaveError(f"{root}: cannot save the world: {where}{reason}") from exc
-        _collect_garbage(root, generation)
+        _collect_garbage(root, generation, segments)
+    return SaveMark(root, generation, segments, len(image.journal))
 
 
-def _write_generation(world: World, root: Path, generation: int, journal: bytes) -> None:
+def _write_segments(
+    root: Path, reused: tuple[Segment, ...], journal: Sequence[Event], covered: int,
+    created: list[Path],
+) -> tuple[Segment, ...]:
+    """The journal's segments after writing the events from `covered` on: appended to the
+    last segment while it is short (rewritten as a new file), in new segments otherwise.
+    Segment files are never changed: each name says what the file holds."""
+    segments = list(reused)
+    if covered == len(journal):
+        return tuple(segments)
+    directory = root / SEGMENTS
+    if not directory.is_dir():
+        directory.mkdir()
+        fsync_dir(root)
+    parts: list[bytes] = []
+    count, first = 0, covered + 1
+    if segments and segments[-1].events < SEGMENT_EVENTS:
+        tail = segments[-1]
+        data = read_world_file(directory / tail.name, "journal segment")
+        if sha256_hex(data) == tail.sha256:  # a damaged tail is left alone, not copied
+            segments.pop()
+            parts, count, first = [data], tail.events, tail.first_id
+    for event in journal[covered:]:
+        parts.append(event_to_json(event) + b"\n")
+        count += 1
+        if count == SEGMENT_EVENTS:
+            segments.append(_write_segment(directory, first, count, b"".join(parts), created))
+            parts, count, first = [], 0, first + count
+    if count:
+        segments.append(_write_segment(directory, first, count, b"".join(parts), created))
+    return tuple(segments)
+
+
+def _write_segment(directory: Path, first_id: int, events: int, data: bytes,
+                   created: list[Path]) -> Segment:
+    digest = sha256_hex(data)
+    name = f"{first_id:012d}-{events}-{digest[:16]}.jsonl"
+    path = directory / name
+    # A file by that name is complete (it was renamed into place) and holds these very bytes.
+    if not path.is_file():
+        replace_atomic(path, data)
+        created.append(path)
+    return Segment(name=name, first_id=first_id, events=events, sha256=digest)
+
+
+def _write_generation(
+    image: WorldImage, store: ModuleStore, open_store: Callable[[str], ModuleStore], root: Path,
+    generation: int, segments: tuple[Segment, ...],
+) -> None:
     # 1. The module store first: its entries are immutable, so writing them early is harmless.
-    store_ref = _store_ref(world, root)
-    target = world.store
+    store_ref = _store_ref(image, store, root)
+    target = store
     if store_ref == LOCAL_STORE and target.uri != local_store_uri(root):
-        target = world.plugins.open_store(local_store_uri(root))
-    _sync_store(world, target)
+        target = open_store(local_store_uri(root))
+    _sync_store(image, store, target)
 
-    # 2. A complete new generation, fsynced, that nothing points at yet.
+    # 2. A complete new generation, fsynced, that nothing points at yet; its journal is the
+    # segments, which are already written.
     generations = root / GENERATIONS
     if not generations.is_dir():
         generations.mkdir()
         fsync_dir(root)
     gen_dir = generations / f"{generation:08d}"
     gen_dir.mkdir()
-    next_action_id, pending = world._queue()
     snapshot = Snapshot(
         schema_version=SCHEMA_VERSION,
-        journal_length=len(world.journal),
-        time=world.time,
-        next_action_id=next_action_id,
-        config=world.config,
-        state=world.state,
-        pending=tuple(_queued_json(*queued) for queued in pending),
+        journal_length=len(image.journal),
+        time=image.time,
+        next_action_id=image.next_action_id,
+        config=image.config,
+        state=image.state,
+        pending=tuple(_queued_json(*queued) for queued in image.pending),
     )
     snapshot_bytes = ordered_json(unstructure(snapshot))
     metadata = Metadata(
         schema_version=SCHEMA_VERSION,
         generation=generation,
-        world_id=world.config.world_id,
-        time=world.time,
-        journal_length=len(world.journal),
-        state_root=world.state_root(),
+        world_id=image.config.world_id,
+        time=image.time,
+        journal_length=len(image.journal),
+        state_root=image.state_root,
         store=store_ref,
         snapshot=SNAPSHOT,
         snapshot_sha256=sha256_hex(snapshot_bytes),
-        journal=JOURNAL,
-        journal_sha256=sha256_hex(journal),
+        segments=segments,
     )
-    write_new(gen_dir / JOURNAL, journal)
     write_new(gen_dir / SNAPSHOT, snapshot_bytes)
-    write_new(gen_dir / METADATA, canonical_json(unstructure(metadata)))
+    # The fields of the other layout (schema 1's journal file) are left out, not written null.
+    document = {key: value for key, value in unstructure(metadata).items() if value is not None}
+    write_new(gen_dir / METADATA, canonical_json(document))
     fsync_dir(gen_dir)
     fsync_dir(generations)
 
@@ -451,17 +568,29 @@ def _write_generation(world: World, root: Path, generation: int, journal: bytes)
     replace_atomic(root / POINTER, canonical_json(pointer) + b"\n")
 
 
-def _discard_generation(root: Path, generation: int) -> None:
-    """Remove a generation a failed save was writing, unless the pointer already names it."""
+def _discard_generation(root: Path, generation: int, created: list[Path]) -> None:
+    """Remove what a failed save wrote (its generation, its new segments), unless the pointer
+    already names that generation."""
     if _pointed_generation(root) != [generation]:
         shutil.rmtree(root / GENERATIONS / f"{generation:08d}", ignore_errors=True)
+        for path in created:
+            with suppress(OSError):
+                path.unlink()
 
 
-def _collect_garbage(root: Path, generation: int) -> None:
-    """Remove older generations and stray temp files (best-effort: they are garbage now)."""
+def _collect_garbage(root: Path, generation: int, segments: tuple[Segment, ...]) -> None:
+    """Remove older generations, segments the current one does not use, and stray temp files
+    (best-effort: they are garbage now)."""
     for number in _generation_numbers(root):
         if number != generation:
             shutil.rmtree(root / GENERATIONS / f"{number:08d}", ignore_errors=True)
+    used = {segment.name for segment in segments}
+    directory = root / SEGMENTS
+    if directory.is_dir():
+        for entry in directory.iterdir():
+            if entry.name not in used:
+                with suppress(OSError):
+                    entry.unlink()
     for entry in root.iterdir():
         if entry.name.startswith(f".{POINTER}."):
             with suppress(OSError):
@@ -545,10 +674,10 @@ def _parse_json(data: bytes, path: Path, what: str) -> Any:
 
 def _check_schema(value: Any, path: Path, what: str) -> None:
     version = value.get("schema_version") if isinstance(value, dict) else None
-    if version != SCHEMA_VERSION:
+    if isinstance(version, bool) or version not in READABLE_SCHEMAS:
         raise UnsupportedSchemaError(
             f"{path}: {what} has schema_version {version!r}; this agentworld reads "
-            f"schema_version {SCHEMA_VERSION}"
+            f"schema_version {' or '.join(map(str, READABLE_SCHEMAS))}"
         )
 
 
@@ -577,29 +706,33 @@ def read_pointer(root: Path) -> int:
     return generation
 
 
-def parse_journal(data: bytes, where: str) -> list[Event]:
-    """Parse journal lines into events, checking ids run 1, 2, 3, ..."""
+def parse_journal(data: bytes, where: str, first_id: int = 1) -> list[Event]:
+    """Parse journal lines into events, checking ids run `first_id`, `first_id` + 1, ..."""
     if data and not data.endswith(b"\n"):
         raise CorruptWorldError(f"{where}: the journal's last line is incomplete")
-    lines = data.split(b"\n")[:-1]
-    try:
-        # One json.loads over the whole journal is several times faster than one per line.
-        values = json.loads(b"[" + b",".join(lines) + b"]") if lines else []
-    except (ValueError, RecursionError):
-        values = []
-        for number, line in enumerate(lines, 1):
-            try:
-                values.append(json.loads(line))
-            except RecursionError:
-                raise CorruptWorldError(f"{where}: line {number} is nested too deeply") from None
-            except ValueError as exc:
-                raise CorruptWorldError(f"{where}: line {number} is not JSON: {exc}") from None
-    events: list[Event] = []
-    for number, value in enumerate(values, 1):
-        event = _event(value, where, number)
-        if event.id != number:
-            raise CorruptWorldError(f"{where}: line {number} holds event id {event.id}")
-        events.append(event)
+    with paused_gc():
+        try:
+            # One json.loads over the whole journal is several times faster than one per
+            # line. Lines never hold a raw newline (JSON escapes it in strings).
+            values = json.loads(b"".join((b"[", data[:-1].replace(b"\n", b","), b"]")))
+        except (ValueError, RecursionError):
+            values = []
+            for number, line in enumerate(data.split(b"\n")[:-1], 1):
+                try:
+                    values.append(json.loads(line))
+                except RecursionError:
+                    raise CorruptWorldError(
+                        f"{where}: line {number} is nested too deeply") from None
+                except ValueError as exc:
+                    raise CorruptWorldError(
+                        f"{where}: line {number} is not JSON: {exc}") from None
+        events: list[Event] = []
+        for number, value in enumerate(values, 1):
+            event = _event(value, where, number)
+            if event.id != number + first_id - 1:
+                raise CorruptWorldError(f"{where}: line {number} holds event id {event.id}, "
+                                        f"not {number + first_id - 1}")
+            events.append(event)
     return events
 
 
@@ -653,13 +786,41 @@ def _read_metadata(root: Path, generation: int, problems: _Problems) -> Metadata
             f"{path}: the metadata is generation {metadata.generation}'s, but {POINTER} names "
             f"generation {generation}"))
         return None
-    for name, what in ((metadata.snapshot, "snapshot"), (metadata.journal, "journal")):
-        if not _FILE_NAME.fullmatch(name):
-            problems.report(CorruptWorldError(
-                f"{path}: unsafe {what} file name {name!r} (it must name a file of the "
-                f"generation itself)"))
-            return None
+    problem = _shape_problem(metadata)
+    if problem is not None:
+        problems.report(CorruptWorldError(f"{path}: {problem}"))
+        return None
     return metadata
+
+
+def _shape_problem(metadata: Metadata) -> str | None:
+    """Why the metadata does not describe its schema's layout, or None: file names must name
+    the generation's own files or the journal's segments, and segments must run from event 1
+    to the journal's length without a gap."""
+    names = [(metadata.snapshot, "snapshot")]
+    if metadata.schema_version == 1:
+        if metadata.journal is None or metadata.journal_sha256 is None or metadata.segments:
+            return "schema 1 metadata names one journal file and no segments"
+        names.append((metadata.journal, "journal"))
+    elif metadata.segments is None or metadata.journal is not None:
+        return f"schema {metadata.schema_version} metadata lists journal segments, no journal file"
+    for name, what in names:
+        if not _FILE_NAME.fullmatch(name):
+            return (f"unsafe {what} file name {name!r} (it must name a file of the generation "
+                    f"itself)")
+    expected = 1
+    for segment in metadata.segments or ():
+        match = _SEGMENT_NAME.fullmatch(segment.name)
+        if (match is None or int(match[1]) != segment.first_id
+                or int(match[2]) != segment.events or match[3] != segment.sha256[:16]):
+            return f"unsafe or inconsistent journal segment name {segment.name!r}"
+        if segment.first_id != expected or segment.events < 1:
+            return f"journal segment {segment.name} does not start at event {expected}"
+        expected += segment.events
+    if metadata.segments is not None and expected != metadata.journal_length + 1:
+        return (f"the journal segments hold {expected - 1} events, the metadata says "
+                f"{metadata.journal_length}")
+    return None
 
 
 def _read_part(gen_dir: Path, name: str, digest: str, what: str,
@@ -681,11 +842,9 @@ def _read_generation(root: Path, generation: int, problems: _Problems) -> SavedW
     if metadata is None:
         return SavedWorld(root, generation, None, None, None, None)
     gen_dir = root / GENERATIONS / f"{generation:08d}"
-    snap_path, journal_path = gen_dir / metadata.snapshot, gen_dir / metadata.journal
+    snap_path = gen_dir / metadata.snapshot
     snapshot_bytes = _read_part(gen_dir, metadata.snapshot, metadata.snapshot_sha256,
                                 "snapshot", problems)
-    journal_bytes = _read_part(gen_dir, metadata.journal, metadata.journal_sha256, "journal",
-                               problems)
     snapshot_raw: dict[str, Any] | None = None
     snapshot: Snapshot | None = None
     if snapshot_bytes is not None:
@@ -707,12 +866,7 @@ def _read_generation(root: Path, generation: int, problems: _Problems) -> SavedW
                 snapshot = structure(value, Snapshot, "world snapshot")
             except InvalidInputError as exc:
                 problems.report(CorruptWorldError(f"{snap_path}: {exc}"))
-    events: list[Event] | None = None
-    if journal_bytes is not None:
-        try:
-            events = parse_journal(journal_bytes, str(journal_path))
-        except CorruptWorldError as exc:
-            problems.report(exc)
+    events = _read_journal(root, gen_dir, metadata, problems)
     if events is not None and len(events) != metadata.journal_length:
         problems.report(CorruptWorldError(
             f"{gen_dir}: the journal holds {len(events)} events, the metadata says "
@@ -724,6 +878,47 @@ def _read_generation(root: Path, generation: int, problems: _Problems) -> SavedW
             f"{snap_path}: covers {snapshot.journal_length} events of a {len(events)}-event "
             f"journal"))
     return SavedWorld(root, generation, metadata, snapshot, snapshot_raw, events)
+
+
+def _read_journal(root: Path, gen_dir: Path, metadata: Metadata,
+                  problems: _Problems) -> list[Event] | None:
+    """The events of the generation's journal file (schema 1) or of its segments, or None."""
+    if metadata.segments is None:
+        assert metadata.journal is not None and metadata.journal_sha256 is not None
+        parts = [(gen_dir, metadata.journal, metadata.journal_sha256, 1, "journal")]
+    else:
+        try:
+            if metadata.segments:  # an empty journal has none, and maybe no directory
+                _own_directory(root / SEGMENTS, "journal directory")
+        except CorruptWorldError as exc:
+            problems.report(exc)
+            return None
+        parts = [(root / SEGMENTS, segment.name, segment.sha256, segment.first_id,
+                  "journal segment") for segment in metadata.segments]
+    events: list[Event] = []
+    for directory, name, digest, first_id, what in parts:
+        data = _read_part(directory, name, digest, what, problems)
+        if data is None:
+            return None
+        try:
+            events += parse_journal(data, str(directory / name), first_id)
+        except CorruptWorldError as exc:
+            problems.report(exc)
+            return None
+    return events
+
+
+def journal_files(path: str | os.PathLike[str]) -> list[Path]:
+    """The files that hold the journal of the world saved in `path`, in order (its segments,
+    or the one journal file of a world saved before segments)."""
+    root = Path(path).expanduser().absolute()
+    generation = read_pointer(root)
+    metadata = _read_metadata(root, generation, _Problems(collect=False))
+    assert metadata is not None
+    if metadata.segments is None:
+        assert metadata.journal is not None
+        return [root / GENERATIONS / f"{generation:08d}" / metadata.journal]
+    return [root / SEGMENTS / segment.name for segment in metadata.segments]
 
 
 def _read_current(root: Path, problems: _Problems) -> SavedWorld:
@@ -789,29 +984,37 @@ def check_artifacts(store: ModuleStore, hashes: Iterable[str]) -> tuple[list[str
     return missing, corrupt
 
 
-def load_world(
-    path: str | os.PathLike[str], *, world_class: type[World] | None = None, **kwargs: Any
-) -> World:
-    """Load the world saved in directory `path`; `kwargs` go to the `World` constructor.
+@frozen
+class LoadedWorld:
+    """A saved world read back: its image, and the module store its directory names."""
 
-    Artifacts whose stored bytes are corrupt do not stop the load: the world lists them in
-    `corrupt_artifacts()` (and `missing_artifacts()`), and deploying the genuine bytes repairs them.
-    """
+    image: WorldImage
+    store_uri: str
+    # True when that store is the directory's own `modules/` store.
+    store_is_dir_local: bool
+    # What to remember of the directory for the next save there (None: saved before segments).
+    mark: SaveMark | None
+
+
+def read_world(path: str | os.PathLike[str]) -> LoadedWorld:
+    """Read a saved world: its files checked, its journal applied to its snapshot, and the
+    state root checked against the one recorded (`World.load_from_dir` builds the world)."""
     saved = read_saved(path)
     assert saved.metadata is not None and saved.snapshot is not None and saved.events is not None
     snapshot = saved.snapshot
     state = snapshot.state
-    if saved.predates_authority:
-        # Its state lacks module owners, registrants and pinned hooks: derive them from the
-        # journal (a one-off cost; the next save writes them).
-        state = WorldState()
-        for event in saved.events[:snapshot.journal_length]:
+    with paused_gc():
+        if saved.predates_authority:
+            # Its state lacks module owners, registrants and pinned hooks: derive them from the
+            # journal (a one-off cost; the next save writes them).
+            state = WorldState()
+            for event in saved.events[:snapshot.journal_length]:
+                _apply_saved(saved, state, event)
+            assert saved.snapshot_raw is not None
+            if pre_authority_root(state) != canonical_hash(saved.snapshot_raw["state"]):
+                raise CorruptWorldError(f"{saved.root}: the snapshot differs from its journal")
+        for event in saved.events[snapshot.journal_length:]:
             _apply_saved(saved, state, event)
-        assert saved.snapshot_raw is not None
-        if pre_authority_root(state) != canonical_hash(saved.snapshot_raw["state"]):
-            raise CorruptWorldError(f"{saved.root}: the snapshot differs from its journal")
-    for event in saved.events[snapshot.journal_length:]:
-        _apply_saved(saved, state, event)
     try:
         root = (pre_authority_root(state) if saved.predates_authority
                 else canonical_hash(unstructure(state)))
@@ -823,39 +1026,14 @@ def load_world(
             f"{saved.root}: the loaded state root {root} differs from the saved "
             f"{saved.metadata.state_root}"
         )
-    pending = [_queued_action(entry) for entry in snapshot.pending]
-    kwargs.setdefault("config", snapshot.config)
-    explicit_store = kwargs.pop("store", None)
-    store = explicit_store if explicit_store is not None else saved_store_uri(saved)
-    world = (world_class or World)(store=store, **kwargs)
-    _, corrupt = check_artifacts(world.store, wanted_artifacts(state))
-    world._restore(
-        time=saved.metadata.time,
-        events=saved.events,
-        state=state,
-        next_action_id=snapshot.next_action_id,
-        pending=pending,
-        store_is_dir_local=explicit_store is None and saved.metadata.store == LOCAL_STORE,
-        corrupt_artifacts=corrupt,
-    )
-    return world
-
-
-def load_world_detached(
-    path: str | os.PathLike[str], *, world_class: type[World] | None = None, **kwargs: Any
-) -> World:
-    """Load the world saved in `path` with its module store wrapped in an `OverlayStore`: reads
-    go to the saved store, writes (deploys included) stay in memory, so nothing the loaded world
-    does reaches the directory or its store. For dry runs and rehearsals; never save it back.
-
-    `kwargs` go to the `World` constructor (`store=` is not allowed: the overlay is the store).
-    """
-    if "store" in kwargs:
-        raise TypeError("load_world_detached wraps the saved store; do not pass store=")
-    plugins = kwargs.get("plugins")
-    open_store = plugins.open_store if plugins is not None else _default_open_store
-    store = OverlayStore(open_store(saved_store_uri(read_saved(path))))
-    return load_world(path, world_class=world_class, store=store, **kwargs)
+    image = WorldImage(
+        config=snapshot.config, time=saved.metadata.time, journal=saved.events, state=state,
+        state_root=root, next_action_id=snapshot.next_action_id,
+        pending=tuple(_queued_action(entry) for entry in snapshot.pending))
+    segments = saved.metadata.segments
+    mark = (None if segments is None
+            else SaveMark(saved.root, saved.generation, segments, len(saved.events)))
+    return LoadedWorld(image, saved_store_uri(saved), saved.metadata.store == LOCAL_STORE, mark)
 
 
 # -- verification -------------------------------------------------------------------------------

@@ -23,9 +23,8 @@ from agentworld.errors import AgentWorldError, InvalidInputError
 from agentworld.manifest import parse_manifest
 from agentworld.migration import migration_trace_id
 from agentworld.model import Event
-from agentworld.persistence import load_world_detached
 from agentworld.policy import pinned_rules, resolve
-from agentworld.world import World, event_to_json
+from agentworld.world import World, event_to_json, load_world_detached
 
 
 class RehearsalError(AgentWorldError):

@@ -14,13 +14,14 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from agentworld import World
 from agentworld.abi import encode_input
 from agentworld.canonical import canonical_hash, sha256_hex
 from agentworld.convert import unstructure
 from agentworld.executor import CallRequest, ExecutorConfig
-from agentworld.persistence import GENERATIONS, JOURNAL, parse_journal, read_pointer
+from agentworld.persistence import journal_files, parse_journal
 from agentworld.testing.guests import guest_wat
 from agentworld.world import rebuild_state
 
@@ -114,12 +115,17 @@ def measure(quick: bool = False) -> dict[str, float]:
         load_s = time.perf_counter() - started
         assert loaded.state_root() == world.state_root()
 
-        root = scratch / "world"
-        journal_path = root / GENERATIONS / f"{read_pointer(root):08d}" / JOURNAL
-        parsed = parse_journal(journal_path.read_bytes(), "journal")
-        # Full replay: read and parse the journal file, then apply every event from genesis.
-        replay_s = min(_timed(lambda: rebuild_state(
-            parse_journal(journal_path.read_bytes(), "journal"))) for _ in range(3))
+        files = journal_files(scratch / "world")
+
+        def read_journal() -> list[Any]:
+            events: list[Any] = []
+            for path in files:
+                events += parse_journal(path.read_bytes(), str(path), len(events) + 1)
+            return events
+
+        parsed = read_journal()
+        # Full replay: read and parse the journal files, then apply every event from genesis.
+        replay_s = min(_timed(lambda: rebuild_state(read_journal())) for _ in range(3))
         apply_s = min(_timed(lambda: rebuild_state(parsed)) for _ in range(3))
         assert canonical_hash(unstructure(rebuild_state(parsed))) == world.state_root()
 

@@ -2,7 +2,7 @@
 
     python benchmarks/run.py NAME [--json] [--quick]
 
-NAME is one of executor, ticks, persistence, filters, guests, metering, engines, live.
+NAME is one of executor, ticks, persistence, filters, guests, metering, engines, live, kernel.
 
 `metering`: our instrumented gas against wasmtime's own fuel on a compute-heavy guest, and the
 deploy-time cost of instrumenting and compiling, per MB (see bench_metering.py).
@@ -373,6 +373,13 @@ def bench_persistence(args: argparse.Namespace) -> dict[str, Any]:
     return {key: round(value, 4) for key, value in measure_persistence(quick=args.quick).items()}
 
 
+def bench_kernel(args: argparse.Namespace) -> dict[str, Any]:
+    """Kernel scale: routed call vs engine, unmatched actions, installs, roots, saves, replay."""
+    from bench_kernel import measure as measure_kernel
+
+    return measure_kernel(quick=args.quick)
+
+
 def bench_metering(args: argparse.Namespace) -> dict[str, Any]:
     """Instrumented gas against wasmtime's own fuel on compute; instrumentation time per MB."""
     from bench_metering import measure as measure_metering
@@ -415,6 +422,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "guests": bench_guests,
     "metering": bench_metering,
     "engines": bench_engines,
+    "kernel": bench_kernel,
 }
 
 

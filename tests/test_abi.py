@@ -259,3 +259,19 @@ def test_an_empty_cap_ref_beside_a_slot_is_the_slot() -> None:
 ])
 def test_an_empty_cap_ref_without_a_slot_is_still_invalid(effect: dict[str, object]) -> None:
     assert failure_code(cbor2.dumps({"effects": [effect]})) == "invalid_output"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=128), JSON)
+def test_a_failed_decode_leaves_nothing_behind(garbage: bytes, payload: Any) -> None:
+    """Decoders are reused: a valid output decodes the same after any garbage, deep nesting
+    included, as it does first."""
+    message = {"emits": [{"kind": "k", "payload": payload}]}
+    raw = cbor2.dumps(message)
+    first = decode_output(raw, limits=LIMITS, kind="pure")
+    for bad in (garbage, b"\x81" * 5000 + b"\x00", b"\xbf" * 300):
+        try:
+            decode_output(bad, limits=LIMITS, kind="pure")
+        except ModuleCallError:
+            pass
+        assert decode_output(raw, limits=LIMITS, kind="pure") == first

@@ -16,8 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sdkkit import sdk_paths
 
-from agentworld import World
 from agentworld.cli import cli
+from agentworld.config import WorldConfig, config_hash
 from agentworld.executor import InvalidArtifactError
 from agentworld.manifest import intrinsic_problems, parse_manifest
 from agentworld.testing.conformance import guest_request
@@ -76,7 +76,7 @@ def test_run_fills_in_a_complete_context(wat: dict[str, Path]) -> None:
     assert set(ctx) == CTX_KEYS
     assert ctx["v"] == "wasm-1" and ctx["stage"] == "tick" and ctx["module_id"] == "counter"
     assert ctx["trace_id"] == "tick-1-counter#1" and ctx["origin"] == {"kind": "tick", "id": 1}
-    assert ctx["world_config_hash"] == World().config_hash()
+    assert ctx["world_config_hash"] == config_hash(WorldConfig())
     assert len(ctx["manifest_hash"]) == 64
     assert report["entrypoint"] == "reduce" and report["kind"] == "reducer"
     assert report["wasm_hash"] == hashlib.sha256(guest_wasm("counter")).hexdigest()

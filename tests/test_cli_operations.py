@@ -15,6 +15,7 @@ import pytest
 
 from agentworld.canonical import sha256_hex
 from agentworld.manager import PluginManager
+from agentworld.persistence import journal_files
 from agentworld.testing.guests import guest_wasm
 from s3_server import AWS_TEST_ENV, AWS_UNSET, new_bucket, s3_client, start_s3_server
 from worldkit import deploy, install, manifest, world_with_agents
@@ -259,7 +260,7 @@ def test_json_errors_are_one_json_object_on_stdout(tmp_path: Path) -> None:
         (line,) = result.stdout.splitlines()
         error = json.loads(line)["error"]
         assert error["exit_code"] == code and fragment in error["message"], (args, error)
-    journal = next((world / "generations").iterdir()) / "journal.jsonl"
+    journal = journal_files(world)[0]
     journal.write_bytes(journal.read_bytes().replace(b'"ada"', b'"eve"'))
     corrupt = agentworld("world", "info", world, "--json")
     assert corrupt.returncode == 1 and corrupt.stderr == ""

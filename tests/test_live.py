@@ -34,6 +34,7 @@ from agentworld.executor import ExecutorConfig
 from agentworld.live import ExecutionDriver, live_status, replay
 from agentworld.live_dir import LiveDirectory
 from agentworld.manager import PluginManager
+from agentworld.persistence import journal_files
 from agentworld.testing.guests import guest_wasm
 
 
@@ -274,7 +275,7 @@ def test_damage_is_an_error_naming_the_file(tmp_path: Path) -> None:
     with pytest.raises(LiveDirectoryError, match=f"{info}: describes height 15"):
         ExecutionDriver(root)
     reset()
-    journal = next((root / "checkpoints" / "000000000016" / "world").rglob("journal.jsonl"))
+    journal = journal_files(root / "checkpoints" / "000000000016" / "world")[0]
     journal.write_bytes(journal.read_bytes().replace(b"ada", b"eve", 1))
     with pytest.raises(LiveDirectoryError, match=r"checkpoint .*000000000016 is unusable"):
         ExecutionDriver(root)

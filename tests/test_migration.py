@@ -17,6 +17,7 @@ import pytest
 from agentworld import World, WorldConfig
 from agentworld.canonical import sha256_hex
 from agentworld.compat import CompatContext, check_compatibility
+from agentworld.config import config_hash
 from agentworld.manager import PluginManager
 from agentworld.manifest import parse_manifest
 from agentworld.testing.guests import guest_wasm
@@ -131,7 +132,7 @@ def test_migrate_gets_its_own_context_the_old_state_and_both_versions(ticking_v1
                 "time": world.time, "origin": {"kind": "action", "id": result["action_id"]},
                 "install_target": {"type": "self_agent"},
                 "manifest_hash": parse_manifest(candidate).manifest_hash(),
-                "world_config_hash": world.config_hash()},
+                "world_config_hash": config_hash(world.config)},
         "state": old_state,
         "from_version": "1.0.0",
         "to_version": "1.5.0",

@@ -246,14 +246,20 @@ def test_infinite_loop_fails_each_tick_while_counters_count(world: World) -> Non
                 and e.kind.startswith(("module.", "effect.")) and e.kind != "module.call_failed"]
 
 
-def test_halt_option_stops_the_step_and_keeps_actions_queued() -> None:
+def test_halt_option_undoes_the_step_and_reports_the_failure() -> None:
     world = world_with_agents("ada", config=WorldConfig(halt_on_module_failure=True))
     install(world, "ada", manifest("m.trap", deploy(world, guest_wasm("unreachable")),
                                    kind="pure"))
-    world.submit({"type": "move_agent", "data": {"agent_id": "ada", "to": [1, 1]}})
-    with pytest.raises(ModuleHaltError, match=r"m\.trap#1"):
-        world.step_with_modules()
-    assert world.journal[-1].kind == "module.call_failed"
+    before = (world.time, len(world.journal), world.state_root())
+    moved = world.submit({"type": "move_agent", "data": {"agent_id": "ada", "to": [1, 1]}})
+    for _ in range(2):  # the same halt again: nothing of the first attempt stayed
+        with pytest.raises(ModuleHaltError, match=r"m\.trap#1") as raised:
+            world.step_with_modules()
+        failed = raised.value.event
+        assert failed.kind == "module.call_failed" and failed.data["stage"] == "tick"
+        assert failed.id == before[1] + 2  # after the move's event, where it would have gone
+        assert (world.time, len(world.journal), world.state_root()) == before
+        assert world.pending_action_ids == [moved]
 
 
 # -- rules and observers -----------------------------------------------------------------------

@@ -20,11 +20,13 @@ from agentworld.persistence import (
     LOCK,
     METADATA,
     POINTER,
+    SEGMENTS,
     SNAPSHOT,
     CorruptWorldError,
     NotAWorldError,
     StateRootMismatchError,
     UnsupportedSchemaError,
+    journal_files,
     read_pointer,
     verify_dir,
 )
@@ -61,16 +63,20 @@ def generation_dir(root: Path) -> Path:
     return root / GENERATIONS / f"{read_pointer(root):08d}"
 
 
-def rewrite_part(root: Path, name: str, edit: object) -> None:
-    """Rewrite one generation file with `edit(json)` and fix its checksum, as a writer would."""
+def rewrite_snapshot(root: Path, edit: object) -> None:
+    """Rewrite the snapshot with `edit(json)` and fix its checksum, as a writer would."""
     gen = generation_dir(root)
-    value = json.loads((gen / name).read_bytes())
+    value = json.loads((gen / SNAPSHOT).read_bytes())
     edit(value)  # type: ignore[operator]
     data = canonical_json(value)
-    (gen / name).write_bytes(data)
+    (gen / SNAPSHOT).write_bytes(data)
     meta = json.loads((gen / METADATA).read_bytes())
-    meta["snapshot_sha256" if name == SNAPSHOT else "journal_sha256"] = sha256_hex(data)
+    meta["snapshot_sha256"] = sha256_hex(data)
     (gen / METADATA).write_bytes(canonical_json(meta))
+
+
+def journal_bytes(root: Path) -> bytes:
+    return b"".join(path.read_bytes() for path in journal_files(root))
 
 
 def test_saved_world_resumes_in_a_fresh_process(tmp_path: Path) -> None:
@@ -101,7 +107,9 @@ def test_layout_holds_journal_snapshot_metadata_and_the_module_store(tmp_path: P
     assert meta["state_root"] == world.state_root()
     assert (meta["journal_length"], meta["time"], meta["store"]) == (
         len(world.journal), world.time, "modules")
-    lines = (gen / JOURNAL).read_bytes().splitlines()
+    assert [segment["first_id"] for segment in meta["segments"]] == [1]
+    assert [path.parent.name for path in journal_files(tmp_path)] == [SEGMENTS]
+    lines = journal_bytes(tmp_path).splitlines()
     assert [json.loads(line)["id"] for line in lines] == list(range(1, len(world.journal) + 1))
     registry = json.loads((tmp_path / "modules" / "registry.json").read_bytes())
     assert {m["key"] for m in registry["modules"]} == {"m.counter@1.0.0", "m.sleeper@1.0.0"}
@@ -204,8 +212,8 @@ def test_save_load_save_is_byte_identical(tmp_path: Path) -> None:
     world.save_to_dir(tmp_path / "a")
     World.load_from_dir(tmp_path / "a").save_to_dir(tmp_path / "b")
     first, second = generation_dir(tmp_path / "a"), generation_dir(tmp_path / "b")
-    for name in (JOURNAL, SNAPSHOT):
-        assert (first / name).read_bytes() == (second / name).read_bytes(), name
+    assert (first / SNAPSHOT).read_bytes() == (second / SNAPSHOT).read_bytes()
+    assert journal_bytes(tmp_path / "a") == journal_bytes(tmp_path / "b")
 
 
 def test_a_loaded_world_saved_elsewhere_is_self_contained(tmp_path: Path) -> None:
@@ -223,12 +231,15 @@ def test_repeated_saves_keep_one_generation_and_ignore_debris(tmp_path: Path) ->
     (tmp_path / GENERATIONS / "00000999").mkdir()
     (tmp_path / GENERATIONS / "00000999" / JOURNAL).write_bytes(b'{"id": 1')
     (tmp_path / f".{POINTER}.deadbeef.tmp").write_bytes(b"{")
+    (tmp_path / SEGMENTS / f"000000000001-3-{'0' * 16}.jsonl").write_bytes(b"{")
     assert World.load_from_dir(tmp_path).state_root() == world.state_root()
     world.step_with_modules()
     world.save_to_dir(tmp_path)
     assert read_pointer(tmp_path) == 1000
     assert [p.name for p in (tmp_path / GENERATIONS).iterdir()] == ["00001000"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == [GENERATIONS, "modules", POINTER, LOCK]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        GENERATIONS, SEGMENTS, "modules", POINTER, LOCK]
+    assert sorted((tmp_path / SEGMENTS).iterdir()) == journal_files(tmp_path)
     assert World.load_from_dir(tmp_path).state_root() == world.state_root()
 
 
@@ -247,7 +258,7 @@ def test_load_replays_journal_events_after_an_older_snapshot(tmp_path: Path) -> 
         value["state"], value["journal_length"] = (early_snapshot["state"],
                                                    early_snapshot["journal_length"])
 
-    rewrite_part(tmp_path / "late", SNAPSHOT, use_early_state)
+    rewrite_snapshot(tmp_path / "late", use_early_state)
     loaded = World.load_from_dir(tmp_path / "late")
     assert loaded.state_root() == world.state_root()
 
@@ -255,19 +266,20 @@ def test_load_replays_journal_events_after_an_older_snapshot(tmp_path: Path) -> 
 def test_unknown_schema_version_is_refused(tmp_path: Path) -> None:
     world, _ = modular_world()
     world.save_to_dir(tmp_path)
-    rewrite_part(tmp_path, SNAPSHOT, lambda value: value.update(schema_version=99))
-    with pytest.raises(UnsupportedSchemaError, match=r"schema_version 99.*reads schema_version 1"):
+    rewrite_snapshot(tmp_path, lambda value: value.update(schema_version=99))
+    with pytest.raises(UnsupportedSchemaError,
+                       match=r"schema_version 99.*reads schema_version 1 or 2"):
         World.load_from_dir(tmp_path)
     meta = generation_dir(tmp_path) / METADATA
-    meta.write_bytes(meta.read_bytes().replace(b'"schema_version":1', b'"schema_version":2'))
-    with pytest.raises(UnsupportedSchemaError, match="metadata has schema_version 2"):
+    meta.write_bytes(meta.read_bytes().replace(b'"schema_version":2', b'"schema_version":3'))
+    with pytest.raises(UnsupportedSchemaError, match="metadata has schema_version 3"):
         World.load_from_dir(tmp_path)
 
 
 def test_tampered_journal_or_root_is_a_clear_error(tmp_path: Path) -> None:
     world, _ = modular_world()
     world.save_to_dir(tmp_path)
-    journal = generation_dir(tmp_path) / JOURNAL
+    (journal,) = [path for path in journal_files(tmp_path) if b'"to":[4,2]' in path.read_bytes()]
     original = journal.read_bytes()
     journal.write_bytes(original.replace(b'"to":[4,2]', b'"to":[4,3]'))
     with pytest.raises(CorruptWorldError, match=f"{journal}.*checksum"):

@@ -95,7 +95,7 @@ def test_a_store_outage_stops_the_step_and_keeps_the_actions_queued(stepper: str
     assert len(world.journal) == before
 
 
-def test_halt_keeps_the_halted_action_and_later_ones_queued() -> None:
+def test_halt_undoes_the_whole_step_and_keeps_every_action_queued() -> None:
     world = world_with_agents("ada", config=WorldConfig(halt_on_module_failure=True))
     install(world, "ada", manifest(
         "m.trap", deploy(world, guest_wasm("unreachable")), kind="pure",
@@ -105,12 +105,12 @@ def test_halt_keeps_the_halted_action_and_later_ones_queued() -> None:
     halted = world.submit({"type": "move_agent", "data": {"agent_id": "ada", "to": [1, 1]}})
     later = world.submit({"type": "register_agent", "data": {"agent_id": "cy",
                                                              "position": [0, 0]}})
+    length = len(world.journal)
     with pytest.raises(ModuleHaltError, match=r"m\.trap#1 failed at pre_action"):
         world.step_with_modules()
-    assert world.journal[-1].kind == "module.call_failed"
-    assert "bob" in world.state.agents and "cy" not in world.state.agents
-    assert world.pending_action_ids == [halted, later]
-    assert first not in world.pending_action_ids
+    assert len(world.journal) == length
+    assert "bob" not in world.state.agents and "cy" not in world.state.agents
+    assert world.pending_action_ids == [first, halted, later]
 
 
 def test_missing_bytes_fail_even_when_a_shared_executor_has_the_module_cached(
@@ -157,7 +157,7 @@ class FlakyStore(MemoryStore):
         super().put_blob(wasm_hash, data)
 
 
-def test_an_action_seen_by_pre_action_modules_is_kept_when_its_step_fails() -> None:
+def test_an_action_seen_by_pre_action_modules_is_retried_whole_when_its_step_fails() -> None:
     store = FlakyStore("flaky://")
     world = world_with_agents("ada", store=store)
     install(world, "ada", manifest(
@@ -168,15 +168,17 @@ def test_an_action_seen_by_pre_action_modules_is_kept_when_its_step_fails() -> N
     deploy_id = world.submit({"type": "module.deploy_artifact", "data": {
         "publisher_agent_id": "ada", "wasm_bytes": wasm, "wasm_hash": sha256_hex(wasm)}},
         submitter="ada")  # the system actor's would skip pre_action
+    length = len(world.journal)
     with pytest.raises(StoreError):
         world.step_with_modules()
     assert world.pending_action_ids == [deploy_id]
+    assert len(world.journal) == length  # the step is undone, the observer's call included
     store.failing = False
     world.step_with_modules()
     assert sha256_hex(wasm) in world.state.artifacts
     seen = [e for e in world.journal if e.kind == "module.emitted"
             and e.caused_by == {"action": deploy_id, "submitter": "ada"}]
-    assert len(seen) == 2  # the observer saw both attempts; the journal records both
+    assert len(seen) == 1  # the journal holds the step that succeeded, as if none failed
 
 
 def test_a_loaded_world_routes_in_install_order_like_the_saved_one(tmp_path: object) -> None:

@@ -16,6 +16,7 @@ from agentworld import World
 from agentworld.errors import StoreError, StoreUnavailableError
 from agentworld.persistence import CorruptWorldError, verify_dir
 from agentworld.testing.guests import guest_wasm
+from agentworld.world import event_to_json
 from s3_server import (
     AWS_TEST_ENV,
     AWS_UNSET,
@@ -146,3 +147,55 @@ def test_a_missing_bucket_fails_verify_and_load_clearly(
                              str(tmp_path / "w")], capture_output=True, text=True, timeout=120,
                             env=child_env())
     assert verify.returncode == 1 and "does not exist" in verify.stdout, verify
+
+
+def _outage_script(world: World) -> None:
+    """Two ticking instances of two artifacts; the second one's artifact is installed last."""
+    first = deploy(world, guest_wasm("counter"))
+    install(world, "ada", manifest("m.first", first))
+    world.step_with_modules()  # m.first has been called: its artifact is known to be present
+    second = deploy(world, constant_guest({"emits": [{"kind": "second.ticked", "payload": 1}]}))
+    install(world, "ada", manifest("m.second", second, kind="pure",
+                                   subscriptions=[{"stage": "tick"}]))
+    world.submit({"type": "move_agent", "data": {"agent_id": "ada", "to": [3, 4]}})
+
+
+def test_a_store_outage_mid_step_leaves_the_world_as_before_and_a_retry_gives_the_same_journal(
+    credentials: None,
+) -> None:
+    """The server stops: the step's first calls and its move are done when m.second's artifact
+    cannot be looked up. The world must be exactly as before the step, and once the server is
+    back the retried step must give the journal of a run that never saw the outage."""
+    reference_server, reference_url = start_s3_server()
+    try:
+        reference = world_with_agents("ada", store=f"s3://{new_bucket(reference_url)}/w?"
+                                                   f"endpoint_url={reference_url}")
+        _outage_script(reference)
+        reference.step_with_modules()
+        reference.step_with_modules()
+    finally:
+        reference_server.stop()
+
+    server, url = start_s3_server()
+    port = int(url.rsplit(":", 1)[1])
+    world = world_with_agents("ada", store=f"s3://{new_bucket(url)}/w?endpoint_url={url}"
+                                           f"&max_attempts=1&connect_timeout=0.5")
+    _outage_script(world)
+    before = (world.time, len(world.journal), world.state_root(), world.pending_action_ids,
+              world.module_state("m.first#1"))
+    server.stop()
+    try:
+        with pytest.raises(StoreUnavailableError):
+            world.step_with_modules()
+        assert (world.time, len(world.journal), world.state_root(), world.pending_action_ids,
+                world.module_state("m.first#1")) == before
+    finally:
+        server, _ = start_s3_server(port)  # the same server, back: moto keeps its objects
+    try:
+        world.step_with_modules()
+        world.step_with_modules()
+    finally:
+        server.stop()
+    assert [event_to_json(e) for e in world.journal] == [
+        event_to_json(e) for e in reference.journal]
+    assert world.state_root() == reference.state_root()

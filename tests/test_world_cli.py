@@ -12,7 +12,7 @@ from typing import Any
 
 from agentworld import World
 from agentworld.canonical import sha256_hex
-from agentworld.persistence import GENERATIONS, JOURNAL, SNAPSHOT, read_pointer
+from agentworld.persistence import GENERATIONS, SNAPSHOT, journal_files, read_pointer
 from agentworld.testing.guests import guest_wasm
 from worldkit import manifest
 
@@ -116,7 +116,7 @@ def test_a_cli_only_user_runs_the_whole_module_lifecycle(tmp_path: Path) -> None
 
     # Tampering with the journal or the snapshot's state is caught, each problem listed.
     generation = world / GENERATIONS / f"{read_pointer(world):08d}"
-    journal = generation / JOURNAL
+    (journal,) = [path for path in journal_files(world) if b'"to":[5,5]' in path.read_bytes()]
     original = journal.read_bytes()
     journal.write_bytes(original.replace(b'"to":[5,5]', b'"to":[6,6]'))
     broken = agentworld("world", "verify", world)

@@ -20,10 +20,11 @@ from agentworld import World
 from agentworld.canonical import canonical_json, sha256_hex
 from agentworld.persistence import (
     GENERATIONS,
-    JOURNAL,
     METADATA,
+    SEGMENTS,
     SNAPSHOT,
     CorruptWorldError,
+    journal_files,
     read_pointer,
     verify_dir,
 )
@@ -51,6 +52,25 @@ def edit_metadata(root: Path, **changes: object) -> None:
     path.write_bytes(canonical_json(meta))
 
 
+def segment(root: Path) -> Path:
+    """The (only) journal segment of a small saved world."""
+    (path,) = journal_files(root)
+    return path
+
+
+def rewrite_segment(root: Path, data: bytes) -> None:
+    """Replace the segment's bytes, naming and recording it as a writer would."""
+    old = segment(root)
+    meta = json.loads((generation(root) / METADATA).read_bytes())
+    (entry,) = meta["segments"]
+    digest = sha256_hex(data)
+    entry["name"] = f"{entry['first_id']:012d}-{entry['events']}-{digest[:16]}.jsonl"
+    entry["sha256"] = digest
+    (old.parent / entry["name"]).write_bytes(data)
+    old.unlink()
+    edit_metadata(root, segments=meta["segments"])
+
+
 def load_and_verify_refuse(root: Path, fragment: str) -> None:
     """Load raises `CorruptWorldError` and verify reports a problem, both with `fragment`, in a
     child process with a deadline (a reader that blocks or runs out of memory fails here)."""
@@ -74,18 +94,32 @@ def load_and_verify_refuse(root: Path, fragment: str) -> None:
 
 
 @pytest.mark.parametrize("name", ["../../../dev/zero", "/dev/zero", "..", ".hidden", "a/b"])
-def test_names_in_metadata_never_lead_outside_the_generation(tmp_path: Path, name: str) -> None:
+def test_names_in_metadata_never_lead_outside_the_world(tmp_path: Path, name: str) -> None:
     saved_world(tmp_path)
-    edit_metadata(tmp_path, journal=name)
-    load_and_verify_refuse(tmp_path, "unsafe journal file name")
+    meta = json.loads((generation(tmp_path) / METADATA).read_bytes())
+    meta["segments"][0]["name"] = name
+    edit_metadata(tmp_path, segments=meta["segments"])
+    load_and_verify_refuse(tmp_path, "journal segment name")
+    edit_metadata(tmp_path, snapshot=name)
+    load_and_verify_refuse(tmp_path, "unsafe snapshot file name")
     if name.startswith(".."):
         verify = subprocess.run([sys.executable, "-m", "agentworld", "world", "verify",
                                  str(tmp_path)], capture_output=True, text=True, timeout=60)
-        assert verify.returncode == 1 and "unsafe journal file name" in verify.stdout
+        assert verify.returncode == 1 and "unsafe snapshot file name" in verify.stdout
+
+
+@pytest.mark.parametrize("name", ["../../../dev/zero", "/dev/zero", ".hidden"])
+def test_a_first_release_journal_name_never_leads_outside_its_generation(
+    tmp_path: Path, name: str
+) -> None:
+    root = tmp_path / "world"
+    shutil.copytree(DATA / "v1-counter", root)
+    edit_metadata(root, journal=name)
+    load_and_verify_refuse(root, "unsafe journal file name")
 
 
 def _symlink_journal(root: Path) -> None:
-    journal = generation(root) / JOURNAL
+    journal = segment(root)
     outside = root.parent / "elsewhere.jsonl"
     shutil.copyfile(journal, outside)  # the same bytes: the checksum would match
     journal.unlink()
@@ -93,7 +127,7 @@ def _symlink_journal(root: Path) -> None:
 
 
 def _fifo_journal(root: Path) -> None:
-    journal = generation(root) / JOURNAL
+    journal = segment(root)
     journal.unlink()
     os.mkfifo(journal)  # opening it for reading would wait for a writer forever
 
@@ -110,11 +144,18 @@ def _linked_generations(root: Path) -> None:
     (root / GENERATIONS).symlink_to(moved)
 
 
+def _linked_segments(root: Path) -> None:
+    moved = root.parent / "moved-journal"
+    (root / SEGMENTS).rename(moved)
+    (root / SEGMENTS).symlink_to(moved)
+
+
 @pytest.mark.parametrize(("damage", "fragment"), [
-    (_symlink_journal, "journal is a symbolic link"),
-    (_fifo_journal, "journal is not a regular file"),
+    (_symlink_journal, "journal segment is a symbolic link"),
+    (_fifo_journal, "journal segment is not a regular file"),
     (_device_snapshot, "snapshot is a symbolic link"),
     (_linked_generations, "generations directory is a symbolic link"),
+    (_linked_segments, "journal directory is a symbolic link"),
 ])
 def test_only_the_directorys_own_regular_files_are_read(
     tmp_path: Path, damage: Callable[[Path], None], fragment: str
@@ -155,14 +196,11 @@ def _deep_snapshot(root: Path) -> None:
 
 
 def _deep_journal(root: Path) -> None:
-    path = generation(root) / JOURNAL
-    lines = path.read_bytes().splitlines(keepends=True)
+    lines = segment(root).read_bytes().splitlines(keepends=True)
     event = json.loads(lines[-1])
     event["data"]["resources"] = "@"
     line = canonical_json(event).replace(b'"@"', b"[" * 200_000 + b"]" * 200_000) + b"\n"
-    data = b"".join([*lines[:-1], line])
-    path.write_bytes(data)
-    edit_metadata(root, journal_sha256=sha256_hex(data))
+    rewrite_segment(root, b"".join([*lines[:-1], line]))
 
 
 @pytest.mark.parametrize(("damage", "fragment"), [
@@ -187,7 +225,7 @@ def test_one_reader_collects_every_problem_for_verify(tmp_path: Path) -> None:
         World.load_from_dir(root)
     problems = verify_dir(root).problems
     assert any("snapshot does not match the checksum" in p for p in problems)
-    assert any("journal is a symbolic link" in p for p in problems)
+    assert any("journal segment is a symbolic link" in p for p in problems)
 
 
 def test_a_world_saved_by_the_first_release_loads_steps_and_saves(tmp_path: Path) -> None:
