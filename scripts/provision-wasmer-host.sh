@@ -75,8 +75,8 @@ apt_options=(
     -o "APT::Sandbox::User=root"
 )
 say "fetching Debian bullseye's python3.9 packages"
-apt-get "${apt_options[@]}" update >&2
-(cd "$work/debs" && apt-get "${apt_options[@]}" download "${packages[@]}" >&2)
+apt-get -qq "${apt_options[@]}" update >&2
+(cd "$work/debs" && apt-get -qq "${apt_options[@]}" download "${packages[@]}" >&2)
 for deb in "$work"/debs/*.deb; do
     dpkg -x "$deb" "$work/root"
 done
