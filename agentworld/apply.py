@@ -39,26 +39,20 @@ def _agent_registered(state: WorldState, event: Event) -> None:
 
 def _agent_moved(state: WorldState, event: Event) -> None:
     x, y = event.data["to"]
-    agent = state.agents[event.data["agent_id"]]
-    state.agents[agent.agent_id] = Agent(agent.agent_id, (x, y), agent.resources)
+    state.agents[event.data["agent_id"]].position = (x, y)
 
 
 def _resource_transferred(state: WorldState, event: Event) -> None:
     data = event.data
     kind, amount = data["kind"], data["amount"]
-    source_agent = state.agents[data["from_agent_id"]]
-    target_agent = state.agents[data["to_agent_id"]]
-    source = dict(source_agent.resources)
+    source = state.agents[data["from_agent_id"]].resources
     source[kind] -= amount
     if source[kind] == 0:
         del source[kind]
-    target = dict(target_agent.resources)
+    target = state.agents[data["to_agent_id"]].resources
     target[kind] = target.get(kind, 0) + amount
-    state.agents[source_agent.agent_id] = Agent(source_agent.agent_id, source_agent.position,
-                                                source)
     # Keep resource maps in sorted order so the snapshot never depends on transfer history.
-    state.agents[target_agent.agent_id] = Agent(target_agent.agent_id, target_agent.position,
-                                                dict(sorted(target.items())))
+    state.agents[data["to_agent_id"]].resources = dict(sorted(target.items()))
 
 
 def _capability_granted(state: WorldState, event: Event) -> None:
@@ -78,17 +72,15 @@ def _artifact_deployed(state: WorldState, event: Event) -> None:
 
 
 def _role_granted(state: WorldState, event: Event) -> None:
-    agent_id = event.data["agent_id"]
-    state.roles[agent_id] = sorted([*state.roles.get(agent_id, ()), event.data["role"]])
+    roles = state.roles.setdefault(event.data["agent_id"], [])
+    roles.append(event.data["role"])
+    roles.sort()
 
 
 def _role_revoked(state: WorldState, event: Event) -> None:
     agent_id = event.data["agent_id"]
-    roles = list(state.roles[agent_id])
-    roles.remove(event.data["role"])
-    if roles:
-        state.roles[agent_id] = roles
-    else:
+    state.roles[agent_id].remove(event.data["role"])
+    if not state.roles[agent_id]:
         del state.roles[agent_id]
 
 
@@ -114,7 +106,7 @@ def _attribute(state: WorldState, key: str, agent_id: str) -> None:
     if namespace is None:
         state.modules[manifest.module_id] = ModuleNamespace(agent_id, manifest.version)
     elif namespace.owner_agent_id == agent_id:
-        state.modules[manifest.module_id] = evolve(namespace, last_version=manifest.version)
+        namespace.last_version = manifest.version
 
 
 def _pins(state: WorldState, key: str, data: dict[str, object]) -> list[str]:
@@ -157,27 +149,28 @@ def _module_installed(state: WorldState, event: Event) -> None:
 
 def _active_set(state: WorldState, event: Event) -> None:
     instance = state.instances[event.data["instance_id"]]
-    active = event.data["active"]
-    anchor = instance.tick_anchor
-    if active and anchor is None:
-        anchor = _first_tick(state, instance.module_id, instance.module_version, event.time)
-    state.instances[instance.instance_id] = evolve(instance, active=active, tick_anchor=anchor)
+    instance.active = event.data["active"]
+    if instance.active and instance.tick_anchor is None:
+        instance.tick_anchor = _first_tick(
+            state, instance.module_id, instance.module_version, event.time
+        )
 
 
 def _instance_moved(state: WorldState, event: Event) -> None:
     """An upgrade or rollback: same id, owner, target and state; new version and code."""
     data = event.data
     instance = state.instances[data["instance_id"]]
-    version = data["to_module_version"]
-    key = f"{instance.module_id}@{version}"
+    key = f"{instance.module_id}@{data['to_module_version']}"
     _attribute(state, key, data.get("upgrader_agent_id") or data["operator_agent_id"])
-    anchor = instance.tick_anchor
-    if anchor is None:
-        anchor = _first_tick(state, instance.module_id, version, event.time)
-    state.instances[instance.instance_id] = evolve(
-        instance, policy_hooks=_pins(state, key, data), module_version=version,
-        wasm_hash=data["to_wasm_hash"], manifest_hash=data["manifest_hash"],
-        active=data.get("active", instance.active), tick_anchor=anchor)
+    instance.policy_hooks = _pins(state, key, data)
+    instance.module_version = data["to_module_version"]
+    instance.wasm_hash = data["to_wasm_hash"]
+    instance.manifest_hash = data["manifest_hash"]
+    instance.active = data.get("active", instance.active)
+    if instance.tick_anchor is None:
+        instance.tick_anchor = _first_tick(
+            state, instance.module_id, instance.module_version, event.time
+        )
 
 
 def _state_updated(state: WorldState, event: Event) -> None:
@@ -185,8 +178,7 @@ def _state_updated(state: WorldState, event: Event) -> None:
 
 
 def _tick_scheduled(state: WorldState, event: Event) -> None:
-    instance = state.instances[event.data["instance_id"]]
-    state.instances[instance.instance_id] = evolve(instance, tick_anchor=event.data["next_tick"])
+    state.instances[event.data["instance_id"]].tick_anchor = event.data["next_tick"]
 
 
 def _effect_queued(state: WorldState, event: Event) -> None:
@@ -293,8 +285,22 @@ CHANGES: dict[str, _Changes] = {
     "effect.receipt_recorded": lambda state, data: [("pending_effects", data["intent_id"])],
     "world.compat_policy_set": lambda state, data: [("compat_policy", None)],
 }
-"""What each state-changing kind changes; appliers replace the entries they change, never
-mutate them, so an entry object a caller holds keeps its old value."""
+"""What each state-changing kind changes (computed before it is applied)."""
+
+
+def _agent_copy(agent: Agent) -> Agent:
+    return Agent(agent.agent_id, agent.position, dict(agent.resources))
+
+
+ENTRY_COPY: dict[str, Callable[[Any], Any]] = {
+    "agents": _agent_copy,  # appliers change an agent's position and resources in place
+    "instances": evolve,  # and an instance's attributes (not the values they hold)
+    "modules": evolve,  # and a namespace's last version
+    "roles": list,  # and an agent's list of roles
+}
+"""How to copy an entry of the maps whose appliers change entries in place: what the ledger
+keeps to undo a step, and what a world image holds. Entries of the other maps are only ever
+replaced or deleted, never changed."""
 
 
 def _intent_number(intent_id: str) -> int:

@@ -1,16 +1,15 @@
 """The world image: a world at one moment, as persistence writes and reads it.
 
 An image never changes once made. `World.image()` makes one without copying the journal (a
-view of the events so far, which later steps never alter) and with a shallow copy of the
-state's maps (their entries are replaced by events, never mutated); persistence writes it, and
-reading a saved world gives one that `World.load_from_dir` builds the world from.
+view of the events so far, which later steps never alter) and with a copy of the state
+(`agentworld.ledger.copy_state`); persistence writes it, and reading a saved world gives one
+that `World.load_from_dir` builds the world from.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-import attrs
 from attrs import Factory, frozen
 
 from agentworld.action_queue import Queued
@@ -33,13 +32,3 @@ class WorldImage:
     # from (saving elsewhere then copies it), and the artifacts whose stored bytes are corrupt.
     store_is_dir_local: bool = False
     corrupt_artifacts: dict[str, str] = Factory(dict)
-
-
-def frozen_state(state: WorldState) -> WorldState:
-    """A state that later events do not change: its maps copied (O(state), not O(journal))."""
-    copy = attrs.evolve(state)
-    for field in attrs.fields(WorldState):
-        value = getattr(state, field.name)
-        if isinstance(value, dict):
-            setattr(copy, field.name, dict(value))
-    return copy

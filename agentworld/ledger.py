@@ -5,10 +5,11 @@ to date (the appliers declare what each event changes) and tells the observers (
 its tables in step). Nothing else writes the state.
 
 A step is a transaction: `begin` notes the clock and the journal's length, and every change an
-event makes is logged with the entry it replaced (appliers replace entries, never mutate them,
-so the old entry is the old value). `rollback` undoes them newest first and truncates the
-journal, so the world is exactly as before the step; `commit` drops the log. Both cost what
-the step changed, never the size of the world.
+event makes is logged with the entry as it was (a copy, for the maps whose appliers change
+entries in place: `agentworld.apply.ENTRY_COPY`). `rollback` undoes them newest first and
+truncates the journal, so the world is exactly as before the step; `commit` drops the log.
+Both cost what the step changed, never the size of the world; outside a step (replaying a
+journal) nothing is logged or copied.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 
 import attrs
 
-from agentworld.apply import ENTRY_ORDER, FACT_KINDS, apply_event, changes
+from agentworld.apply import ENTRY_COPY, ENTRY_ORDER, FACT_KINDS, apply_event, changes
 from agentworld.gcpause import paused_gc
 from agentworld.journal import Journal
 from agentworld.model import Event, WorldState
@@ -145,12 +146,7 @@ class Ledger:
         if changed is None:
             if undo.whole is None:
                 # Never for events the world makes; a copy of every map is the safe answer.
-                whole = copy.copy(state)
-                for name in _FIELDS:
-                    value = getattr(state, name)
-                    if isinstance(value, dict):
-                        setattr(whole, name, dict(value))
-                undo.whole = whole
+                undo.whole = copy_state(state)
                 undo.whole_at = len(undo.entries)
             return
         for name, key in changed:
@@ -160,7 +156,10 @@ class Ledger:
             entries = getattr(state, name)
             if name in ENTRY_ORDER and name not in undo.orders:
                 undo.orders[name] = None if ENTRY_ORDER[name] is not None else list(entries)
-            undo.entries.append((name, key, entries.get(key, _MISSING)))
+            old = entries.get(key, _MISSING)
+            if old is not _MISSING and name in ENTRY_COPY:
+                old = ENTRY_COPY[name](old)
+            undo.entries.append((name, key, old))
 
     def _reorder(self, undo: _Undo) -> None:
         """Put back the key order of maps whose deleted entries were restored at their end."""
@@ -177,6 +176,19 @@ class Ledger:
 
 
 _FIELDS = tuple(field.name for field in attrs.fields(WorldState))
+
+
+def copy_state(state: WorldState) -> WorldState:
+    """A copy of `state` that later events do not change: its maps copied, and the entries
+    appliers change in place copied too (O(state), not O(journal))."""
+    copied = copy.copy(state)
+    for name in _FIELDS:
+        value = getattr(state, name)
+        if isinstance(value, dict):
+            entry_copy = ENTRY_COPY.get(name)
+            setattr(copied, name, dict(value) if entry_copy is None
+                    else {key: entry_copy(entry) for key, entry in value.items()})
+    return copied
 
 
 def rebuild_state(events: Iterable[Event]) -> WorldState:

@@ -21,7 +21,7 @@ rewritten action keeps its submitter.
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import cbor2
@@ -416,7 +416,8 @@ class Router:
         if checks:
             self._execute(checks)
         for call in calls:
-            self._settle(call)
+            if call.output is not None and (call.effects or call.ruled is not None):
+                self._settle(call)
             self._record(call)
 
     def _execute(self, batch: Sequence[Call | PolicyCheck]) -> None:
@@ -429,12 +430,19 @@ class Router:
                 target.failure = failure
             return
         requests, targets = [], []
+        gas_schedule = services.config.gas_schedule
+        loaders: dict[str, Callable[[], bytes] | None] = {}  # per artifact, for this batch
         for target in batch:
             manifest = target.manifest
             wasm_hash = manifest.wasm_hash
-            # Checked here, not left to the executor: an executor shared with another world may
-            # hold the compiled module, and the journal must not depend on what it has cached.
-            if not services.artifact_available(wasm_hash):
+            if wasm_hash in loaders:
+                loader = loaders[wasm_hash]
+            else:
+                # Checked here, not left to the executor: an executor shared with another world
+                # may hold the compiled module, and the journal must not depend on its caches.
+                loader = loaders[wasm_hash] = (services.loader(wasm_hash)
+                                               if services.artifact_available(wasm_hash) else None)
+            if loader is None:
                 target.failure = ModuleCallError(
                     "artifact_missing", f"artifact {wasm_hash} is not in the module store")
                 continue
@@ -442,19 +450,19 @@ class Router:
                 module_id=manifest.module_id,
                 instance_id=target.instance_id,
                 wasm_hash=wasm_hash,
-                wasm=services.loader(wasm_hash),
+                wasm=loader,
                 entrypoint=manifest.entrypoint,
                 input=target.payload,
                 limits=target.limits,
                 kind=manifest.kind,
-                gas_schedule=services.config.gas_schedule,
+                gas_schedule=gas_schedule,
             ))
             targets.append(target)
         for target, outcome in zip(targets, executor.call_batch(requests), strict=True):
-            if isinstance(outcome, ModuleCallError):
-                target.failure = outcome
-            else:
+            if isinstance(outcome, ModuleOutput):
                 target.output = outcome
+            else:
+                target.failure = outcome
 
     def _plan_effects(self, call: Call, hooks: list[PolicyCheck]) -> None:
         """Check the call's effects against slots, caps and grants; plan their policy checks.

@@ -34,9 +34,9 @@ from agentworld.domain import Rejected
 from agentworld.errors import InvalidInputError
 from agentworld.executor import Executor, ExecutorConfig
 from agentworld.gcpause import paused_gc
-from agentworld.image import WorldImage, frozen_state
+from agentworld.image import WorldImage
 from agentworld.journal import Journal, event_from_json, event_to_json
-from agentworld.ledger import Ledger, rebuild_state
+from agentworld.ledger import Ledger, copy_state, rebuild_state
 from agentworld.manager import PluginManager, default_manager
 from agentworld.model import EffectIntent, Event, ModuleInstance, WorldState
 from agentworld.persistence import (
@@ -260,7 +260,7 @@ class World:
         return WorldImage(
             config=self.config, time=ledger.time,
             journal=ledger.journal_so_far(),
-            state=frozen_state(ledger.state), state_root=ledger.state_root(),
+            state=copy_state(ledger.state), state_root=ledger.state_root(),
             next_action_id=queue.next_action_id, pending=queue.pending,
             store_is_dir_local=self._store_is_dir_local,
             corrupt_artifacts=dict(self._services.corrupt))

@@ -145,3 +145,20 @@ def test_a_failed_step_puts_deleted_entries_back_in_their_place() -> None:
         world.step_with_modules()
     assert fingerprint(world) == before
     assert list(world.state.roles) == ["bob", "ada", "cy"]
+
+
+def test_an_image_is_not_changed_by_later_steps() -> None:
+    world = effect_world()
+    world.submit({"type": "grant_role", "data": {"agent_id": "bob", "role": "rule_author"}})
+    world.step_with_modules()
+    image = world.image()
+    frozen = (ordered_json(unstructure(image.state)), len(image.journal), image.state_root)
+    world.submit({"type": "move_agent", "data": {"agent_id": "ada", "to": [5, 5]}})
+    world.submit({"type": "revoke_role", "data": {"agent_id": "bob", "role": "rule_author"}})
+    world.submit({"type": "module.set_active", "data": {
+        "agent_id": "ada", "instance_id": "e.also#2", "active": False}})
+    for _ in range(3):
+        world.step_with_modules()
+    assert (ordered_json(unstructure(image.state)), len(image.journal),
+            image.state_root) == frozen
+    assert world.state_root() != image.state_root
