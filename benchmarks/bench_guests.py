@@ -18,9 +18,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench_ticks import build_world
+
 from agentworld import World
 from agentworld.abi import encode_input
-from agentworld.canonical import sha256_hex
 from agentworld.executor import CallRequest
 from agentworld.testing.conformance import counter_state, sample_context
 from agentworld.testing.guests import guest_wasm
@@ -41,28 +42,6 @@ def sdk_counters() -> dict[str, bytes]:
         return {name.split("/")[0]: path.read_bytes() for name, path in built.items()}
 
 
-def build_world(wasm: bytes, instances: int) -> World:
-    """A world with `instances` active instances of counter `wasm`, ticking every step."""
-    world = World()
-    world.submit({"type": "register_agent", "data": {"agent_id": "ada", "position": [0, 0]}})
-    wasm_hash = sha256_hex(wasm)
-    world.submit({"type": "module.deploy_artifact", "data": {
-        "publisher_agent_id": "ada", "wasm_bytes": wasm, "wasm_hash": wasm_hash}})
-    world.step()
-    manifest = {
-        "module_id": "bench.counter", "name": "counter", "version": "1", "kind": "reducer",
-        "wasm_hash": wasm_hash, "interface_version": "wasm-1", "exports": ["reduce"],
-        "subscriptions": [{"stage": "tick"}],
-    }
-    for _ in range(instances):
-        world.submit({"type": "module.install",
-                      "data": {"installer_agent_id": "ada", "manifest": manifest}})
-    world.step()
-    assert len(world.instances) == instances, "installs were rejected"
-    world.step_with_modules()  # warm-up: compile once, fill caches
-    return world
-
-
 def _best(variants: dict[str, Callable[[], float]], rounds: int) -> dict[str, float]:
     """Best µs per call of each variant, rounds interleaved."""
     best = dict.fromkeys(variants, float("inf"))
@@ -76,7 +55,7 @@ def measure(quick: bool = False) -> dict[str, Any]:
     """µs per call in a world and per full executor call, for the WAT, C and Rust counters."""
     wasms = {"wat": guest_wasm("counter"), **sdk_counters()}
     instances, steps, rounds = (20, 5, 2) if quick else (100, 20, 5)
-    worlds = {name: build_world(wasm, instances) for name, wasm in wasms.items()}
+    worlds = {name: build_world(instances, wasm) for name, wasm in wasms.items()}
 
     def world_round(world: World) -> Callable[[], float]:
         def run_round() -> float:

@@ -17,11 +17,12 @@ from agentworld.testing.guests import guest_wasm
 SIZES = (1, 10, 100, 1_000, 10_000)
 
 
-def build_world(instances: int) -> World:
-    """A world with `instances` active counter instances, one per install action."""
+def build_world(instances: int, wasm: bytes | None = None) -> World:
+    """A world with `instances` active instances of counter `wasm` (default: the WAT counter),
+    one per install action, ticking every step."""
     world = World()
     world.submit({"type": "register_agent", "data": {"agent_id": "ada", "position": [0, 0]}})
-    wasm = guest_wasm("counter")
+    wasm = guest_wasm("counter") if wasm is None else wasm
     wasm_hash = sha256_hex(wasm)
     world.submit({"type": "module.deploy_artifact", "data": {
         "publisher_agent_id": "ada", "wasm_bytes": wasm, "wasm_hash": wasm_hash}})
