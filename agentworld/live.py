@@ -30,8 +30,9 @@ from agentworld.errors import (
     WorldMismatchError,
 )
 from agentworld.executor import Executor, ExecutorConfig
-from agentworld.live_dir import LiveDirectory, Record
+from agentworld.live_dir import CheckpointInfo, LiveDirectory, Record, root_in_format
 from agentworld.manager import PluginManager, default_manager
+from agentworld.stateroot import ROOT_FORMAT
 from agentworld.world import World, WorldConfig
 
 DEFAULT_CHECKPOINT_EVERY = 64
@@ -44,14 +45,18 @@ def submit_committed(world: World, action: CommitAction) -> None:
 
 
 def execute_commit(
-    world: World, commit: Commit, prev_block_hash: str, executor: Executor
+    world: World, commit: Commit, prev_block_hash: str, executor: Executor,
+    root_format: int = ROOT_FORMAT,
 ) -> CommitResult:
-    """Apply one height to `world`: its actions, then exactly one `step_with_modules`."""
+    """Apply one height to `world`: its actions, then exactly one `step_with_modules`.
+
+    `root_format` 1 gives the state root as live directories of schema 1 recorded it.
+    """
     start = len(world.journal)
     for action in commit.actions:
         submit_committed(world, action)
     world.step_with_modules(executor)
-    state_root = world.state_root()
+    state_root = root_in_format(world, root_format)
     journal_len = len(world.journal)
     return CommitResult(
         height=commit.height,
@@ -309,8 +314,7 @@ class ExecutionDriver:
                     f"{directory.record_path(height)}: the record of height {height} is missing "
                     f"(restarting from checkpoint {base} needs every record up to {top})")
         if base in present:
-            _check_agrees(directory.read_record(base), info.block_hash, info.state_root,
-                          str(directory.checkpoint_path(base)))
+            _check_agrees(directory.read_record(base), info, str(directory.checkpoint_path(base)))
         self._world = None
         self._height, self._block_hash, self._state_root = base, info.block_hash, info.state_root
         for height in range(base + 1, top + 1):
@@ -319,7 +323,8 @@ class ExecutionDriver:
             if record.commit.world_id != self.world_id:
                 raise LiveDirectoryError(f"{where}: the record is for world "
                                          f"{record.commit.world_id!r}")
-            result = execute_commit(world, record.commit, self._block_hash, self._executor)
+            result = execute_commit(world, record.commit, self._block_hash, self._executor,
+                                    record.root_format)
             if result != record.result:
                 raise DivergenceError(
                     f"{where}: re-executing height {height} gives block_hash {result.block_hash} "
@@ -349,12 +354,16 @@ class ExecutionDriver:
             self._records_from = keep[0]
 
 
-def _check_agrees(record: Record, block: str, state_root: str, where: str) -> None:
-    if (record.result.block_hash, record.result.state_root) != (block, state_root):
+def _check_agrees(record: Record, info: CheckpointInfo, where: str) -> None:
+    # A record of schema 1 may sit beside a checkpoint written later of the same height: their
+    # roots are of different formats, and the block hash (which covers the record's) decides.
+    same_format = record.root_format == info.root_format
+    if (record.result.block_hash != info.block_hash
+            or (same_format and record.result.state_root != info.state_root)):
         raise LiveDirectoryError(
-            f"{where}: the checkpoint's block_hash {block} and state_root {state_root} differ "
-            f"from the record of its height ({record.result.block_hash}, "
-            f"{record.result.state_root})")
+            f"{where}: the checkpoint's block_hash {info.block_hash} and state_root "
+            f"{info.state_root} differ from the record of its height "
+            f"({record.result.block_hash}, {record.result.state_root})")
 
 
 # -- replay and status --------------------------------------------------------------------------
@@ -440,7 +449,8 @@ def replay(
         record = directory.read_record(height)
         where = str(directory.record_path(height))
         try:
-            result: CommitResult | None = execute_commit(world, record.commit, prev, executor)
+            result: CommitResult | None = execute_commit(world, record.commit, prev, executor,
+                                                         record.root_format)
             error = None
         except Exception as exc:
             result, error = None, f"{type(exc).__name__}: {exc}"

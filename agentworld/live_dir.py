@@ -40,12 +40,16 @@ from agentworld.errors import (
 from agentworld.executor import Executor
 from agentworld.manager import PluginManager
 from agentworld.persistence import POINTER, local_store_uri
+from agentworld.stateroot import ROOT_FORMAT, flat_root
 from agentworld.world import World
 
 FORMAT = "agentworld.live"
 RECORD_FORMAT = "agentworld.live.record"
 CHECKPOINT_FORMAT = "agentworld.live.checkpoint"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Schema 1 recorded state roots of format 1 (one hash over the whole state), schema 2 records
+# format 2 (`agentworld.stateroot`); a directory of schema 1 goes on with records of schema 2.
+READABLE_SCHEMAS = (1, 2)
 MARKER = "live.json"
 LOCK = "lock"
 RECORDS = "records"
@@ -66,14 +70,28 @@ class CheckpointInfo:
     state_root: str
     journal_len: int
     time: int
+    # The format of `state_root` (1 in checkpoints of schema 1, which leave it out).
+    root_format: int = ROOT_FORMAT
 
 
 @frozen
 class Record:
-    """One height as recorded: the commit and what applying it gave."""
+    """One height as recorded: the commit, what applying it gave, and its root's format."""
 
     commit: Commit
     result: CommitResult
+    root_format: int = ROOT_FORMAT
+
+
+def root_in_format(world: World, root_format: int) -> str:
+    """The state root of `world` in `root_format` (1: what schema 1 recorded)."""
+    return world.state_root() if root_format == ROOT_FORMAT else flat_root(world.state)
+
+
+def _schema(value: Any) -> int | None:
+    """The schema version of a document this version reads, or None."""
+    version = value.get("schema_version") if isinstance(value, dict) else None
+    return version if version in READABLE_SCHEMAS and not isinstance(version, bool) else None
 
 
 def _name(height: int) -> str:
@@ -113,10 +131,10 @@ class LiveDirectory:
             raise LiveDirectoryError(f"{self.root}: not a live directory (no {MARKER}){hint}")
         value = _read_json(marker, "the live directory marker")
         if (not isinstance(value, dict) or value.get("format") != FORMAT
-                or value.get("schema_version") != SCHEMA_VERSION
+                or _schema(value) is None
                 or not isinstance(value.get("world_id"), str) or not value["world_id"]):
             raise LiveDirectoryError(f"{marker}: not a live directory marker of schema_version "
-                                     f"{SCHEMA_VERSION}")
+                                     f"{_versions()}")
         return str(value["world_id"])
 
     def check_place(self) -> None:
@@ -227,10 +245,10 @@ class LiveDirectory:
         """The record of `height`, checked; a missing or damaged one raises naming the file."""
         path = self.record_path(height)
         value = _read_json(path, "the record")
-        if (not isinstance(value, dict) or value.get("format") != RECORD_FORMAT
-                or value.get("schema_version") != SCHEMA_VERSION
+        schema = _schema(value)
+        if (not isinstance(value, dict) or value.get("format") != RECORD_FORMAT or schema is None
                 or set(value) != {"format", "schema_version", "sha256", "commit", "result"}):
-            raise LiveDirectoryError(f"{path}: not a record of schema_version {SCHEMA_VERSION}")
+            raise LiveDirectoryError(f"{path}: not a record of schema_version {_versions()}")
         body = {"commit": value["commit"], "result": value["result"]}
         try:
             checksum = canonical_hash(body)
@@ -247,7 +265,7 @@ class LiveDirectory:
         if commit.height != height or result.height != height:
             raise LiveDirectoryError(f"{path}: the record holds height {commit.height}, not "
                                      f"{height}")
-        return Record(commit, result)
+        return Record(commit, result, 1 if schema == 1 else ROOT_FORMAT)
 
     def prune_records_below(self, height: int) -> None:
         """Delete the records of heights below `height`."""
@@ -295,10 +313,15 @@ class LiveDirectory:
         """The checked `checkpoint.json` of the checkpoint at `height`."""
         path = self.checkpoint_path(height) / CHECKPOINT_INFO
         value = _read_json(path, "the checkpoint description")
+        schema = _schema(value)
         if (not isinstance(value, dict) or value.pop("format", None) != CHECKPOINT_FORMAT
-                or value.pop("schema_version", None) != SCHEMA_VERSION):
+                or schema is None
+                or value.get("root_format") != (None if schema == 1 else ROOT_FORMAT)):
             raise LiveDirectoryError(f"{path}: not a checkpoint description of schema_version "
-                                     f"{SCHEMA_VERSION}")
+                                     f"{_versions()}")
+        del value["schema_version"]
+        if schema == 1:
+            value["root_format"] = 1
         try:
             info = structure(value, CheckpointInfo, "checkpoint description")
         except InvalidInputError as exc:
@@ -330,8 +353,10 @@ class LiveDirectory:
             raise LiveDirectoryError(f"checkpoint {self.checkpoint_path(height)} is unusable: "
                                      f"{exc}") from None
         found = CheckpointInfo(world_id=world.config.world_id, height=height,
-                               block_hash=info.block_hash, state_root=world.state_root(),
-                               journal_len=len(world.journal), time=world.time)
+                               block_hash=info.block_hash,
+                               state_root=root_in_format(world, info.root_format),
+                               journal_len=len(world.journal), time=world.time,
+                               root_format=info.root_format)
         if found != info:
             raise LiveDirectoryError(
                 f"checkpoint {self.checkpoint_path(height)} is unusable: its world does not match "
@@ -350,6 +375,10 @@ class LiveDirectory:
             return
         fsync_dir(self.checkpoints)
         shutil.rmtree(trash, ignore_errors=True)
+
+
+def _versions() -> str:
+    return " or ".join(map(str, READABLE_SCHEMAS))
 
 
 def _read_json(path: Path, what: str) -> Any:

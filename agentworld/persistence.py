@@ -42,11 +42,14 @@ from agentworld.gcpause import paused_gc
 from agentworld.image import WorldImage
 from agentworld.journal import event_to_json
 from agentworld.model import Event, WorldState
+from agentworld.stateroot import flat_root, state_root
 from agentworld.store import ModuleStore
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # Schema 1 kept the whole journal in each generation; schema 2 keeps it in shared segments.
-READABLE_SCHEMAS = (1, 2)
+# Schema 3 is schema 2 with state roots of format 2 (a hash tree, `agentworld.stateroot`);
+# the older schemas recorded format 1 (one hash over the whole state).
+READABLE_SCHEMAS = (1, 2, 3)
 REGISTRY_SCHEMA_VERSION = 1
 FORMAT = "agentworld.world"
 REGISTRY_FORMAT = "agentworld.registry"
@@ -207,6 +210,14 @@ class SavedWorld:
         """Written before authority existed: the state lacks its fields, the roots do not
         cover them."""
         return self.snapshot_raw is not None and _predates_authority(self.snapshot_raw.get("state"))
+
+    def root_of(self) -> Callable[[WorldState], str]:
+        """How the state root this generation recorded is computed from a state."""
+        if self.predates_authority:
+            return pre_authority_root
+        if self.metadata is not None and self.metadata.schema_version < 3:
+            return flat_root
+        return state_root
 
 
 # -- saving -------------------------------------------------------------------------------------
@@ -1016,8 +1027,7 @@ def read_world(path: str | os.PathLike[str]) -> LoadedWorld:
         for event in saved.events[snapshot.journal_length:]:
             _apply_saved(saved, state, event)
     try:
-        root = (pre_authority_root(state) if saved.predates_authority
-                else canonical_hash(unstructure(state)))
+        root = saved.root_of()(state)
     except (AgentWorldError, RecursionError) as exc:
         raise CorruptWorldError(f"{saved.root}: the loaded state cannot be hashed: {exc!r}"
                                 ) from None
@@ -1091,12 +1101,14 @@ def verify_dir(
     events = saved.events
     snapshot_raw = saved.snapshot_raw
     snapshot_point = snapshot_raw.get("journal_length") if snapshot_raw is not None else None
-    root_of = pre_authority_root if saved.predates_authority else _state_root
+    root_of = saved.root_of()
+    # The snapshot is compared with the replayed state by the hash of its whole canonical JSON.
+    flat_of = pre_authority_root if saved.predates_authority else flat_root
     state = WorldState()
     replayed_root: str | None = None
     for index, event in enumerate(events):
         if index == snapshot_point:
-            _compare_snapshot(root_of(state), snapshot_raw, problems.found)
+            _compare_snapshot(flat_of(state), snapshot_raw, problems.found)
         try:
             apply_event(state, event)
         except (AgentWorldError, KeyError, TypeError, ValueError, RecursionError) as exc:
@@ -1109,7 +1121,7 @@ def verify_dir(
         if progress is not None:
             progress(len(events), len(events))
         if snapshot_point == len(events):
-            _compare_snapshot(root_of(state), snapshot_raw, problems.found)
+            _compare_snapshot(flat_of(state), snapshot_raw, problems.found)
         try:
             replayed_root = root_of(state)
         except (AgentWorldError, RecursionError) as exc:
@@ -1139,10 +1151,6 @@ def _default_open_store(uri: str) -> ModuleStore:
     return default_manager().open_store(uri)
 
 
-def _state_root(state: WorldState) -> str:
-    return canonical_hash(unstructure(state))
-
-
 def _compare_snapshot(expected: str, snapshot_raw: Any, problems: list[str]) -> None:
     if not isinstance(snapshot_raw, dict) or "state" not in snapshot_raw:
         problems.append("the snapshot holds no state")
@@ -1153,8 +1161,8 @@ def _compare_snapshot(expected: str, snapshot_raw: Any, problems: list[str]) -> 
         problems.append(f"the snapshot's state cannot be encoded: {exc!r}")
         return
     if actual != expected:
-        problems.append(f"the snapshot's state (root {actual}) differs from the journal replayed "
-                        f"to event {snapshot_raw.get('journal_length')} (root {expected})")
+        problems.append(f"the snapshot's state (hash {actual}) differs from the journal replayed "
+                        f"to event {snapshot_raw.get('journal_length')} (hash {expected})")
 
 
 def _manifest_problems(store: ModuleStore, state: WorldState) -> list[str]:

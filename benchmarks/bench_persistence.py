@@ -18,10 +18,10 @@ from typing import Any
 
 from agentworld import World
 from agentworld.abi import encode_input
-from agentworld.canonical import canonical_hash, sha256_hex
-from agentworld.convert import unstructure
+from agentworld.canonical import sha256_hex
 from agentworld.executor import CallRequest, ExecutorConfig
 from agentworld.persistence import journal_files, parse_journal
+from agentworld.stateroot import state_root
 from agentworld.testing.guests import guest_wat
 from agentworld.world import rebuild_state
 
@@ -127,7 +127,7 @@ def measure(quick: bool = False) -> dict[str, float]:
         # Full replay: read and parse the journal files, then apply every event from genesis.
         replay_s = min(_timed(lambda: rebuild_state(read_journal())) for _ in range(3))
         apply_s = min(_timed(lambda: rebuild_state(parsed)) for _ in range(3))
-        assert canonical_hash(unstructure(rebuild_state(parsed))) == world.state_root()
+        assert state_root(rebuild_state(parsed)) == world.state_root()
 
         cold_s = start_artifacts(world, hashes, scratch / "cache")
         warm_s = min(start_artifacts(world, hashes, scratch / "cache") for _ in range(3))

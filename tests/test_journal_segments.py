@@ -14,6 +14,7 @@ from agentworld import World
 from agentworld.persistence import (
     GENERATIONS,
     METADATA,
+    SCHEMA_VERSION,
     SEGMENTS,
     DifferentWorldError,
     journal_files,
@@ -123,7 +124,7 @@ def test_a_world_saved_before_segments_is_saved_as_segments(tmp_path: Path) -> N
     world.save_to_dir(root)
     metadata = json.loads(
         (root / GENERATIONS / f"{read_pointer(root):08d}" / METADATA).read_bytes())
-    assert metadata["schema_version"] == 2 and "journal" not in metadata
+    assert metadata["schema_version"] == SCHEMA_VERSION and "journal" not in metadata
     assert [path.parent.name for path in journal_files(root)] == [SEGMENTS]
     assert verify_dir(root).ok
     assert World.load_from_dir(root).state_root() == world.state_root()

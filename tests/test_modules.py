@@ -12,6 +12,7 @@ from agentworld.apply import apply_event
 from agentworld.canonical import sha256_hex
 from agentworld.model import Event, WorldState
 from agentworld.routing import ModuleHaltError, RuleDecision, merge_decisions
+from agentworld.stateroot import state_root
 from agentworld.testing.guests import guest_wasm
 from agentworld.world import event_to_json, rebuild_state
 from worldkit import (
@@ -479,10 +480,8 @@ def test_same_actions_same_journal_and_replay_gives_the_root() -> None:
     assert {"module.state_updated", "module.call_failed", "rule.decision_recorded",
             "module.emitted", "rule.action_overridden"} <= kinds
     replayed = rebuild_state(Event(**json.loads(line)) for line in lines)
-    from agentworld.canonical import canonical_hash
-    from agentworld.convert import unstructure
 
-    assert canonical_hash(unstructure(replayed)) == first.state_root()
+    assert state_root(replayed) == first.state_root()
 
 
 def test_trace_ids_and_origins_for_action_event_and_tick_calls() -> None:

@@ -268,11 +268,11 @@ def test_unknown_schema_version_is_refused(tmp_path: Path) -> None:
     world.save_to_dir(tmp_path)
     rewrite_snapshot(tmp_path, lambda value: value.update(schema_version=99))
     with pytest.raises(UnsupportedSchemaError,
-                       match=r"schema_version 99.*reads schema_version 1 or 2"):
+                       match=r"schema_version 99.*reads schema_version 1 or 2 or 3"):
         World.load_from_dir(tmp_path)
     meta = generation_dir(tmp_path) / METADATA
-    meta.write_bytes(meta.read_bytes().replace(b'"schema_version":2', b'"schema_version":3'))
-    with pytest.raises(UnsupportedSchemaError, match="metadata has schema_version 3"):
+    meta.write_bytes(meta.read_bytes().replace(b'"schema_version":3', b'"schema_version":4'))
+    with pytest.raises(UnsupportedSchemaError, match="metadata has schema_version 4"):
         World.load_from_dir(tmp_path)
 
 
