@@ -297,8 +297,11 @@ class LiveDirectory:
                               journal_len=len(world.journal), time=world.time)
         temp = self.checkpoints / f".{_name(height)}.{secrets.token_hex(8)}.tmp"
         temp.mkdir()
+        before = [known for known in self.checkpoint_heights() if known < height]
         try:
-            world.save_to_dir(temp / CHECKPOINT_WORLD)
+            # The journal segments of the checkpoint before are linked, not written again.
+            world.save_to_dir(temp / CHECKPOINT_WORLD, journal_from=(
+                self.checkpoint_path(before[-1]) / CHECKPOINT_WORLD if before else None))
             write_new(temp / CHECKPOINT_INFO, canonical_json({
                 "format": CHECKPOINT_FORMAT, "schema_version": SCHEMA_VERSION,
                 **unstructure(info)}) + b"\n")

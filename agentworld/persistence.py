@@ -446,13 +446,17 @@ def save_image(
     open_store: Callable[[str], ModuleStore],
     overwrite: bool = False,
     known: Mapping[Path, SaveMark] | None = None,
+    journal_from: str | os.PathLike[str] | None = None,
 ) -> SaveMark:
     """Write a world image and its module store (`store`; `open_store` opens the directory's
     own) to the directory `path` as a new generation; return what to remember of it.
 
     `known` is what the world remembers of directories it saved to or loaded from: a save into
     one of them that nobody changed since writes only the events that followed, so its cost
-    does not grow with the journal. Raises `WorldLockedError` while another writer saves
+    does not grow with the journal. `journal_from` names another saved world directory whose
+    journal segments `known` shows to hold this world's first events: a save into a directory
+    holding none of them links those segment files instead of writing them (a live
+    checkpoint from the one before it). Raises `WorldLockedError` while another writer saves
     there, `DifferentWorldError` when the directory holds a world this one does not continue
     (unless `overwrite`), and `SaveError` when writing fails; a failed save leaves the
     directory as it was.
@@ -470,6 +474,10 @@ def save_image(
         generation = max([0, *_generation_numbers(root), *_pointed_generation(root)]) + 1
         created: list[Path] = []
         try:
+            if not covered and journal_from is not None:
+                reused, covered = _link_segments(
+                    Path(journal_from).expanduser().absolute(), root, image, known or {},
+                    created)
             segments = _write_segments(root, reused, image.journal, covered, created)
             _write_generation(image, store, open_store, root, generation, segments)
         except (OSError, StoreError) as exc:
@@ -479,6 +487,44 @@ def save_image(
             raise SaveError(f"{root}: cannot save the world: {where}{reason}") from exc
         _collect_garbage(root, generation, segments)
     return SaveMark(root, generation, segments, len(image.journal))
+
+
+def _link_segments(
+    source: Path, root: Path, image: WorldImage, known: Mapping[Path, SaveMark],
+    created: list[Path],
+) -> tuple[tuple[Segment, ...], int]:
+    """Hard-link (or copy, across file systems) the journal segments of the saved world in
+    `source` into `root` when a save this world remembers wrote or read those very segments;
+    return them and how many events they hold ((), 0 when they cannot be used)."""
+    try:
+        saved = _read_metadata(source, read_pointer(source), _Problems(collect=False))
+    except PersistenceError:
+        return (), 0
+    assert saved is not None
+    segments = saved.segments
+    if (not segments or saved.world_id != image.config.world_id
+            or saved.journal_length > len(image.journal)
+            or not any(mark.segments[:len(segments)] == segments for mark in known.values())):
+        return (), 0
+    directory = root / SEGMENTS
+    directory.mkdir(exist_ok=True)
+    for segment in segments:
+        target = directory / segment.name
+        if target.is_file():
+            continue
+        origin = source / SEGMENTS / segment.name
+        try:
+            if not stat.S_ISREG(os.lstat(origin).st_mode):
+                return (), 0
+            os.link(origin, target, follow_symlinks=False)
+        except FileNotFoundError:
+            return (), 0
+        except OSError:  # another file system, or links not allowed: copy
+            replace_atomic(target, read_world_file(origin, "journal segment"))
+        created.append(target)
+    fsync_dir(directory)
+    fsync_dir(root)
+    return segments, saved.journal_length
 
 
 def _write_segments(

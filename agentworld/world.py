@@ -57,6 +57,11 @@ __all__ = ["MAX_LIMITS", "Journal", "Queued", "World", "WorldConfig", "event_fro
            "event_to_json", "load_world_detached", "rebuild_state"]
 
 
+# Directories a world remembers having saved to or loaded from (for saves that write only new
+# events): the most recent ones, so that a live driver's checkpoints do not pile up.
+_MARKS_KEPT = 8
+
+
 def _describe(exc: Exception) -> str:
     """`Type: message` of an exception raised by user code (whose `__str__` may fail too)."""
     try:
@@ -265,13 +270,27 @@ class World:
             store_is_dir_local=self._store_is_dir_local,
             corrupt_artifacts=dict(self._services.corrupt))
 
-    def save_to_dir(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> None:
+    def save_to_dir(
+        self, path: str | os.PathLike[str], *, overwrite: bool = False,
+        journal_from: str | os.PathLike[str] | None = None,
+    ) -> None:
         """Save the world and its module store to directory `path`, crash-safely and under the
-        directory's lock; `overwrite` replaces a world in `path` this one does not continue."""
+        directory's lock; `overwrite` replaces a world in `path` this one does not continue.
+
+        `journal_from` names another directory this world was saved to or loaded from: a save
+        to a new directory then links its journal segments instead of writing every event.
+        """
         mark = save_image(self.image(), path, store=self.store,
                           open_store=self.plugins.open_store, overwrite=overwrite,
-                          known=self._marks)
-        self._marks[mark.root] = mark
+                          known=self._marks, journal_from=journal_from)
+        self._remember(mark)
+
+    def _remember(self, mark: SaveMark) -> None:
+        marks = self._marks
+        marks.pop(mark.root, None)
+        marks[mark.root] = mark
+        while len(marks) > _MARKS_KEPT:  # the oldest: a directory saved to long ago
+            del marks[next(iter(marks))]
 
     save_to_dir_with_modules = save_to_dir
 
@@ -295,7 +314,7 @@ class World:
         world._services.corrupt = corrupt
         world._store_is_dir_local = explicit_store is None and loaded.store_is_dir_local
         if loaded.mark is not None:
-            world._marks[loaded.mark.root] = loaded.mark
+            world._remember(loaded.mark)
         world._wire()
         return world
 

@@ -128,3 +128,39 @@ def test_a_world_saved_before_segments_is_saved_as_segments(tmp_path: Path) -> N
     assert [path.parent.name for path in journal_files(root)] == [SEGMENTS]
     assert verify_dir(root).ok
     assert World.load_from_dir(root).state_root() == world.state_root()
+
+
+def inodes(root: Path) -> dict[str, int]:
+    return {path.name: path.stat().st_ino for path in journal_files(root)}
+
+
+def test_a_save_to_a_new_directory_links_the_segments_of_one_it_saved(
+    tmp_path: Path, small_segments: int
+) -> None:
+    world = world_with_agents("ada", "bob")
+    move(world, "ada", 12)
+    world.save_to_dir(tmp_path / "a")
+    move(world, "bob", 3)
+    world.save_to_dir(tmp_path / "b", journal_from=tmp_path / "a")
+    linked, ours = inodes(tmp_path / "a"), inodes(tmp_path / "b")
+    full = [name for name in linked if name in ours]
+    assert len(full) == 3  # 14 events in a: three full segments shared, the short tail not
+    assert all(linked[name] == ours[name] for name in full)
+    assert verify_dir(tmp_path / "b").ok
+    assert World.load_from_dir(tmp_path / "b").state_root() == world.state_root()
+    assert journal_text(tmp_path / "b") == b"".join(event_to_json(e) + b"\n"
+                                                    for e in world.journal)
+
+
+def test_segments_of_a_directory_the_world_does_not_know_are_written_not_linked(
+    tmp_path: Path, small_segments: int
+) -> None:
+    other = world_with_agents("ada", "bob")
+    move(other, "bob", 12)
+    other.save_to_dir(tmp_path / "other")
+    world = world_with_agents("ada", "bob")  # the same first events, but never saved there
+    move(world, "bob", 12)
+    world.save_to_dir(tmp_path / "b", journal_from=tmp_path / "other")
+    assert set(inodes(tmp_path / "b").values()).isdisjoint(inodes(tmp_path / "other").values())
+    world.save_to_dir(tmp_path / "c", journal_from=tmp_path / "missing")
+    assert verify_dir(tmp_path / "b").ok and verify_dir(tmp_path / "c").ok

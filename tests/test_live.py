@@ -34,7 +34,7 @@ from agentworld.executor import ExecutorConfig
 from agentworld.live import ExecutionDriver, live_status, replay
 from agentworld.live_dir import LiveDirectory
 from agentworld.manager import PluginManager
-from agentworld.persistence import journal_files
+from agentworld.persistence import journal_files, verify_dir
 from agentworld.testing.guests import guest_wasm
 
 
@@ -180,6 +180,31 @@ def test_checkpoints_retention_and_restart(tmp_path: Path) -> None:
         expected = straight.recorded(60)
     assert live_status(root).block_hash == expected.block_hash
     assert live_status(root).state_root == expected.state_root
+
+
+def test_a_checkpoint_links_the_journal_segments_of_the_one_before(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A checkpoint writes the events since the checkpoint before, not the whole journal:
+    across a restart too (the restored world knows the checkpoint it was loaded from)."""
+    monkeypatch.setattr("agentworld.persistence.SEGMENT_EVENTS", 8)
+    root = tmp_path / "live"
+    run(root, 20, checkpoint_every=8, keep_checkpoints=3).close()
+    with ExecutionDriver(root, checkpoint_every=8, keep_checkpoints=3) as driver:
+        for commit in commits(40)[20:]:
+            driver.on_commit(commit)
+        assert driver.checkpoints == [24, 32, 40]
+
+    def segments(height: int) -> dict[str, int]:
+        world = root / "checkpoints" / f"{height:012d}" / "world"
+        return {path.name: path.stat().st_ino for path in journal_files(world)}
+
+    for before, after in ((24, 32), (32, 40)):
+        shared = set(segments(before)) & set(segments(after))
+        assert len(shared) >= len(segments(before)) - 1  # all but the short tail
+        assert all(segments(before)[name] == segments(after)[name] for name in shared)
+    for height in (24, 32, 40):
+        assert verify_dir(root / "checkpoints" / f"{height:012d}" / "world").ok
 
 
 def test_archive_keeps_genesis_and_every_record_for_a_replay_from_genesis(tmp_path: Path) -> None:
