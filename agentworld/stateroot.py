@@ -138,13 +138,18 @@ class MapRoot:
             self.pending.clear()
         return self.top.digest()
 
-    def _put(self, key: bytes, value: bytes) -> None:
+    def _leaf(self, key: bytes) -> tuple[list[_Node], _Node, int]:
+        """The branches above the leaf where `key` belongs, the leaf and its depth."""
         path = []
         node, depth = self.top, 0
         while node.children is not None:
             path.append(node)
             node = node.children[_nibble(key, depth)]
             depth += 1
+        return path, node, depth
+
+    def _put(self, key: bytes, value: bytes) -> None:
+        path, node, depth = self._leaf(key)
         entries = node.entries
         assert entries is not None
         added = key not in entries
@@ -161,12 +166,7 @@ class MapRoot:
                 node.entries, node.children, node.count = None, split.children, split.count
 
     def _drop(self, key: bytes) -> None:
-        path = []
-        node, depth = self.top, 0
-        while node.children is not None:
-            path.append(node)
-            node = node.children[_nibble(key, depth)]
-            depth += 1
+        path, node, _ = self._leaf(key)
         entries = node.entries
         assert entries is not None
         if entries.pop(key, None) is None:

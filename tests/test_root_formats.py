@@ -27,9 +27,12 @@ def copy_of(name: str, tmp_path: Path) -> Path:
 
 
 def metadata(path: Path) -> dict[str, object]:
-    found: dict[str, object] = json.loads(
-        (path / GENERATIONS / f"{read_pointer(path):08d}" / METADATA).read_bytes())
+    found: dict[str, object] = json.loads(metadata_file(path).read_bytes())
     return found
+
+
+def metadata_file(path: Path) -> Path:
+    return path / GENERATIONS / f"{read_pointer(path):08d}" / METADATA
 
 
 def test_a_world_saved_with_flat_roots_loads_verifies_and_saves_with_tree_roots(
@@ -58,7 +61,7 @@ def test_a_world_saved_with_flat_roots_loads_verifies_and_saves_with_tree_roots(
 
 def test_a_flat_root_that_does_not_match_is_still_caught(tmp_path: Path) -> None:
     path = copy_of("v2-modules", tmp_path)
-    file = path / GENERATIONS / f"{read_pointer(path):08d}" / METADATA
+    file = metadata_file(path)
     document = json.loads(file.read_bytes())
     document["state_root"] = "ab" * 32
     file.write_text(json.dumps(document))
