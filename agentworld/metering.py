@@ -55,7 +55,10 @@ from agentworld.wasm_module import (
     FUNCREF,
     I32,
     I64,
+    MAX_BODY_BYTES,
+    MAX_BR_TABLE_TARGETS,
     MAX_LOCALS,
+    MAX_NESTING,
     PAGE_BYTES,
     V128,
     VALTYPE_NAMES,
@@ -84,8 +87,9 @@ ENTRY_PREFIX = RESERVED_PREFIX + "entry:"
 TABLE_ELEMENT_BYTES = 8
 """What one table element counts against a call's memory limit."""
 
-INSTRUMENTATION_FORMAT = 2
-"""Bumped whenever the rewrite changes for an unchanged schedule (it keys cached modules)."""
+INSTRUMENTATION_FORMAT = 3
+"""Bumped whenever the rewrite, or what it accepts, changes for an unchanged schedule (it keys
+cached modules, and a cached rewrite is not checked again)."""
 
 # Entrypoint shapes of wasm-1.
 MULTI, PACKED, RET_AREA = "(i32,i32)->(i32,i32)", "(i32,i32)->(i64)", "(i32,i32,i32)->()"
@@ -479,6 +483,8 @@ def _body(
             if kind == K_IF:
                 height -= 1
             frames.append((height - taken, taken, given))
+            if len(frames) > MAX_NESTING + 1:
+                raise refuse(f"function {function} nests blocks more than {MAX_NESTING} deep")
             cost += single[op]
             if kind == K_BLOCK:
                 continue
@@ -511,6 +517,9 @@ def _body(
                 height -= 1
         elif kind == K_BR_TABLE:
             targets, pos = read_u32(data, pos, end)
+            if targets > MAX_BR_TABLE_TARGETS:
+                raise refuse(f"a br_table of {targets} targets is larger than "
+                             f"{MAX_BR_TABLE_TARGETS}")
             for _ in range(targets + 1):
                 _, pos = read_u32(data, pos, end)
             cost += single[op]
@@ -679,7 +688,7 @@ def _body(
     limit = ctx.stack_limit
     if limit is None:
         body = locals_vec + b"".join(out)
-        return uleb(len(body)) + body, units, drops
+        return _sized(body, function), units, drops
     if units > limit:
         raise refuse(f"function {function} needs {units} units of stack, more than the gas "
                      f"schedule's limit of {limit}")
@@ -694,7 +703,16 @@ def _body(
              + b"\x23" + stack + b"\x41\x00\x48\x04\x40\x00\x0b")
     body = (locals_vec + enter + b"\x02" + ctx.block_types[type_index] + b"".join(out) + leave
             + b"\x0b")
-    return uleb(len(body)) + body, units, drops
+    return _sized(body, function), units, drops
+
+
+def _sized(body: bytes, function: int) -> bytes:
+    """A metered body with its size prefix; refused when metering made it too large for
+    every engine to accept."""
+    if len(body) > MAX_BODY_BYTES:
+        raise refuse(f"function {function} is {len(body)} bytes once metered, more than "
+                     f"{MAX_BODY_BYTES}")
+    return uleb(len(body)) + body
 
 
 _SLEB_CACHE: dict[int, bytes] = {}

@@ -1,17 +1,22 @@
 """A small WebAssembly binary decoder and encoder for the features the `wasm-1` ABI allows.
 
 Allowed: the core specification's MVP plus multi-value, sign extension, non-trapping float to
-int conversions, bulk memory, reference types (several tables) and fixed-width SIMD. Refused at
+int conversions, bulk memory, reference types (one table) and fixed-width SIMD. Refused at
 deploy, each with its reason: imports, relaxed SIMD, threads and shared memory, 64-bit or
 several memories, tail calls, exceptions, garbage collection, typed function references,
 extended constant expressions. Nothing here runs code: `parse_module` reads the sections and
 checks their structure and indices, `encode_module` writes a module back with added types,
 globals, functions and exports. Instruction bodies are walked by `agentworld.metering`.
 
-Also enforced here, so that compiling any accepted artifact takes bounded time whatever its
-shape: at most `MAX_FUNCTIONS` functions, `MAX_LOCALS` locals per function, `MAX_PARAMS`
-parameters and results per type, `MAX_BODY_BYTES` per function body (limits widely used by
-WebAssembly engines).
+Also enforced here (and, for what only code shows, in `agentworld.metering`): structural
+bounds, so that every engine accepts what the ABI accepts and compiling any accepted artifact
+takes bounded time whatever its shape. Engines have limits of their own, and not the same ones
+(wasmer 1.1 panics on a function type with a few hundred values, refuses tables over ten million
+elements and more than 100 000 units of exported signatures; wasmtime refuses `br_table`s over
+65 520 targets and bodies over 7 654 321 bytes); each bound here lies below the lower of the
+two engines' limits, measured on real modules, with room for what instrumentation adds, so that
+a module past one is refused by agentworld, in the same words on every engine.
+docs/executors.md ("Structural limits") has the table.
 """
 
 from __future__ import annotations
@@ -34,16 +39,33 @@ EXTERN_FUNC, EXTERN_TABLE, EXTERN_MEMORY, EXTERN_GLOBAL = 0, 1, 2, 3
 EXTERN_NAMES = {EXTERN_FUNC: "func", EXTERN_TABLE: "table", EXTERN_MEMORY: "memory",
                 EXTERN_GLOBAL: "global"}
 
-MAX_TYPES = 1_000_000
-MAX_FUNCTIONS = 1_000_000
-MAX_EXPORTS = 100_000
-MAX_GLOBALS = 1_000_000
-MAX_TABLES = 100_000
-MAX_SEGMENTS = 100_000
+# Structural bounds (docs/executors.md, "Structural limits"). Instrumentation adds a few
+# types, functions, globals and exports, a copy of every active segment, up to five locals per
+# function and two levels of nesting; each bound leaves room for that below both engines' limits.
+MAX_TYPES = 100_000
+MAX_FUNCTIONS = 200_000
+MAX_TYPE_VALUES = 256
+"""Parameters plus results of one function type (wasmer 1.1 panics from 270 v128 values)."""
+MAX_LOCALS = 40_000
+"""Parameters plus declared locals of one function."""
+MAX_GLOBALS = 10_000
+"""wasmtime's pooling allocator (the default) refuses an instance over 1 MiB: 16 bytes a global."""
+MAX_TABLES = 1
+"""wasmtime's pooling allocator (the default) refuses a second table."""
+MAX_TABLE_ELEMENTS = 10_000
+"""A table's initial size (wasmtime's pooling allocator refuses more than 20 000; its maximum is
+not bounded here: growth is limited per call)."""
+MAX_DATA_SEGMENTS = 10_000
+MAX_ELEMENT_SEGMENTS = 10_000
 MAX_ELEMENTS = 10_000_000
-MAX_PARAMS = 1_000
-MAX_LOCALS = 50_000
-MAX_BODY_BYTES = 7_654_321
+MAX_EXPORTS = 10_000
+MAX_EXPORT_WEIGHT = 30_000
+"""Sum over exports of 1 plus the function type's parameters and results, 2 for other kinds."""
+MAX_BODY_BYTES = 4_000_000
+"""One function body, both as deployed and once metered."""
+MAX_BR_TABLE_TARGETS = 32_768
+MAX_NESTING = 4_096
+"""Blocks, loops and ifs open at once in one function."""
 MAX_NAME_BYTES = 100_000
 
 # Section ids in the order a module must hold them (datacount sits before code).
@@ -327,8 +349,13 @@ def _types(reader: _Reader) -> list[FuncType]:
         if form != 0x60:
             raise refuse(f"type form 0x{form:02x} is not allowed (garbage collection types "
                          "are not supported)")
-        params = tuple(reader.valtype() for _ in range(reader.count(MAX_PARAMS, "parameters")))
-        results = tuple(reader.valtype() for _ in range(reader.count(MAX_PARAMS, "results")))
+        params = tuple(reader.valtype() for _ in range(reader.count(MAX_TYPE_VALUES,
+                                                                    "parameters in a type")))
+        results = tuple(reader.valtype() for _ in range(reader.count(MAX_TYPE_VALUES,
+                                                                     "results in a type")))
+        if len(params) + len(results) > MAX_TYPE_VALUES:
+            raise refuse(f"a function type has {len(params)} parameters and {len(results)} "
+                         f"results, more than {MAX_TYPE_VALUES} together")
         types.append(FuncType(params, results))
     reader.done("type")
     return types
@@ -357,7 +384,7 @@ def _imports(reader: _Reader) -> list[str]:
 
 def _elements(reader: _Reader, module: Module) -> int:
     functions, globals_count = len(module.functions), module.globals_count
-    segments = reader.count(MAX_SEGMENTS, "element segments")
+    segments = reader.count(MAX_ELEMENT_SEGMENTS, "element segments")
     total = 0
     for _ in range(segments):
         flags = reader.u32()
@@ -397,7 +424,7 @@ def _elements(reader: _Reader, module: Module) -> int:
 
 
 def _data(reader: _Reader, module: Module) -> int:
-    segments = reader.count(MAX_SEGMENTS, "data segments")
+    segments = reader.count(MAX_DATA_SEGMENTS, "data segments")
     for _ in range(segments):
         flags = reader.u32()
         offset = b""
@@ -464,7 +491,11 @@ def parse_module(data: bytes) -> Module:
             reader.done("function")
         elif section_id == 4:
             for _ in range(reader.count(MAX_TABLES, "tables")):
-                module.tables.append((reader.reftype(), reader.limits("table")))
+                reftype, limits = reader.reftype(), reader.limits("table")
+                if limits.minimum > MAX_TABLE_ELEMENTS:
+                    raise refuse(f"a table of {limits.minimum} elements is larger than "
+                                 f"{MAX_TABLE_ELEMENTS}")
+                module.tables.append((reftype, limits))
             reader.done("table")
         elif section_id == 5:
             count = reader.u32()
@@ -527,6 +558,7 @@ def parse_module(data: bytes) -> Module:
 def _exports(reader: _Reader, module: Module) -> list[Export]:
     exports = []
     seen: set[str] = set()
+    weight = 0
     bounds = {EXTERN_FUNC: len(module.functions), EXTERN_TABLE: len(module.tables),
               EXTERN_MEMORY: 0 if module.memory is None else 1,
               EXTERN_GLOBAL: module.globals_count}
@@ -542,6 +574,15 @@ def _exports(reader: _Reader, module: Module) -> list[Export]:
             raise refuse(f"export name {name!r} is used twice")
         seen.add(name)
         exports.append(Export(name, kind, index))
+        if kind == EXTERN_FUNC:
+            func_type = module.types[module.functions[index]]
+            weight += 1 + len(func_type.params) + len(func_type.results)
+        else:
+            weight += 2
+    if weight > MAX_EXPORT_WEIGHT:
+        raise refuse(f"the module's exports weigh {weight} (1 plus each exported function's "
+                     f"parameters and results, 2 for other exports), more than "
+                     f"{MAX_EXPORT_WEIGHT}")
     reader.done("export")
     return exports
 

@@ -468,7 +468,8 @@ class Host:
             return MODULE_NOT_WASM, None
         try:
             module = self._wasmer.Module(self._store, limit_memory(wasm, self._max_pages)[0])
-        except Exception:  # wasmer raises RuntimeError, ValueError, ... for invalid bytes
+        except BaseException as exc:  # RuntimeError, ValueError, ... or a panic (see `_panic`)
+            _panic(exc)
             return MODULE_INVALID, None
         summary = {
             "imports": [[i.module, i.name, _descriptor(i.type)] for i in module.imports],
@@ -539,7 +540,8 @@ class Host:
             values = self._read(state, call.gets)
             return _result(TRAP, state["stage"], trap_kind(str(exc)), size, values=values,
                            reused=state["reused"])
-        except Exception:  # a call the engine refuses (a type error): still the guest's fault
+        except BaseException as exc:  # a call the engine refuses (a type error), or a panic
+            _panic(exc)
             return _result(TRAP, state["stage"], values=self._read(state, call.gets),
                            reused=state["reused"])
 
@@ -622,6 +624,18 @@ class Host:
             self._spares[id(module)] = live
         return _result(OK, STAGE_ENTRY, 0, pages, values=values, output=output,
                        gas_left=gas_left, reused=reused)
+
+
+def _panic(exc: BaseException) -> None:
+    """Re-raise `exc` unless it is an engine failure the host survives.
+
+    A panic inside wasmer (1.1 panics compiling a function type with a few hundred values, for
+    one) reaches Python as `pyo3_runtime.PanicException`, which derives from `BaseException`,
+    not `Exception`: uncaught, it would end the host. The core refuses such modules before an
+    engine sees them; this keeps the host serving if an engine panics on anything else.
+    """
+    if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
+        raise exc
 
 
 def _parse_header(header: bytes) -> tuple[bytes, _Call]:

@@ -383,7 +383,9 @@ def test_every_way_out_of_a_function_gives_its_stack_units_back() -> None:
 
 
 def test_a_function_that_alone_needs_more_than_the_limit_is_refused() -> None:
-    huge = wasm(f"(func (local {' '.join(['i64'] * STACK_LIMIT_V2)}))")
+    # 4 (the frame) + 40 000 locals + 5 000 values at once + 5 000 values computed.
+    huge = wasm(f"(func (local {' '.join(['i64'] * MAX_LOCALS)})"
+                f" {'i32.const 0 ' * 5_000} {'drop ' * 5_000})")
     with pytest.raises(InvalidArtifactError, match=r"function 0 needs 50004 units of stack, more "
                                                    r"than the gas schedule's limit of 50000"):
         instrument(huge, 2)
