@@ -55,13 +55,17 @@ from agentworld.wasm_module import (
     FUNCREF,
     I32,
     I64,
+    INSTANCE_BYTES_PER_ESCAPED_FUNCTION,
+    INSTANCE_BYTES_PER_GLOBAL,
     MAX_BODY_BYTES,
     MAX_BR_TABLE_TARGETS,
+    MAX_INSTANCE_BYTES,
     MAX_LOCALS,
     MAX_NESTING,
     PAGE_BYTES,
     V128,
     VALTYPE_NAMES,
+    Export,
     FuncType,
     Module,
     encode_module,
@@ -87,7 +91,7 @@ ENTRY_PREFIX = RESERVED_PREFIX + "entry:"
 TABLE_ELEMENT_BYTES = 8
 """What one table element counts against a call's memory limit."""
 
-INSTRUMENTATION_FORMAT = 3
+INSTRUMENTATION_FORMAT = 4
 """Bumped whenever the rewrite, or what it accepts, changes for an unchanged schedule (it keys
 cached modules, and a cached rewrite is not checked again)."""
 
@@ -795,6 +799,51 @@ def _reset_code(module: Module, drops: bool, added_globals: list[bytes]) -> byte
     return code + b"\x41\x01\x0b"
 
 
+def _alloc_export(module: Module) -> Export | None:
+    """The guest's `alloc` export if it is a function `(i32) -> i32`, which arming calls."""
+    for export in module.exports:
+        if export.name == "alloc":
+            if (export.kind == EXTERN_FUNC
+                    and module.types[module.functions[export.index]] == FuncType((I32,), (I32,))):
+                return export
+            return None
+    return None
+
+
+def _entry_exports(module: Module) -> list[tuple[Export, str]]:
+    """The exported functions of an entrypoint shape, each with its shape (a ret-area one only
+    with an exported memory to return through): each gets an entry wrapper."""
+    has_memory_export = any(e.kind == EXTERN_MEMORY for e in module.exports)
+    entries = []
+    for export in module.exports:
+        if export.kind != EXTERN_FUNC:
+            continue
+        shape = SHAPES.get(module.types[module.functions[export.index]])
+        if shape is not None and (shape != RET_AREA or has_memory_export):
+            entries.append((export, shape))
+    return entries
+
+
+def _check_instance_size(module: Module, added_functions: int, added_globals: int) -> None:
+    """Refuse a module whose instances, once instrumented, would be too large for some engine.
+
+    `added_functions` and `added_globals` are what instrumentation adds; every function it adds
+    is exported, so it escapes. See `MAX_INSTANCE_BYTES`.
+    """
+    functions = module.escaped.count(1) + added_functions
+    globals_count = module.globals_count + added_globals
+    estimate = (functions * INSTANCE_BYTES_PER_ESCAPED_FUNCTION
+                + globals_count * INSTANCE_BYTES_PER_GLOBAL)
+    if estimate > MAX_INSTANCE_BYTES:
+        raise refuse(
+            f"an instance of the module needs an estimated {estimate} bytes, more than "
+            f"{MAX_INSTANCE_BYTES} ({INSTANCE_BYTES_PER_ESCAPED_FUNCTION} for each of its "
+            f"{functions} functions that are exported, in an element segment or referenced "
+            f"by ref.func, {added_functions} of them added by instrumentation; "
+            f"{INSTANCE_BYTES_PER_GLOBAL} for each of its {globals_count} globals, "
+            f"{added_globals} of them added)")
+
+
 def instrument(wasm: bytes, schedule_version: int) -> Instrumented:
     """Parse, check and rewrite `wasm` for metering under schedule `schedule_version`.
 
@@ -808,6 +857,12 @@ def instrument(wasm: bytes, schedule_version: int) -> Instrumented:
                          f"{RESERVED_PREFIX!r}")
     n_types, n_funcs, n_globals = len(module.types), len(module.functions), module.globals_count
     tables = module.tables
+    alloc = _alloc_export(module)
+    entry_exports = _entry_exports(module)
+    new_globals = [b"\x7e\x01\x42\x00\x0b", b"\x7e\x01\x42\x00\x0b", b"\x7f\x01\x41\x00\x0b",
+                   b"\x7f\x01\x41\x00\x0b", b"\x7f\x01\x41\x00\x0b"]
+    # The exported functions instrumentation adds: the arming export, the entry wrappers, reset.
+    _check_instance_size(module, (alloc is not None) + len(entry_exports) + 1, len(new_globals))
     g_gas, g_limit, g_refused, g_started = (uleb(n_globals + k) for k in range(4))
     t_charge, t_grow, t_alloc, t_entry = n_types, n_types + 1, n_types + 2, n_types + 3
     t_tgrow = {FUNCREF: n_types + 4, EXTERNREF: n_types + 5}
@@ -896,7 +951,6 @@ def instrument(wasm: bytes, schedule_version: int) -> Instrumented:
             + b"\x0b\x0b"
         )
         bodies.append(_func([(1, I32)], code))
-    exports_by_name = {export.name: export for export in module.exports}
     new_exports = [_export(GAS_EXPORT, EXTERN_GLOBAL, n_globals),
                    _export(REFUSED_EXPORT, EXTERN_GLOBAL, n_globals + 2),
                    _export(STACK_EXPORT, EXTERN_GLOBAL, n_globals + 4)]
@@ -918,9 +972,7 @@ def instrument(wasm: bytes, schedule_version: int) -> Instrumented:
     }
     export_position += 3
     arm_branch = b"\x20\x00\x45\x04\x40\x00\x0b"  # no alloc to arm with: op 0 traps
-    alloc = exports_by_name.get("alloc")
-    if (alloc is not None and alloc.kind == EXTERN_FUNC
-            and module.types[module.functions[alloc.index]] == FuncType((I32,), (I32,))):
+    if alloc is not None:
         start = b""
         if module.start is not None:
             start = (b"\x23" + g_started + b"\x45\x04\x40\x41\x01\x24" + g_started + b"\x10"
@@ -939,13 +991,7 @@ def instrument(wasm: bytes, schedule_version: int) -> Instrumented:
                       + b"\x41\x00\x23" + g_gas + b"\x0f\x0b")
         next_func += 1
         export_position += 1
-    has_memory_export = any(e.kind == EXTERN_MEMORY for e in module.exports)
-    for export in module.exports:
-        if export.kind != EXTERN_FUNC:
-            continue
-        shape = SHAPES.get(module.types[module.functions[export.index]])
-        if shape is None or (shape == RET_AREA and not has_memory_export):
-            continue
+    for export, shape in entry_exports:
         # op 1: the entrypoint on (pointer = a, length = size); local 4 is the pointer.
         call = b"\x10" + uleb(export.index)
         code = arm_branch + b"\x20\x01\xa7\x21\x04"
@@ -966,8 +1012,6 @@ def instrument(wasm: bytes, schedule_version: int) -> Instrumented:
         info["entries"][export.name] = [name, export_position, shape]
         next_func += 1
         export_position += 1
-    new_globals = [b"\x7e\x01\x42\x00\x0b", b"\x7e\x01\x42\x00\x0b", b"\x7f\x01\x41\x00\x0b",
-                   b"\x7f\x01\x41\x00\x0b", b"\x7f\x01\x41\x00\x0b"]
     new_functions.append(n_types + len(new_types))
     new_types.append(func_type_bytes([], [I32]))
     drops = any(dropping for _, _, dropping in rewritten)

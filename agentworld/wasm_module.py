@@ -8,14 +8,16 @@ extended constant expressions. Nothing here runs code: `parse_module` reads the 
 checks their structure and indices, `encode_module` writes a module back with added types,
 globals, functions and exports. Instruction bodies are walked by `agentworld.metering`.
 
-Also enforced here (and, for what only code shows, in `agentworld.metering`): structural
-bounds, so that every engine accepts what the ABI accepts and compiling any accepted artifact
-takes bounded time whatever its shape. Engines have limits of their own, and not the same ones
-(wasmer 1.1 panics on a function type with a few hundred values, refuses tables over ten million
-elements and more than 100 000 units of exported signatures; wasmtime refuses `br_table`s over
-65 520 targets and bodies over 7 654 321 bytes); each bound here lies below the lower of the
-two engines' limits, measured on real modules, with room for what instrumentation adds, so that
-a module past one is refused by agentworld, in the same words on every engine.
+Also enforced here (and, for what only code or what instrumentation adds shows, in
+`agentworld.metering`): structural bounds, so that every engine accepts what the ABI accepts and
+compiling any accepted artifact takes bounded time whatever its shape. Engines have limits of
+their own, and not the same ones (wasmer 1.1 panics on a function type with a few hundred
+values, refuses tables over ten million elements and more than 100 000 units of exported
+signatures; wasmtime refuses `br_table`s over 65 520 targets, bodies over 7 654 321 bytes and,
+with its pooling allocator, instances over 1 MiB, which about 32 700 escaping functions fill);
+each bound here lies below the lower of the two engines' limits, measured on real modules, with
+room for what instrumentation adds, so that a module past one is refused by agentworld, in the
+same words on every engine.
 docs/executors.md ("Structural limits") has the table.
 """
 
@@ -67,6 +69,13 @@ MAX_BR_TABLE_TARGETS = 32_768
 MAX_NESTING = 4_096
 """Blocks, loops and ifs open at once in one function."""
 MAX_NAME_BYTES = 100_000
+INSTANCE_BYTES_PER_ESCAPED_FUNCTION = 64
+INSTANCE_BYTES_PER_GLOBAL = 32
+MAX_INSTANCE_BYTES = 1_048_576
+"""An estimate of what one instance of the instrumented module needs: 64 bytes for each function
+that escapes (is exported, in an element segment or referenced by `ref.func`) and 32 for each
+global. wasmtime's pooling allocator (the default) refuses an instance over 1 MiB and needs 32
+and 16 bytes for them (plus about 1.3 KB): twice that leaves room for its layout to grow."""
 
 # Section ids in the order a module must hold them (datacount sits before code).
 SECTION_ORDER = {1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 6: 6, 7: 7, 8: 8, 9: 9, 12: 10, 10: 11, 11: 12}
@@ -224,6 +233,9 @@ class Module:
     """Raw payload of every known section, by id."""
     element_count: int = 0
     data_count: int = 0
+    escaped: bytearray = Factory(bytearray)
+    """One byte per function: 1 if it escapes (is exported, in an element segment or referenced
+    by `ref.func` in a constant expression; code may only take a reference to one of those)."""
     globals: list[Global] = Factory(list)
     active_elements: list[ActiveSegment] = Factory(list)
     active_data: list[ActiveSegment] = Factory(list)
@@ -306,9 +318,11 @@ class _Reader:
                          "section)")
 
 
-def _const_expr(reader: _Reader, functions: int, globals_count: int) -> bytes:
+def _const_expr(
+    reader: _Reader, functions: int, globals_count: int, escaped: bytearray
+) -> bytes:
     """Check one constant expression (a single constant instruction, then `end`); its
-    instruction."""
+    instruction. A function it references (`ref.func`) is marked in `escaped`."""
     start = reader.pos
     op = reader.byte()
     data, end = reader.data, reader.end
@@ -327,8 +341,10 @@ def _const_expr(reader: _Reader, functions: int, globals_count: int) -> bytes:
     elif op == 0xD0:
         reader.reftype()
     elif op == 0xD2:
-        if reader.u32() >= functions:
+        index = reader.u32()
+        if index >= functions:
             raise refuse("a constant expression refers to a function that does not exist")
+        escaped[index] = 1
     elif op == 0x23:
         if reader.u32() >= globals_count:
             raise refuse("a constant expression refers to a global that does not exist")
@@ -384,6 +400,7 @@ def _imports(reader: _Reader) -> list[str]:
 
 def _elements(reader: _Reader, module: Module) -> int:
     functions, globals_count = len(module.functions), module.globals_count
+    escaped = module.escaped
     segments = reader.count(MAX_ELEMENT_SEGMENTS, "element segments")
     total = 0
     for _ in range(segments):
@@ -396,13 +413,13 @@ def _elements(reader: _Reader, module: Module) -> int:
             table = reader.u32() if flags & 2 else 0
             if table >= len(module.tables):
                 raise refuse("an element segment refers to a table that does not exist")
-            offset = _const_expr(reader, functions, globals_count)
+            offset = _const_expr(reader, functions, globals_count, escaped)
         if flags & 4:  # expressions
             kind = reader.reftype() if flags & 3 else FUNCREF
             items = reader.pos
             count = reader.count(MAX_ELEMENTS, "elements in a segment")
             for _ in range(count):
-                _const_expr(reader, functions, globals_count)
+                _const_expr(reader, functions, globals_count, escaped)
             passive = b"\x05" + bytes([kind])
         else:
             if flags & 3 and reader.byte() != 0x00:
@@ -410,8 +427,10 @@ def _elements(reader: _Reader, module: Module) -> int:
             items = reader.pos
             count = reader.count(MAX_ELEMENTS, "elements in a segment")
             for _ in range(count):
-                if reader.u32() >= functions:
+                index = reader.u32()
+                if index >= functions:
                     raise refuse("an element segment refers to a function that does not exist")
+                escaped[index] = 1
             passive = b"\x01\x00"
         if active:
             module.active_elements.append(ActiveSegment(
@@ -431,7 +450,8 @@ def _data(reader: _Reader, module: Module) -> int:
         if flags in (0, 2):
             if (reader.u32() if flags == 2 else 0) != 0 or module.memory is None:
                 raise refuse("a data segment refers to a memory that does not exist")
-            offset = _const_expr(reader, len(module.functions), module.globals_count)
+            offset = _const_expr(reader, len(module.functions), module.globals_count,
+                                 module.escaped)
         elif flags != 1:
             raise refuse(f"data segment flags {flags} are not allowed")
         contents = reader.pos
@@ -488,6 +508,7 @@ def parse_module(data: bytes) -> Module:
                 if index >= len(module.types):
                     raise refuse("a function refers to a type that does not exist")
                 module.functions.append(index)
+            module.escaped = bytearray(len(module.functions))
             reader.done("function")
         elif section_id == 4:
             for _ in range(reader.count(MAX_TABLES, "tables")):
@@ -513,7 +534,8 @@ def parse_module(data: bytes) -> Module:
                 mutable = reader.byte()
                 if mutable not in (0, 1):
                     raise refuse("malformed module (a global's mutability is not 0 or 1)")
-                init = _const_expr(reader, len(module.functions), module.globals_count)
+                init = _const_expr(reader, len(module.functions), module.globals_count,
+                                   module.escaped)
                 module.globals.append(Global(valtype, mutable == 1, init))
                 module.globals_count += 1
             reader.done("global")
@@ -575,6 +597,7 @@ def _exports(reader: _Reader, module: Module) -> list[Export]:
         seen.add(name)
         exports.append(Export(name, kind, index))
         if kind == EXTERN_FUNC:
+            module.escaped[index] = 1
             func_type = module.types[module.functions[index]]
             weight += 1 + len(func_type.params) + len(func_type.results)
         else:

@@ -29,7 +29,8 @@ from agentworld.backends.wasmer_executor import (
 )
 from agentworld.canonical import sha256_hex
 from agentworld.engine import EngineCompileError
-from agentworld.executor import Executor, ExecutorConfig, InvalidArtifactError
+from agentworld.engine_executor import EngineExecutor
+from agentworld.executor import CallRequest, Executor, ExecutorConfig, InvalidArtifactError
 from agentworld.manager import PluginManager
 from agentworld.testing.guests import guest_wasm
 from agentworld.wasm_module import (
@@ -45,6 +46,7 @@ from agentworld.wasm_module import (
     MAX_EXPORTS,
     MAX_FUNCTIONS,
     MAX_GLOBALS,
+    MAX_INSTANCE_BYTES,
     MAX_LOCALS,
     MAX_NESTING,
     MAX_TABLE_ELEMENTS,
@@ -216,6 +218,55 @@ def _globals(count: int) -> bytes:
     return _module([], [], [], globals_=[b"\x7f\x00\x41\x00\x0b"] * count)
 
 
+GLOBAL = b"\x7f\x00\x41\x00\x0b"
+ECHO_TYPES = [EMPTY, func_type_bytes([I32], [I32]), func_type_bytes([I32, I32], [I32, I32])]
+ECHO_BODIES = [_body(b"\x41\x10"), _body(b"\x20\x00\x20\x01")]
+ECHO_EXPORTS = [_export("memory", 2, 0), _export("alloc", 0, 0), _export("call", 0, 1)]
+# The functions that escape besides the listed ones (alloc and call, and what instrumentation
+# adds: the arming export, call's entry wrapper and reset), and the globals instrumentation adds.
+ECHO_ESCAPING, ADDED_GLOBALS = 5, 5
+
+
+def _escaping(count: int, globals_: int = 1) -> bytes:
+    """A callable echo module whose `count` other functions escape, each listed twice (in a
+    passive and in a declarative element segment, counted once), with `globals_` globals."""
+    listed = vector([uleb(2 + k) for k in range(count)])
+    return _module(ECHO_TYPES, [1, 2] + [0] * count, ECHO_BODIES + [_body(b"")] * count,
+                   memory=True, globals_=[GLOBAL] * globals_, exports=ECHO_EXPORTS,
+                   elements=[b"\x01\x00" + listed, b"\x03\x00" + listed])
+
+
+def _escaping_at_bound(globals_: int) -> int:
+    """How many listed functions `_escaping` may have with `globals_` globals (an even number
+    of globals in all puts the module exactly at the bound)."""
+    room = MAX_INSTANCE_BYTES - 32 * (globals_ + ADDED_GLOBALS)
+    return room // 64 - ECHO_ESCAPING
+
+
+def _escaping_by_expressions(count: int) -> bytes:
+    """`count` functions referenced by `ref.func` in an element segment of expressions."""
+    items = vector([b"\xd2" + uleb(k) + b"\x0b" for k in range(count)])
+    return _module([EMPTY], [0] * count, [_body(b"")] * count, elements=[b"\x05\x70" + items])
+
+
+def _escaping_by_exports(count: int, globals_: int) -> bytes:
+    """`count` exported functions of an entrypoint shape (instrumentation wraps each in an
+    exported entry function: two escape each) and `globals_` globals."""
+    packed = func_type_bytes([I32, I32], [I64])
+    return _module([packed], [0] * count, [_body(b"\x42\x00")] * count,
+                   globals_=[GLOBAL] * globals_,
+                   exports=[_export(f"e{k}", 0, k) for k in range(count)])
+
+
+def _escaping_by_globals(count: int, listed: int) -> bytes:
+    """`count` funcref globals, each initialized with `ref.func` of its own function, and
+    `listed` more functions in an element segment."""
+    functions = count + listed
+    return _module([EMPTY], [0] * functions, [_body(b"")] * functions,
+                   globals_=[b"\x70\x00\xd2" + uleb(k) + b"\x0b" for k in range(count)],
+                   elements=[b"\x01\x00" + vector([uleb(count + k) for k in range(listed)])])
+
+
 # -- past every bound: refused by agentworld, the same words on every engine ------------------
 
 OVER: dict[str, tuple[Callable[[], bytes], str]] = {
@@ -258,6 +309,25 @@ OVER: dict[str, tuple[Callable[[], bytes], str]] = {
     # wasmer accepted 1 000 000 globals, wasmtime's pooling allocator 65 518.
     "globals": (lambda: _globals(65_519), "65519 globals"),
     "globals just over the bound": (lambda: _globals(MAX_GLOBALS + 1), "10001 globals"),
+    # wasmtime's pooling allocator refused instances over 1 MiB: 32 bytes for each function
+    # that escapes, 16 for each global (plus about 1.3 KB). 40 000 escaping functions were
+    # refused by wasmtime at deploy and deployed and ran on wasmer.
+    "40 000 escaping functions": (lambda: _escaping(40_000),
+                                  "needs an estimated 2560512 bytes, more than 1048576"),
+    "escaping functions just over the bound": (
+        lambda: _escaping(_escaping_at_bound(1) + 1),
+        "needs an estimated 1048640 bytes, more than 1048576 (64 for each of its 16382 "
+        "functions that are exported, in an element segment or referenced by ref.func, 3 of "
+        "them added by instrumentation; 32 for each of its 6 globals, 5 of them added)"),
+    "the most globals and escaping functions just over the bound": (
+        lambda: _escaping(_escaping_at_bound(MAX_GLOBALS - 1) + 1, MAX_GLOBALS - 1),
+        "needs an estimated 1048640 bytes"),
+    "functions referenced by ref.func in element expressions": (
+        lambda: _escaping_by_expressions(16_382), "16383 functions"),
+    "entrypoint exports and their entry wrappers": (
+        lambda: _escaping_by_exports(5_700, MAX_GLOBALS), "11401 functions"),
+    "functions referenced by ref.func in globals": (
+        lambda: _escaping_by_globals(MAX_GLOBALS, 1_400), "11401 functions"),
 }
 
 
@@ -292,6 +362,7 @@ AT: dict[str, Callable[[], bytes]] = {
     "the most active element segments": lambda: _active_elements(MAX_ELEMENT_SEGMENTS),
     "the heaviest ret-area exports": lambda: _ret_area_exports((MAX_EXPORT_WEIGHT - 2) // 4),
     "a body just under the metered bound": lambda: _metered_body(210_000),
+    "entrypoint exports with the most globals": lambda: _escaping_by_exports(5_600, MAX_GLOBALS),
 }
 
 
@@ -303,6 +374,35 @@ def test_at_a_bound_every_engine_accepts_the_instrumented_module(
     """The bounds lie below both engines' limits, with what instrumentation adds: a module at
     each bound deploys on both."""
     assert isinstance(executors[engine].check_artifact(AT[case]()), list)
+
+
+AT_INSTANCE_BOUND = {
+    "the most escaping functions": (_escaping_at_bound(1), 1),
+    "the most globals and escaping functions": (_escaping_at_bound(MAX_GLOBALS - 1),
+                                                MAX_GLOBALS - 1),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", sorted(AT_INSTANCE_BOUND))
+def test_at_the_instance_bound_every_engine_deploys_and_calls_the_module(
+    executors: dict[str, Executor], case: str
+) -> None:
+    """A module exactly at the instance-size estimate's bound deploys and runs on both engines
+    (wasmtime's pooling allocator included), with the same output and gas."""
+    count, globals_ = AT_INSTANCE_BOUND[case]
+    wasm = _escaping(count, globals_)
+    escaping, all_globals = count + ECHO_ESCAPING, globals_ + ADDED_GLOBALS
+    assert 64 * escaping + 32 * all_globals == MAX_INSTANCE_BYTES
+    request = CallRequest(module_id="m", instance_id="i", wasm_hash=sha256_hex(wasm), wasm=wasm,
+                          entrypoint="call", input=b"at the bound")
+    results = []
+    for executor in executors.values():
+        assert executor.check_artifact(wasm) == ["memory", "alloc", "call"]
+        assert isinstance(executor, EngineExecutor)
+        results.append(executor.invoke_with_gas(request))
+    assert results[0][0] == b"at the bound"
+    assert all(result == results[0] for result in results)
 
 
 def test_the_metered_body_bound_is_the_one_a_body_may_not_pass() -> None:
@@ -318,7 +418,8 @@ def test_the_metered_body_bound_is_the_one_a_body_may_not_pass() -> None:
 
 @needs_host
 @pytest.mark.parametrize("case", ["600 i32 parameters", "br_table of 65 521 targets",
-                                  "a table of 20 000 000 elements"])
+                                  "a table of 20 000 000 elements",
+                                  "40 000 escaping functions"])
 def test_a_refused_deploy_journals_the_same_bytes_on_both_engines(
     executors: dict[str, Executor], case: str
 ) -> None:
