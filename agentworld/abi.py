@@ -21,7 +21,6 @@ OUTPUT_KEYS = frozenset({"new_state", "effects", "emits", "tick_lifecycle", "out
 """Keys a guest output may carry; `output_bytes` (the original engine's ABI) is ignored."""
 
 _EFFECT_KEYS = frozenset({"kind", "params", "cap_ref", "cap_slot"})
-_EMIT_KEYS = frozenset({"kind", "payload"})
 
 
 class _NoTags(Mapping[int, Any]):
