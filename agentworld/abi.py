@@ -21,7 +21,6 @@ OUTPUT_KEYS = frozenset({"new_state", "effects", "emits", "tick_lifecycle", "out
 """Keys a guest output may carry; `output_bytes` (the original engine's ABI) is ignored."""
 
 _EFFECT_KEYS = frozenset({"kind", "params", "cap_ref", "cap_slot"})
-_EMIT_KEYS = frozenset({"kind", "payload"})
 
 
 class _NoTags(Mapping[int, Any]):
@@ -134,9 +133,11 @@ def _emits(value: Any, limit: int) -> tuple[dict[str, Any], ...]:
     if len(value) > limit:
         raise ModuleCallError("emit_limit_exceeded", f"{len(value)} emits exceed the limit {limit}")
     for index, emit in enumerate(value):
-        if type(emit) is not dict or emit.keys() != _EMIT_KEYS:
+        # Exactly the keys kind and payload: two keys, both present.
+        if type(emit) is not dict or len(emit) != 2 or "payload" not in emit or "kind" not in emit:
             _invalid(f"emits[{index}] must be a map with exactly the keys kind and payload")
-        if type(emit["kind"]) is not str or not emit["kind"]:
+        kind = emit["kind"]
+        if type(kind) is not str or not kind:
             _invalid(f"emits[{index}].kind must be a non-empty string")
         problem = _json_problem(emit["payload"])
         if problem is not None:
@@ -233,15 +234,18 @@ def decode_output(
     if not message.keys() <= OUTPUT_KEYS:
         unknown = message.keys() - OUTPUT_KEYS
         _invalid(f"output has unknown keys: {', '.join(sorted(map(repr, unknown)))}")
-    new_state = _new_state(message.get("new_state"))
-    if new_state is not None and kind == "pure":
-        _invalid("a pure module must not return new_state")
     # Absent parts are common (most calls only emit): skip their checks.
+    new_state = message.get("new_state")
+    if new_state is not None:
+        new_state = _new_state(new_state)
+        if kind == "pure":
+            _invalid("a pure module must not return new_state")
+    lifecycle = message.get("tick_lifecycle")
     return ModuleOutput(
         new_state=new_state,
         emits=_emits(message["emits"], limits.max_emits) if "emits" in message else (),
         effects=(_effects(message["effects"], limits.max_effects) if "effects" in message
                  else ()),
-        tick_lifecycle=_tick_lifecycle(message.get("tick_lifecycle")),
+        tick_lifecycle=None if lifecycle is None else _tick_lifecycle(lifecycle),
         gas_used=gas_used,
     )

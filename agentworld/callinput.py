@@ -72,6 +72,8 @@ _CTX = encode_text("ctx")
 _EVENT = encode_text("event")
 _STATE = encode_text("state")
 _ACTION = encode_text("action")
+_TEXT_HEADS = tuple(_head(3, size) for size in range(0x100))  # of texts shorter than 256 bytes
+_CTX_AND_EVENT = _head(5, 2) + _CTX  # the head of a map {ctx, event}, and its first key
 
 
 class CallSite:
@@ -123,6 +125,29 @@ class InputTemplate:
         c0, c1, c2, c3, c4 = self._consts
         o0, o1, o2, o3 = self._order
         return b"".join((c0, values[o0], c1, values[o1], c2, values[o2], c3, values[o3], c4))
+
+    def call_input(
+        self,
+        site: CallSite,
+        trace_id: str,
+        *,
+        event: bytes | None = None,
+        action: bytes | None = None,
+        state: bytes | None = None,
+    ) -> bytes:
+        """The whole input of this route's call at `site`: `encode_call` of its `context`."""
+        if event is None or action is not None or state is not None:
+            return encode_call(self.context(site, trace_id), event=event, action=action,
+                               state=state)
+        # A routed event alone, the most common call: the map is spliced in one go.
+        text = trace_id.encode("utf-8")
+        size = len(text)
+        values = (_TEXT_HEADS[size] + text if size < 0x100 else _head(3, size) + text,
+                  site.stage, site.time, site.origin)
+        c0, c1, c2, c3, c4 = self._consts
+        o0, o1, o2, o3 = self._order
+        return b"".join((_CTX_AND_EVENT, c0, values[o0], c1, values[o1], c2, values[o2], c3,
+                         values[o3], c4, _EVENT, event))
 
 
 def encode_call(

@@ -410,14 +410,28 @@ class EngineExecutor:
         results: list[ModuleOutput | ModuleCallError | None] = [None] * len(requests)
         jobs: list[Job] = []
         slots: list[int] = []
+        # A batch mostly holds runs of calls of one module under one limits object (the
+        # instances of one route): a run is prepared once. Preparing the same call again would
+        # find the same guest and plan (at the end of the module cache already), unless the
+        # cache keeps nothing: then every call loads its module, as a lone call would.
+        reuse = self.config.memory_cache_size != 0
+        last: tuple[str, int, str, CallLimits] | None = None
+        module: Any = None
+        plan: Any = None
         with self._lock:
             for slot, request in enumerate(requests):
-                try:
-                    guest, plan = self._prepare(request)
-                except ModuleCallError as failure:
-                    results[slot] = failure
-                    continue
-                jobs.append((guest.module, plan, request.input, request.limits))
+                limits = request.limits
+                key = (request.wasm_hash, request.gas_schedule, request.entrypoint, limits)
+                if key != last:
+                    try:
+                        guest, plan = self._prepare(request)
+                    except ModuleCallError as failure:
+                        last = None
+                        results[slot] = failure
+                        continue
+                    module = guest.module
+                    last = key if reuse else None
+                jobs.append((module, plan, request.input, limits))
                 slots.append(slot)
             backend, stack = self.backend, self._stack
             if not jobs:

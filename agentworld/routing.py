@@ -29,7 +29,7 @@ from attrs import frozen
 
 from agentworld.actions import parse_action
 from agentworld.authority import cause_of, override_problem
-from agentworld.callinput import CallSite, InputTemplate, encode_call, encode_value
+from agentworld.callinput import CallSite, InputTemplate, encode_value
 from agentworld.canonical import canonical_json
 from agentworld.convert import unstructure
 from agentworld.decide import Decider
@@ -91,24 +91,9 @@ class Route:
     template: InputTemplate
     tick_every: int | None
     limits: CallLimits
+    reducer: bool  # a reducer's calls carry its state
     # Hook module_id -> the pinned hook; a hook missing here denies every effect (fail-closed).
     policy_hooks: dict[str, PolicyHook]
-
-
-class Routed:
-    """An event or action routed to several instances: its JSON document, encoded once."""
-
-    __slots__ = ("_encoded", "document")
-
-    def __init__(self, document: dict[str, Any]) -> None:
-        self.document = document
-        self._encoded: bytes | None = None
-
-    def encoded(self) -> bytes:
-        """The document's canonical CBOR, encoded on first use."""
-        if self._encoded is None:
-            self._encoded = encode_value(self.document)
-        return self._encoded
 
 
 @frozen
@@ -234,7 +219,7 @@ class Router:
             instance, install_number(instance), manifest, self._compiled[manifest.key],
             constants, InputTemplate(constants), manifest.tick_every,
             manifest.limits.resolve(self._services.config.default_limits),
-            self._policy_hooks(instance, constants),
+            manifest.kind == "reducer", self._policy_hooks(instance, constants),
         )
 
     def _matching(self, stage: str, label: str) -> list[Entry]:
@@ -297,8 +282,8 @@ class Router:
                 called = entry.number
                 if not calls:
                     site = CallSite("post_action", ledger.time, "action", action_id)
-                    routed_action = Routed(effective_envelope)
-                    routed_result = None if result is None else Routed(result)
+                    routed_action = encode_value(effective_envelope)
+                    routed_result = None if result is None else encode_value(result)
                 calls.append(self._plan(entry.route, site, cause, action=routed_action,
                                         event=routed_result))
         self._run(calls)
@@ -308,7 +293,7 @@ class Router:
         self, action_id: int, action: Any, envelope: dict[str, Any], label: str,
         cause: dict[str, int | str],
     ) -> Any:
-        routed = Routed(envelope)
+        routed = None
         site = CallSite("pre_action", self._ledger.time, "action", action_id)
         calls: list[Call] = []
         called = 0
@@ -318,6 +303,8 @@ class Router:
                                           and not sub.action_filter(envelope)):
                 continue
             called = entry.number
+            if routed is None:
+                routed = encode_value(envelope)
             calls.append(self._plan(entry.route, site, cause, action=routed,
                                     ruled=(action_id, action)))
         self._run(calls)
@@ -351,17 +338,21 @@ class Router:
             entries = self._matching("post_event", event.kind)
             if not entries:
                 continue
-            routed = Routed(event_json(event))
+            document = event_json(event)
             site = CallSite("post_event", self._ledger.time, "event", event.id)
+            encoded = None
             calls = []
             called = 0
+            plan = self._plan
             for entry in entries:
                 sub = entry.sub
                 if entry.number == called or (sub.event_filter is not None
-                                              and not sub.event_filter(routed.document)):
+                                              and not sub.event_filter(document)):
                     continue
                 called = entry.number
-                calls.append(self._plan(entry.route, site, cause, event=routed))
+                if encoded is None:
+                    encoded = encode_value(document)
+                calls.append(plan(entry.route, site, cause, event=encoded))
             self._run(calls)
 
     def route_ticks(self) -> None:
@@ -386,18 +377,18 @@ class Router:
         site: CallSite,
         cause: dict[str, int | str] | None,
         *,
-        event: Routed | None = None,
-        action: Routed | None = None,
+        event: bytes | None = None,
+        action: bytes | None = None,
         ruled: tuple[int, Any] | None = None,
     ) -> Call:
-        """A call of `route` at `site`, its input encoded (`ruled`: the action a rule judges)."""
+        """A call of `route` at `site` with the routed event and action already encoded (`ruled`:
+        the action a rule judges)."""
         instance_id = route.instance.instance_id
         trace_id = site.trace_prefix + instance_id
         state = (self._ledger.state.module_states.get(instance_id, b"")
-                 if route.manifest.kind == "reducer" else None)
-        payload = encode_call(route.template.context(site, trace_id),
-                              event=None if event is None else event.encoded(),
-                              action=None if action is None else action.encoded(), state=state)
+                 if route.reducer else None)
+        payload = route.template.call_input(site, trace_id, event=event, action=action,
+                                            state=state)
         return Call(route, site, cause, payload, trace_id, ruled)
 
     def _run(self, calls: list[Call]) -> None:
@@ -432,29 +423,35 @@ class Router:
         requests, targets = [], []
         gas_schedule = services.config.gas_schedule
         loaders: dict[str, Callable[[], bytes] | None] = {}  # per artifact, for this batch
+        last: Manifest | None = None  # consecutive calls mostly share their manifest
         for target in batch:
             manifest = target.manifest
-            wasm_hash = manifest.wasm_hash
-            if wasm_hash in loaders:
-                loader = loaders[wasm_hash]
-            else:
-                # Checked here, not left to the executor: an executor shared with another world
-                # may hold the compiled module, and the journal must not depend on its caches.
-                loader = loaders[wasm_hash] = (services.loader(wasm_hash)
-                                               if services.artifact_available(wasm_hash) else None)
+            if manifest is not last:
+                last = manifest
+                wasm_hash, module_id = manifest.wasm_hash, manifest.module_id
+                entrypoint, kind = manifest.entrypoint, manifest.kind
+                if wasm_hash in loaders:
+                    loader = loaders[wasm_hash]
+                else:
+                    # Checked here, not left to the executor: an executor shared with another
+                    # world may hold the compiled module, and the journal must not depend on its
+                    # caches.
+                    loader = loaders[wasm_hash] = (
+                        services.loader(wasm_hash) if services.artifact_available(wasm_hash)
+                        else None)
             if loader is None:
                 target.failure = ModuleCallError(
                     "artifact_missing", f"artifact {wasm_hash} is not in the module store")
                 continue
             requests.append(CallRequest(
-                module_id=manifest.module_id,
+                module_id=module_id,
                 instance_id=target.instance_id,
                 wasm_hash=wasm_hash,
                 wasm=loader,
-                entrypoint=manifest.entrypoint,
+                entrypoint=entrypoint,
                 input=target.payload,
                 limits=target.limits,
-                kind=manifest.kind,
+                kind=kind,
                 gas_schedule=gas_schedule,
             ))
             targets.append(target)
@@ -550,24 +547,26 @@ class Router:
                 raise ModuleHaltError(recorded) from None
             return
         instance_id = instance.instance_id
-        if route.manifest.kind == "reducer" and output.new_state is not None:
+        if route.reducer and output.new_state is not None:
             ledger.append("module.state_updated", {
                 "instance_id": instance_id, "trace_id": trace_id,
                 "state": base64.b64encode(output.new_state).decode("ascii")}, cause)
         module_id = instance.module_id
+        append = ledger.append
         for emit in output.emits:
             kind = emit["kind"]
             if kind == "rule.decision" and stage == "pre_action":
                 continue
-            ledger.append("module.emitted", {
+            append("module.emitted", {
                 "instance_id": instance_id, "trace_id": trace_id, "module_id": module_id,
                 "kind": kind, "payload": emit["payload"]}, cause)
-        counter = ledger.state.effect_counter
-        for intent in call.intents:
-            counter += 1
-            ledger.append("effect.queued", {
-                "intent_id": f"intent-{counter}", "instance_id": instance.instance_id,
-                "module_id": instance.module_id, "trace_id": trace_id, **intent}, cause)
+        if call.intents:
+            counter = ledger.state.effect_counter
+            for intent in call.intents:
+                counter += 1
+                append("effect.queued", {
+                    "intent_id": f"intent-{counter}", "instance_id": instance_id,
+                    "module_id": module_id, "trace_id": trace_id, **intent}, cause)
         if stage == "tick" and output.tick_lifecycle is not None:
             lifecycle = output.tick_lifecycle
             next_tick = (ledger.time + lifecycle["ticks"]

@@ -38,7 +38,8 @@ constant_keys = texts.filter(lambda key: key not in VARIABLE_KEYS)
 @settings(max_examples=400)
 @given(
     st.dictionaries(constant_keys, json_values, max_size=8),
-    texts, st.sampled_from(["pre_action", "post_action", "post_event", "tick", "x" * 30]),
+    texts | st.text(min_size=60, max_size=120),  # trace ids past 255 bytes too
+    st.sampled_from(["pre_action", "post_action", "post_event", "tick", "x" * 30]),
     st.integers(0, 2**64 - 1), st.sampled_from(["event", "action", "tick"]),
     st.integers(0, 2**64 - 1),
     st.none() | json_values, st.none() | json_values, st.none() | st.binary(max_size=300),
@@ -48,7 +49,8 @@ def test_a_spliced_input_is_the_canonical_encoding_of_the_whole_message(
     origin_id: int, event: Any, action: Any, state: bytes | None,
 ) -> None:
     template = InputTemplate(constants)
-    context = template.context(CallSite(stage, time, origin_kind, origin_id), trace_id)
+    site = CallSite(stage, time, origin_kind, origin_id)
+    context = template.context(site, trace_id)
     ctx = {**constants, "trace_id": trace_id, "stage": stage, "time": time,
            "origin": {"kind": origin_kind, "id": origin_id}}
     assert context == cbor2.dumps(ctx, canonical=True)
@@ -59,6 +61,9 @@ def test_a_spliced_input_is_the_canonical_encoding_of_the_whole_message(
         if value is not None:
             message[key] = value
     assert spliced == cbor2.dumps(message, canonical=True)
+    assert template.call_input(
+        site, trace_id, event=None if event is None else encode_value(event),
+        action=None if action is None else encode_value(action), state=state) == spliced
 
 
 @given(st.integers(-(2**70), 2**70), texts)

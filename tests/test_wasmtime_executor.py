@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import wasmtime
+from attrs import evolve
 
 from agentworld.backends.wasmtime_executor import WasmtimeExecutor
 from agentworld.compile_cache import KEY_ENV, DiskCache, default_key_file
@@ -19,6 +20,7 @@ from agentworld.engine_executor import cache_context
 from agentworld.errors import ExecutorConfigError, StoreError
 from agentworld.executor import (
     CURRENT_GAS_SCHEDULE,
+    CallLimits,
     CallRequest,
     ExecutorConfig,
     ModuleCallError,
@@ -435,6 +437,27 @@ def test_a_batch_reaches_the_backend_in_one_go(make_executor: type[WasmtimeExecu
     assert batches == [3]  # noalloc fails in planning; the other three run in one batch
     assert [getattr(result, "code", None) for result in results] == [None, "trap", "trap", None]
 
+
+
+def test_a_batch_prepares_each_call_as_a_lone_call_would(
+    make_executor: type[WasmtimeExecutor],
+) -> None:
+    # Runs of one module are prepared once, but a call with other limits in the middle of a
+    # run is judged by its own limits, and a module cache that keeps nothing loads every call.
+    executor = make_executor(ExecutorConfig(memory_cache_size=0))
+    tight = evolve(counter_request(2), limits=CallLimits(max_mem_bytes=1024))
+    batch = [counter_request(1), tight, counter_request(3), counter_request(4)]
+    results = executor.call_batch(batch)
+    assert results[0] == counter_output(2) and results[2:] == [counter_output(4),
+                                                                 counter_output(5)]
+    assert isinstance(results[1], ModuleCallError) and results[1].code == "memory_limit"
+    assert executor.stats.compiled == 4
+    cached = make_executor()
+    again = cached.call_batch(batch)
+    assert [r for i, r in enumerate(again) if i != 1] == [r for i, r in enumerate(results)
+                                                           if i != 1]
+    assert isinstance(again[1], ModuleCallError) and again[1].detail == results[1].detail
+    assert cached.stats.compiled == 1
 
 SMALL_STACK_SCRIPT = """
 import sys, threading
