@@ -492,3 +492,49 @@ def test_deep_recursion_from_a_thread_with_a_small_stack_traps(tmp_path: Path) -
     assert completed.returncode == 0, (completed.returncode, completed.stderr[-2000:])
     assert completed.stdout.strip() == (
         "trap: trap: call stack exhausted|trap: trap: call stack exhausted|True")
+
+
+def _leaky() -> CallRequest:
+    return guest_request("leaky", entrypoint="reduce", kind="reducer")
+
+
+def test_a_batch_reuses_a_reset_instance_that_is_as_fresh_as_a_new_one(
+    make_executor: type[WasmtimeExecutor],
+) -> None:
+    """The leaky guest changes globals, memory, tables and passive segments at every call and
+    reports what it started from: every call of a batch sees a fresh instance, though all but
+    the first ran in the first one's instance, reset."""
+    executor = make_executor()
+    fresh = executor.call(_leaky())
+    before = executor.wasmtime.reused_calls
+    assert executor.call_batch([_leaky()] * 5) == [fresh] * 5
+    assert executor.wasmtime.reused_calls - before == 4
+    # A trap in the middle: the call after it gets a new instance, as fresh.
+    batch = [_leaky(), guest_request("unreachable"), _leaky(), _leaky()]
+    results = executor.call_batch(batch)
+    assert results[0] == results[2] == results[3] == fresh
+    assert isinstance(results[1], ModuleCallError) and results[1].code == "trap"
+
+
+def test_instances_are_reused_only_for_the_same_module_plan_and_limits(
+    make_executor: type[WasmtimeExecutor],
+) -> None:
+    executor = make_executor()
+    reused = executor.wasmtime
+    alternating = [counter_request(1), _leaky(), counter_request(2), _leaky()]
+    expected = [executor.call(request) for request in alternating]
+    before = reused.reused_calls
+    assert executor.call_batch(alternating) == expected
+    other_limits = [_leaky(), evolve(_leaky(), limits=CallLimits(max_gas=123_456_789))]
+    assert executor.call_batch(other_limits) == [executor.call(r) for r in other_limits]
+    assert reused.reused_calls == before
+
+
+@pytest.mark.parametrize("options", [{"reuse_instances": False}, {"reuse_max_bytes": 0}])
+def test_reuse_can_be_turned_off_and_changes_no_result(
+    make_executor: type[WasmtimeExecutor], options: dict[str, Any]
+) -> None:
+    reusing, fresh_only = make_executor(), make_executor(ExecutorConfig(options=options))
+    batch = [_leaky(), _leaky(), counter_request(1), counter_request(1), _leaky()]
+    assert fresh_only.call_batch(batch) == reusing.call_batch(batch)
+    assert fresh_only.wasmtime.reused_calls == 0 and reusing.wasmtime.reused_calls == 2
