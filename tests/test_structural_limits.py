@@ -10,22 +10,19 @@ or stall where the other accepted, so the same deploy gave different journals.
 from __future__ import annotations
 
 import hashlib
-import os
 import subprocess
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
+from test_wasmer_executor import PROBLEM, PYTHON, needs_host
 
 from agentworld import World
 from agentworld.backends import wasmer_host as wire
 from agentworld.backends.wasmer_executor import (
-    ENV_PYTHON,
     HOST_SCRIPT,
     WasmerBackend,
     WasmerEngine,
     WasmerExecutor,
-    host_problem,
 )
 from agentworld.canonical import sha256_hex
 from agentworld.engine import EngineCompileError
@@ -62,22 +59,6 @@ from agentworld.wasm_module import (
 from golden_scenarios import journal_lines
 from worldkit import events, world_with_agents
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _interpreter() -> str | None:
-    configured = os.environ.get(ENV_PYTHON)
-    if configured:
-        return configured
-    provisioned = ROOT / ".cache" / "wasmer-host" / "bin" / "python"
-    return str(provisioned) if provisioned.exists() else None
-
-
-PYTHON = _interpreter()
-PROBLEM = host_problem(PYTHON)
-if PROBLEM is not None and os.environ.get("CI"):
-    raise RuntimeError(f"CI must run the wasmer executor for real: {PROBLEM}")
-needs_host = pytest.mark.skipif(PROBLEM is not None, reason=f"no wasmer host: {PROBLEM}")
 ENGINES = ["wasmtime", pytest.param("wasmer", marks=needs_host)]
 
 
