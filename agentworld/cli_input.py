@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from typing import Any
 
 import click
@@ -15,11 +16,12 @@ class BadInput(click.ClickException):
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    keys = [key for key, _ in pairs]
-    duplicates = sorted({key for key in keys if keys.count(key) > 1})
-    if duplicates:
+    found = dict(pairs)
+    if len(found) != len(pairs):  # linear: an object with many keys must not be quadratic
+        counts = Counter(key for key, _ in pairs)
+        duplicates = sorted(key for key, count in counts.items() if count > 1)
         raise ValueError(f"duplicate keys {duplicates}")
-    return dict(pairs)
+    return found
 
 
 def read_text_input(path: str) -> str:

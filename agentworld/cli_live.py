@@ -19,6 +19,7 @@ import click
 from rich.console import Console
 from rich.progress import Progress
 
+from agentworld.cli_input import BadInput, read_json_input
 from agentworld.commits import GENESIS, Commit, CommitResult, parse_commit
 from agentworld.errors import AgentWorldError, HeightPrunedError, InvalidCommitError
 from agentworld.live import (
@@ -38,34 +39,17 @@ FOLLOW_POLL_S = 0.1
 MAX_LINE_BYTES = 64 * 1024 * 1024
 
 
-class BadLiveInput(click.ClickException):
-    """An unusable commit log line or option: one line on stderr, exit status 2."""
-
-    exit_code = 2
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    keys = [key for key, _ in pairs]
-    duplicates = sorted({key for key in keys if keys.count(key) > 1})
-    if duplicates:
-        raise ValueError(f"duplicate keys {duplicates}")
-    return dict(pairs)
-
-
 def _commit_of(raw: bytes, where: str) -> Commit:
     """The commit on one log line (its `action_root` may be absent: it is then computed)."""
     try:
-        value = json.loads(raw.decode("utf-8"), object_pairs_hook=_unique_keys)
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise BadLiveInput(f"{where}: not UTF-8 text: {exc.reason} at byte {exc.start}") from None
-    except RecursionError:
-        raise BadLiveInput(f"{where}: nested too deeply") from None
-    except ValueError as exc:
-        raise BadLiveInput(f"{where}: not usable JSON: {exc}") from None
+        raise BadInput(f"{where}: not UTF-8 text: {exc.reason} at byte {exc.start}") from None
+    value = read_json_input(where, text=text)
     try:
         return parse_commit(value, root_optional=True)
     except InvalidCommitError as exc:
-        raise BadLiveInput(f"{where}: {exc}") from None
+        raise BadInput(f"{where}: {exc}") from None
     except AgentWorldError as exc:
         raise click.ClickException(f"{where}: {exc}") from None
 
@@ -81,13 +65,13 @@ def _log_lines(
     try:
         handle = open(path, "rb")
     except OSError as exc:
-        raise BadLiveInput(f"{path}: cannot read: {exc.strerror or exc}") from None
+        raise BadInput(f"{path}: cannot read: {exc.strerror or exc}") from None
     with handle:
         number, pending = 0, b""
         while not stopping():
             chunk = handle.readline(MAX_LINE_BYTES + 1 - len(pending))
             if len(pending) + len(chunk) > MAX_LINE_BYTES:
-                raise BadLiveInput(f"{path}:{number + 1}: the line is longer than "
+                raise BadInput(f"{path}:{number + 1}: the line is longer than "
                                    f"{MAX_LINE_BYTES} bytes")
             if chunk.endswith(b"\n"):
                 number += 1
@@ -179,7 +163,7 @@ def live_run(world_dir: str, commits_file: str, follow: bool, engine: str,
     """
     exists = LiveDirectory(world_dir).exists()
     if genesis_dir is not None and exists:
-        raise BadLiveInput(f"--genesis: {world_dir} is already a live directory (its genesis is "
+        raise BadInput(f"--genesis: {world_dir} is already a live directory (its genesis is "
                            "its oldest history); leave --genesis out to resume it")
     genesis = World.load_from_dir(genesis_dir) if genesis_dir is not None else None
     options: dict[str, Any] = {"engine": engine, "checkpoint_every": checkpoint_every,
