@@ -1,4 +1,5 @@
-"""Durable file writes shared by persistence, the file store and the compile cache.
+"""Durable file writes shared by persistence, the file store and the compile cache, and the
+exclusive directory locks of saved worlds and live directories.
 
 A write is durable once its bytes are fsynced and, for a new or renamed entry, its directory is
 fsynced too. `replace_atomic` gives readers the old file or the whole new one, never a part.
@@ -6,6 +7,7 @@ fsynced too. `replace_atomic` gives readers the old file or the whole new one, n
 
 from __future__ import annotations
 
+import fcntl
 import os
 import secrets
 from contextlib import suppress
@@ -51,3 +53,34 @@ def replace_atomic(path: Path, data: bytes) -> None:
             os.unlink(temp)
         raise
     fsync_dir(path.parent)
+
+
+class LockHeld(Exception):
+    """Another open file holds the lock; `holder` is its process id as it wrote it, or ""."""
+
+    def __init__(self, holder: str) -> None:
+        super().__init__(holder)
+        self.holder = holder
+
+
+def take_lock(path: Path) -> int:
+    """Open `path` (never through a link) and take its exclusive lock at once; return the open
+    file, whose closing releases the lock. Raises `LockHeld` while another holds it, and
+    `OSError` when the file cannot be opened or the file system has no locks."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+    try:
+        # flock, not fcntl: the lock belongs to this open file, so two holders in one process
+        # (threads, two objects) exclude each other too. The kernel drops it when the holder
+        # dies, even by SIGKILL, so a crash never leaves it held.
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+        os.close(fd)
+        raise LockHeld(holder if holder.isdigit() else "") from None
+    except BaseException:
+        os.close(fd)
+        raise
+    with suppress(OSError):  # the holder's pid only makes a refusal more helpful
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd

@@ -15,7 +15,6 @@ leftovers of a killed writer and are removed when a driver opens the directory.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import secrets
@@ -29,7 +28,7 @@ from attrs import frozen
 from agentworld.canonical import canonical_hash, canonical_json
 from agentworld.commits import GENESIS, Commit, CommitResult, parse_commit
 from agentworld.convert import structure, unstructure
-from agentworld.durable import fsync_dir, replace_atomic, write_new
+from agentworld.durable import LockHeld, fsync_dir, replace_atomic, take_lock, write_new
 from agentworld.errors import (
     AgentWorldError,
     InvalidInputError,
@@ -179,27 +178,14 @@ class LiveDirectory:
         self.root.mkdir(parents=True, exist_ok=True)
         path = self.root / LOCK
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
-        except OSError as exc:
-            raise LiveDirectoryError(f"{self.root}: cannot open the lock {path}: "
-                                     f"{exc.strerror or exc}") from None
-        try:
-            # flock: the lock belongs to this open file, so a second driver in the same process
-            # is refused too, and the kernel drops it when the holder dies, even by SIGKILL.
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
-            os.close(fd)
-            by = f" (pid {holder})" if holder.isdigit() else ""
+            fd = take_lock(path)
+        except LockHeld as held:
+            by = f" (pid {held.holder})" if held.holder else ""
             raise LiveDirectoryLockedError(
                 f"{self.root}: another live driver{by} is running on this directory") from None
-        except OSError as exc:  # a file system without locks: one writer cannot be ensured
-            os.close(fd)
+        except OSError as exc:  # unopenable, or no locks here: one writer cannot be ensured
             raise LiveDirectoryError(f"{self.root}: cannot lock {path}: "
                                      f"{exc.strerror or exc}") from None
-        with suppress(OSError):  # the holder's pid only makes the message above more helpful
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._lock_fd = fd
 
     def unlock(self) -> None:

@@ -17,7 +17,6 @@ finds wrong is raised at once (loading) or collected (verification).
 from __future__ import annotations
 
 import errno
-import fcntl
 import json
 import os
 import re
@@ -36,7 +35,7 @@ from agentworld.canonical import canonical_hash, canonical_json, ordered_json, s
 from agentworld.config import WorldConfig
 from agentworld.convert import structure, unstructure
 from agentworld.domain import Rejected
-from agentworld.durable import fsync_dir, replace_atomic, write_new
+from agentworld.durable import LockHeld, fsync_dir, replace_atomic, take_lock, write_new
 from agentworld.errors import AgentWorldError, InvalidInputError, StoreError, StoreUnavailableError
 from agentworld.gcpause import paused_gc
 from agentworld.image import WorldImage
@@ -339,28 +338,16 @@ def _save_lock(root: Path) -> Iterator[None]:
     """Hold the directory's exclusive save lock, or raise `WorldLockedError` at once."""
     path = root / LOCK
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
-    except OSError as exc:
-        raise SaveError(f"{root}: cannot open the save lock {path}: "
-                        f"{exc.strerror or exc}") from exc
+        fd = take_lock(path)
+    except LockHeld as held:
+        by = f" by process {held.holder}" if held.holder else ""
+        raise WorldLockedError(
+            f"{root}: another writer is saving this world (the lock {path} is held{by}); "
+            f"try again when it has finished"
+        ) from None
+    except OSError as exc:  # unopenable, or a file system without locks: saving is not safe
+        raise SaveError(f"{root}: cannot lock {path}: {exc.strerror or exc}") from exc
     try:
-        try:
-            # flock, not fcntl: its lock belongs to this open file, so two writers in one
-            # process (threads, two World objects) exclude each other too. The kernel drops it
-            # when the holder dies, even by SIGKILL, so a crash never leaves it held.
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
-            by = f" by process {holder}" if holder.isdigit() else ""
-            raise WorldLockedError(
-                f"{root}: another writer is saving this world (the lock {path} is held{by}); "
-                f"try again when it has finished"
-            ) from None
-        except OSError as exc:  # a file system without locks: saving would not be safe
-            raise SaveError(f"{root}: cannot lock {path}: {exc.strerror or exc}") from exc
-        with suppress(OSError):  # the holder's pid only makes the message above more helpful
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield
     finally:
         os.close(fd)
