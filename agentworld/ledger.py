@@ -56,13 +56,15 @@ class Ledger:
 
     def __init__(
         self, *, time: int = 0, events: list[Event] | None = None,
-        state: WorldState | None = None,
+        state: WorldState | None = None, root: StateRoot | None = None,
     ) -> None:
         self.time = time
         self._events: list[Event] = events if events is not None else []
         self.journal = Journal(self._events)
         self.state = state if state is not None else WorldState()
-        self._root = StateRoot(self.state)
+        # `root`: the root of `state`, when the caller already has it (a loaded world's).
+        assert root is None or root.state is self.state
+        self._root = root if root is not None else StateRoot(self.state)
         self._observers: list[Observer] = []
         self._undo: _Undo | None = None
 

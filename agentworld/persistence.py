@@ -41,7 +41,7 @@ from agentworld.gcpause import paused_gc
 from agentworld.image import WorldImage
 from agentworld.journal import event_to_json
 from agentworld.model import Event, WorldState
-from agentworld.stateroot import flat_root, state_root
+from agentworld.stateroot import StateRoot, flat_root, state_root
 from agentworld.store import ModuleStore
 
 SCHEMA_VERSION = 3
@@ -1038,6 +1038,9 @@ class LoadedWorld:
     store_is_dir_local: bool
     # What to remember of the directory for the next save there (None: saved before segments).
     mark: SaveMark | None
+    # The root of the image's state, to keep up to date (computed already when the directory
+    # recorded a root of format 2: loading checked it).
+    root: StateRoot
 
 
 def read_world(path: str | os.PathLike[str]) -> LoadedWorld:
@@ -1059,8 +1062,10 @@ def read_world(path: str | os.PathLike[str]) -> LoadedWorld:
                 raise CorruptWorldError(f"{saved.root}: the snapshot differs from its journal")
         for event in saved.events[snapshot.journal_length:]:
             _apply_saved(saved, state, event)
+    tracker = StateRoot(state)
     try:
-        root = saved.root_of()(state)
+        root_of = saved.root_of()
+        root = tracker.hexdigest() if root_of is state_root else root_of(state)
     except (AgentWorldError, RecursionError) as exc:
         raise CorruptWorldError(f"{saved.root}: the loaded state cannot be hashed: {exc!r}"
                                 ) from None
@@ -1076,7 +1081,8 @@ def read_world(path: str | os.PathLike[str]) -> LoadedWorld:
     segments = saved.metadata.segments
     mark = (None if segments is None
             else SaveMark(saved.root, saved.generation, segments, len(saved.events)))
-    return LoadedWorld(image, saved_store_uri(saved), saved.metadata.store == LOCAL_STORE, mark)
+    return LoadedWorld(image, saved_store_uri(saved), saved.metadata.store == LOCAL_STORE, mark,
+                       tracker)
 
 
 # -- verification -------------------------------------------------------------------------------

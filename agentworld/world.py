@@ -309,7 +309,8 @@ class World:
         world = cls(store=explicit_store if explicit_store is not None else loaded.store_uri,
                     **kwargs)
         _, corrupt = check_artifacts(world.store, wanted_artifacts(image.state))
-        world._ledger = Ledger(time=image.time, events=list(image.journal), state=image.state)
+        world._ledger = Ledger(time=image.time, events=list(image.journal), state=image.state,
+                               root=loaded.root)
         world._queue = ActionQueue(image.next_action_id, image.pending)
         world._services.corrupt = corrupt
         world._store_is_dir_local = explicit_store is None and loaded.store_is_dir_local
