@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import pty
+import select
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -90,3 +94,26 @@ def write_log(path: Path, commits: list[dict[str, Any]]) -> Path:
     """Write commits as a JSONL commit log."""
     path.write_text("".join(json.dumps(commit) + "\n" for commit in commits))
     return path
+
+
+def run_on_a_terminal(command: list[str], env: dict[str, str], timeout: float
+                      ) -> tuple[bytes, str, int]:
+    """Run `command` with stderr on a pseudo-terminal and stdout on a pipe: what it drew on the
+    terminal, what it printed, and its exit status."""
+    leader, follower = pty.openpty()
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=follower,
+                             env={**env, "TERM": "xterm", "COLUMNS": "100"})
+    os.close(follower)
+    drawn = b""
+    while True:
+        ready, _, _ = select.select([leader], [], [], timeout)
+        try:
+            chunk = os.read(leader, 65536) if ready else b""
+        except OSError:  # the child closed the terminal
+            chunk = b""
+        if not chunk:
+            break
+        drawn += chunk
+    out, _ = child.communicate(timeout=timeout)
+    os.close(leader)
+    return drawn, out.decode(), child.returncode

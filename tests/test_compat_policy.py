@@ -24,7 +24,15 @@ from agentworld.persistence import verify_dir
 from agentworld.policy import standard_policy
 from agentworld.testing.guests import guest_wasm
 from agentworld.world import rebuild_state
-from worldkit import deploy, events, install, manifest, world_with_agents, write_distribution
+from worldkit import (
+    FREEZE_COUNTERS_SOURCE,
+    deploy,
+    events,
+    install,
+    manifest,
+    world_with_agents,
+    write_distribution,
+)
 
 OLD_WORLDS = Path(__file__).parent / "data" / "worlds"
 BUILTIN_RULES = [
@@ -235,23 +243,6 @@ def test_worlds_saved_before_pinning_are_judged_by_the_built_in_rules(
 # -- the command line --------------------------------------------------------------------------
 
 
-FREEZE_SOURCE = '''
-    from agentworld import hookimpl
-
-    class FreezeCounters:
-        name = "freeze-counters"
-        description = "counters may not change"
-        severity = "error"
-
-        def check(self, current, candidate, context):
-            return ["counters are frozen"] if current.module_id == "m.counter" else []
-
-    @hookimpl
-    def agentworld_register_compat_rules(register):
-        register(FreezeCounters())
-'''
-
-
 def agentworld(*args: str | Path, plugin_path: Path | None = None,
                ) -> subprocess.CompletedProcess[str]:
     """The CLI in a fresh process that loads installed plugins; `plugin_path` adds a directory
@@ -280,7 +271,7 @@ def test_two_copies_decide_alike_until_one_adopts_a_plugin_rule_by_a_journaled_a
     """Acceptance: one saved world copied twice; a rule plugin installed for one process only.
     Both copies decide the same upgrade identically until the policy is adopted."""
     plugins = tmp_path / "site"
-    write_distribution(plugins, "aw_freeze", "0.3.0", "aw_freeze_plugin", FREEZE_SOURCE)
+    write_distribution(plugins, "aw_freeze", "0.3.0", "aw_freeze_plugin", FREEZE_COUNTERS_SOURCE)
     world, v2 = counter_world(PluginManager(entrypoints=False, environ={}))
     files = tmp_path / "files"
     files.mkdir()

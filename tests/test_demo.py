@@ -9,8 +9,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import pty
-import select
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +16,7 @@ from typing import Any
 
 import pytest
 from attrs import evolve
+from livekit import run_on_a_terminal
 from test_wasmer_executor import PYTHON as WASMER_PYTHON
 from test_wasmer_executor import needs_host
 
@@ -237,27 +236,11 @@ def test_the_story_is_told_height_by_height_and_ends_verified(tmp_path: Path) ->
 def test_a_terminal_on_stderr_gets_the_progress_bar_and_stdout_keeps_the_story(
     tmp_path: Path
 ) -> None:
-    leader, follower = pty.openpty()
-    child = subprocess.Popen([AGENTWORLD, "demo", "--dir", str(tmp_path / "tty")],
-                             stdout=subprocess.PIPE, stderr=follower,
-                             env={**os.environ, "AGENTWORLD_LOAD_PLUGINS": "", "TERM": "xterm",
-                                  "COLUMNS": "100"})
-    os.close(follower)
-    drawn = b""
-    while True:
-        ready, _, _ = select.select([leader], [], [], 120)
-        try:
-            chunk = os.read(leader, 65536) if ready else b""
-        except OSError:  # the child closed the terminal
-            chunk = b""
-        if not chunk:
-            break
-        drawn += chunk
-    out, _ = child.communicate(timeout=120)
-    os.close(leader)
-    assert child.returncode == 0
+    drawn, story, status = run_on_a_terminal(
+        [AGENTWORLD, "demo", "--dir", str(tmp_path / "tty")],
+        {**os.environ, "AGENTWORLD_LOAD_PLUGINS": ""}, 120)
+    assert status == 0
     assert b"heights" in drawn and b"\x1b[" in drawn
-    story = out.decode()
     assert "height 24  " in story and "verified and replayed" in story
     assert "\x1b[" not in story
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import pty
-import select
 import signal
 import subprocess
 import sys
@@ -15,7 +13,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from livekit import WORLD_ID, action, scenario, write_log
+from livekit import WORLD_ID, action, run_on_a_terminal, scenario, write_log
 from test_live import _rewrite_record
 
 from agentworld import World, cli_live
@@ -208,23 +206,9 @@ def test_ctrl_c_stops_at_a_height_boundary(tmp_path: Path) -> None:
 
 def test_a_terminal_gets_a_progress_bar(tmp_path: Path) -> None:
     log = write_log(tmp_path / "log.jsonl", scenario(40))
-    leader, follower = pty.openpty()
-    child = subprocess.Popen([*COMMAND, "live", "run", "--world", str(tmp_path / "live"),
-                              "--commits", str(log)], stdout=subprocess.PIPE, stderr=follower,
-                             env={**os.environ, "TERM": "xterm", "COLUMNS": "100"})
-    os.close(follower)
-    drawn = b""
-    while True:
-        ready, _, _ = select.select([leader], [], [], 60)
-        try:
-            chunk = os.read(leader, 65536) if ready else b""
-        except OSError:  # the child closed the terminal
-            chunk = b""
-        if not chunk:
-            break
-        drawn += chunk
-    out, _ = child.communicate(timeout=60)
-    os.close(leader)
-    assert child.returncode == 0
+    drawn, out, status = run_on_a_terminal(
+        [*COMMAND, "live", "run", "--world", str(tmp_path / "live"), "--commits", str(log)],
+        dict(os.environ), 60)
+    assert status == 0
     assert b"height" in drawn and b"\x1b[" in drawn
-    assert out.decode().startswith("height 40: block_hash ")
+    assert out.startswith("height 40: block_hash ")

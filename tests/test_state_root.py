@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from typing import Any
 
 import pytest
@@ -20,7 +21,7 @@ from test_routing_properties import modular_world
 from agentworld.apply import APPLIERS, CHANGES, apply_event, changes
 from agentworld.canonical import canonical_hash, canonical_json
 from agentworld.convert import unstructure
-from agentworld.model import Agent, EffectIntent, WorldState
+from agentworld.model import Agent, EffectIntent, Event, WorldState
 from agentworld.stateroot import LEAF, StateRoot
 from golden_scenarios import SCENARIOS
 
@@ -130,6 +131,21 @@ def test_a_map_growing_entry_by_entry_then_shrinking_keeps_the_root_exact() -> N
         assert root.hexdigest() == reference_root(state)
 
 
+def replay_touching_only_what_events_declare(journal: Iterable[Event]) -> str:
+    """Apply `journal` to an empty state, telling the root only the changes each event
+    declares; after every event the root must equal the one computed from nothing."""
+    state = WorldState()
+    root = StateRoot(state)
+    for event in journal:
+        declared = changes(state, event)
+        apply_event(state, event)
+        assert declared is not None
+        for name, key in declared:
+            root.touch(name, key)
+        assert root.hexdigest() == from_scratch(state), event
+    return root.hexdigest()
+
+
 cells = st.sampled_from([[13, 13], [7, 7], [1, 2], [0, 0]])
 agents = st.sampled_from(["ada", "bob", "zed", "ghost"])
 actions = st.one_of(
@@ -168,32 +184,14 @@ def test_a_world_root_equals_the_root_from_scratch_after_every_step_and_event(
         else:
             world.step()
         assert world.state_root() == from_scratch(world.state)
-    # Replayed event by event with the declared changes.
-    state = WorldState()
-    root = StateRoot(state)
-    for event in world.journal:
-        declared = changes(state, event)
-        apply_event(state, event)
-        assert declared is not None
-        for name, key in declared:
-            root.touch(name, key)
-        assert root.hexdigest() == from_scratch(state), event
+    replay_touching_only_what_events_declare(world.journal)
 
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
 def test_every_event_kind_declares_what_it_changes(name: str) -> None:
     """The golden scenarios (upgrades, rollbacks, effects, receipts, failures), event by event."""
     world = SCENARIOS[name]()
-    state = WorldState()
-    root = StateRoot(state)
-    for event in world.journal:
-        declared = changes(state, event)
-        apply_event(state, event)
-        assert declared is not None
-        for field, key in declared:
-            root.touch(field, key)
-        assert root.hexdigest() == from_scratch(state), event
-    assert root.hexdigest() == world.state_root()
+    assert replay_touching_only_what_events_declare(world.journal) == world.state_root()
 
 
 def test_every_applier_declares_what_it_changes() -> None:

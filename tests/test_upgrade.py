@@ -18,6 +18,7 @@ from agentworld.manager import PluginManager
 from agentworld.manifest import parse_manifest
 from agentworld.testing.guests import guest_wasm
 from worldkit import (
+    FREEZE_COUNTERS_SOURCE,
     counter_value,
     deploy,
     events,
@@ -292,27 +293,10 @@ def test_blocking_the_default_rules_and_registering_others_replaces_the_adopted_
         "domain.module_upgraded")
 
 
-OUTSIDE_RULE = '''
-    from agentworld import hookimpl
-
-    class FreezeCounters:
-        name = "freeze-counters"
-        description = "counters may not change"
-        severity = "error"
-
-        def check(self, current, candidate, context):
-            return ["counters are frozen"] if current.module_id == "m.counter" else []
-
-    @hookimpl
-    def agentworld_register_compat_rules(register):
-        register(FreezeCounters())
-'''
-
-
 def test_outside_rule_plugin_installed_through_an_entry_point(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    write_distribution(tmp_path, "aw_freeze", "0.3.0", "aw_freeze_plugin", OUTSIDE_RULE)
+    write_distribution(tmp_path, "aw_freeze", "0.3.0", "aw_freeze_plugin", FREEZE_COUNTERS_SOURCE)
     monkeypatch.syspath_prepend(str(tmp_path))
     for environ, expected in (({}, "domain.action_rejected"),
                               ({"AGENTWORLD_DISABLE_PLUGINS": "aw_freeze"},

@@ -209,3 +209,22 @@ def write_distribution(root: Path, dist: str, version: str, module: str, source:
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
     (info / "entry_points.txt").write_text(f"[agentworld]\n{dist} = {module}\n")
     (root / f"{module}.py").write_text(textwrap.dedent(source))
+
+
+FREEZE_COUNTERS_SOURCE = '''
+    from agentworld import hookimpl
+
+    class FreezeCounters:
+        name = "freeze-counters"
+        description = "counters may not change"
+        severity = "error"
+
+        def check(self, current, candidate, context):
+            return ["counters are frozen"] if current.module_id == "m.counter" else []
+
+    @hookimpl
+    def agentworld_register_compat_rules(register):
+        register(FreezeCounters())
+'''
+"""A plugin module (for `write_distribution`) registering the rule `freeze-counters`: any
+upgrade of an `m.counter` instance is an error."""
